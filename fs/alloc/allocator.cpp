@@ -1,0 +1,431 @@
+// fs/alloc/allocator.cpp: chunk map, split chunks and the DRAM free index.
+#include "fs/alloc/allocator.h"
+
+#include <boost/intrusive/set.hpp>
+#include <cstring>
+
+namespace pkfs::alloc {
+
+namespace bi = boost::intrusive;
+using format::ChunkMapBlock;
+using format::kBlocksPerChunk;
+using format::kBlockSize;
+using format::kChunkSize;
+using format::kChunksPerMapBlock;
+using format::SplitHeader;
+
+// A run of free whole chunks, in two intrusive sets: by start (to merge
+// neighbours) and by length (best fit).
+struct Allocator::FreeRun {
+  uint64_t first = 0;
+  uint64_t count = 0;
+  bi::set_member_hook<> by_start_hook;
+  bi::set_member_hook<> by_length_hook;
+};
+
+namespace {
+struct ByStart {
+  bool operator()(const Allocator::FreeRun& a, const Allocator::FreeRun& b) const { return a.first < b.first; }
+};
+struct ByLength {
+  bool operator()(const Allocator::FreeRun& a, const Allocator::FreeRun& b) const {
+    return a.count != b.count ? a.count < b.count : a.first < b.first;
+  }
+};
+}  // namespace
+
+struct Allocator::Index {
+  using StartSet = bi::set<FreeRun, bi::member_hook<FreeRun, bi::set_member_hook<>, &FreeRun::by_start_hook>,
+                           bi::compare<ByStart>>;
+  using LengthSet = bi::set<FreeRun, bi::member_hook<FreeRun, bi::set_member_hook<>, &FreeRun::by_length_hook>,
+                            bi::compare<ByLength>>;
+  StartSet by_start;
+  LengthSet by_length;
+
+  ~Index() {
+    by_length.clear();
+    by_start.clear_and_dispose([](FreeRun* run) { delete run; });
+  }
+};
+
+namespace {
+bool bit_set(const SplitHeader& header, uint64_t bit) { return (header.bitmap[bit / 64] >> (bit % 64)) & 1; }
+void set_bit(SplitHeader& header, uint64_t bit, bool value) {
+  if (value) {
+    header.bitmap[bit / 64] |= uint64_t{1} << (bit % 64);
+  } else {
+    header.bitmap[bit / 64] &= ~(uint64_t{1} << (bit % 64));
+  }
+}
+}  // namespace
+
+Allocator::Allocator(region::Region& region, const format::Layout& layout)
+    : m_region(region), m_layout(layout), m_index(std::make_unique<Index>()) {}
+
+Allocator::~Allocator() = default;
+
+void Allocator::format(region::Region& region, const format::Layout& layout, bool data_known_zero) {
+  for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
+    ChunkMapBlock map{};
+    map.tag = format::kChunkMapTag;
+    map.version = 1;
+    map.first_chunk = block * kChunksPerMapBlock;
+    for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
+      uint64_t chunk = map.first_chunk + i;
+      bool meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
+      map.state[i] = meta ? format::kChunkMeta : (data_known_zero ? format::kChunkFreeZero : format::kChunkFreeDirty);
+    }
+    format::seal(map);
+    std::memcpy(region.base() + layout.chunk_map_offset + block * kBlockSize, &map, sizeof map);
+  }
+  region.persist(layout.chunk_map_offset, layout.chunk_map_blocks * kBlockSize);
+}
+
+ChunkMapBlock* Allocator::map_block(uint64_t chunk) const {
+  return reinterpret_cast<ChunkMapBlock*>(m_region.base() + m_layout.chunk_map_offset +
+                                          chunk / kChunksPerMapBlock * kBlockSize);
+}
+
+uint8_t Allocator::chunk_state(uint64_t chunk) const {
+  return map_block(chunk)->state[chunk % kChunksPerMapBlock];
+}
+
+SplitHeader* Allocator::split_header(uint64_t chunk) const {
+  return reinterpret_cast<SplitHeader*>(m_region.base() + chunk * kChunkSize);
+}
+
+Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const format::Layout& layout) {
+  std::unique_ptr<Allocator> allocator(new Allocator(region, layout));
+  uint64_t run_first = 0, run_count = 0;
+  for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
+    const auto* map = reinterpret_cast<const ChunkMapBlock*>(region.base() + layout.chunk_map_offset + block * kBlockSize);
+    std::string what;
+    if (!format::chunk_map_block_valid(*map, block, &what)) {
+      return Error(EUCLEAN, "chunk map block " + std::to_string(block) + ": " + what);
+    }
+    for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
+      uint64_t chunk = block * kChunksPerMapBlock + i;
+      uint8_t state = map->state[i];
+      bool must_be_meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
+      if (must_be_meta != (state == format::kChunkMeta)) {
+        return Error(EUCLEAN, "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
+                                  (must_be_meta ? " but lies in the metadata area" : " (metadata) in the data area"));
+      }
+      bool is_free = state == format::kChunkFreeZero || state == format::kChunkFreeDirty;
+      if (is_free) {
+        if (run_count == 0) run_first = chunk;
+        ++run_count;
+        continue;
+      }
+      if (run_count != 0) allocator->insert_free(run_first, run_count);
+      allocator->m_free_chunks += run_count;
+      run_count = 0;
+      if (state == format::kChunkSplit) {
+        const SplitHeader* header = allocator->split_header(chunk);
+        if (!format::split_header_valid(*header, chunk, &what)) {
+          return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " header: " + what);
+        }
+        ++allocator->m_split_chunks;
+        uint32_t free_blocks = static_cast<uint32_t>(kBlocksPerChunk - header->used_blocks);
+        if (free_blocks != 0) allocator->m_partial[chunk] = free_blocks;
+        allocator->m_split_free_blocks += free_blocks;
+      }
+    }
+  }
+  if (run_count != 0) allocator->insert_free(run_first, run_count);
+  allocator->m_free_chunks += run_count;
+  return allocator;
+}
+
+void Allocator::insert_free(uint64_t first, uint64_t count) {
+  FreeRun probe;
+  probe.first = first;
+  auto next = m_index->by_start.lower_bound(probe);
+  if (next != m_index->by_start.begin()) {
+    auto previous = std::prev(next);
+    if (previous->first + previous->count == first) {
+      FreeRun* run = &*previous;
+      first = run->first;
+      count += run->count;
+      m_index->by_length.erase(m_index->by_length.iterator_to(*run));
+      m_index->by_start.erase(previous);
+      delete run;
+    }
+  }
+  if (next != m_index->by_start.end() && next->first == first + count) {
+    FreeRun* run = &*next;
+    count += run->count;
+    m_index->by_length.erase(m_index->by_length.iterator_to(*run));
+    m_index->by_start.erase(next);
+    delete run;
+  }
+  auto* run = new FreeRun;
+  run->first = first;
+  run->count = count;
+  m_index->by_start.insert(*run);
+  m_index->by_length.insert(*run);
+}
+
+void Allocator::remove_free(uint64_t first, uint64_t count) {
+  FreeRun probe;
+  probe.first = first;
+  auto it = m_index->by_start.upper_bound(probe);
+  if (it == m_index->by_start.begin()) std::abort();  // broken invariant: not free
+  --it;
+  FreeRun* run = &*it;
+  if (run->first > first || run->first + run->count < first + count) std::abort();
+  uint64_t run_first = run->first, run_end = run->first + run->count;
+  m_index->by_length.erase(m_index->by_length.iterator_to(*run));
+  m_index->by_start.erase(it);
+  delete run;
+  auto add = [this](uint64_t start, uint64_t length) {
+    if (length == 0) return;
+    auto* piece = new FreeRun;
+    piece->first = start;
+    piece->count = length;
+    m_index->by_start.insert(*piece);
+    m_index->by_length.insert(*piece);
+  };
+  add(run_first, first - run_first);
+  add(first + count, run_end - (first + count));
+}
+
+Result<void> Allocator::set_chunk_states(journal::Transaction& txn, uint64_t first, uint64_t count, uint8_t state) {
+  uint64_t chunk = first;
+  uint64_t end = first + count;
+  while (chunk < end) {
+    ChunkMapBlock* map = map_block(chunk);
+    uint64_t block_end = std::min(end, (chunk / kChunksPerMapBlock + 1) * kChunksPerMapBlock);
+    TRY(txn.log(static_cast<uint64_t>(reinterpret_cast<std::byte*>(map) - m_region.base()), sizeof *map));
+    std::memset(&map->state[chunk % kChunksPerMapBlock], state, block_end - chunk);
+    format::seal(*map);
+    chunk = block_end;
+  }
+  return success();
+}
+
+Result<BlockRun> Allocator::allocate_chunks(journal::Transaction& txn, uint64_t wanted_chunks,
+                                            uint64_t alignment_chunks) {
+  if (wanted_chunks == 0) return Error(EINVAL, "allocation of zero chunks");
+  if (m_index->by_length.empty()) return Error(ENOSPC, "no free chunk left");
+  if (alignment_chunks == 0) alignment_chunks = 1;
+  uint64_t start = 0, count = 0;
+  FreeRun probe;
+  probe.count = wanted_chunks;
+  probe.first = 0;
+  for (uint64_t alignment : {alignment_chunks, uint64_t{1}}) {
+    for (auto it = m_index->by_length.lower_bound(probe); it != m_index->by_length.end(); ++it) {
+      uint64_t aligned = (it->first + alignment - 1) / alignment * alignment;
+      if (aligned + wanted_chunks <= it->first + it->count) {
+        start = aligned;
+        count = wanted_chunks;
+        break;
+      }
+    }
+    if (count != 0) break;
+  }
+  if (count == 0) {  // nothing big enough: the largest run there is
+    const FreeRun& largest = *m_index->by_length.rbegin();
+    start = largest.first;
+    count = largest.count;
+  }
+  // Zero what is not known zero before it becomes part of a file.
+  for (uint64_t chunk = start; chunk < start + count; ++chunk) {
+    if (chunk_state(chunk) != format::kChunkFreeZero) {
+      std::memset(m_region.base() + chunk * kChunkSize, 0, kChunkSize);
+    }
+  }
+  m_region.persist(start * kChunkSize, count * kChunkSize);
+  TRY(set_chunk_states(txn, start, count, format::kChunkUsed));
+  remove_free(start, count);
+  m_free_chunks -= count;
+  txn.on_abort([this, start, count] {
+    insert_free(start, count);
+    m_free_chunks += count;
+  });
+  return BlockRun{static_cast<uint32_t>(start * kBlocksPerChunk), static_cast<uint32_t>(count * kBlocksPerChunk)};
+}
+
+Result<uint64_t> Allocator::split_new_chunk(journal::Transaction& txn) {
+  if (m_index->by_start.empty()) return Error(ENOSPC, "no free chunk left to split");
+  // Small files take chunks from the top of the region, large ones from the
+  // bottom, so the two do not fragment each other.
+  const FreeRun& last = *m_index->by_start.rbegin();
+  uint64_t chunk = last.first + last.count - 1;
+  SplitHeader header{};
+  header.tag = format::kSplitHeaderTag;
+  header.version = 1;
+  header.used_blocks = 1;
+  header.chunk_index = chunk;
+  header.bitmap[0] = 1;
+  format::seal(header);
+  TRY(txn.put(chunk * kChunkSize, header));
+  TRY(set_chunk_states(txn, chunk, 1, format::kChunkSplit));
+  remove_free(chunk, 1);
+  m_free_chunks -= 1;
+  m_split_chunks += 1;
+  m_split_free_blocks += kBlocksPerChunk - 1;
+  m_partial[chunk] = kBlocksPerChunk - 1;
+  txn.on_abort([this, chunk] {
+    m_partial.erase(chunk);
+    m_split_chunks -= 1;
+    m_split_free_blocks -= kBlocksPerChunk - 1;
+    insert_free(chunk, 1);
+    m_free_chunks += 1;
+  });
+  return chunk;
+}
+
+Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks, uint64_t goal_block) {
+  if (wanted_blocks == 0) return Error(EINVAL, "allocation of zero blocks");
+  uint64_t chunk = 0, first_bit = 0;
+  bool found = false;
+  if (goal_block != 0) {
+    uint64_t goal_chunk = goal_block / kBlocksPerChunk;
+    auto it = m_partial.find(goal_chunk);
+    if (it != m_partial.end() && !m_freed_in_transaction.count(goal_chunk) &&
+        !bit_set(*split_header(goal_chunk), goal_block % kBlocksPerChunk)) {
+      chunk = goal_chunk;
+      first_bit = goal_block % kBlocksPerChunk;
+      found = true;
+    }
+  }
+  if (!found) {
+    // A chunk whose blocks this transaction freed is skipped: handing them
+    // out would zero data that an abort must give back.
+    auto it = m_partial.begin();
+    while (it != m_partial.end() && m_freed_in_transaction.count(it->first)) ++it;
+    if (it == m_partial.end()) {
+      TRY_ASSIGN(chunk, split_new_chunk(txn));
+    } else {
+      chunk = it->first;
+    }
+    const SplitHeader& header = *split_header(chunk);
+    first_bit = 1;
+    while (first_bit < kBlocksPerChunk && bit_set(header, first_bit)) ++first_bit;
+    if (first_bit == kBlocksPerChunk) std::abort();  // broken invariant: m_partial says it has room
+  }
+  SplitHeader header = *split_header(chunk);
+  uint64_t count = 0;
+  while (count < wanted_blocks && first_bit + count < kBlocksPerChunk && !bit_set(header, first_bit + count)) {
+    set_bit(header, first_bit + count, true);
+    ++count;
+  }
+  header.used_blocks = static_cast<uint16_t>(header.used_blocks + count);
+  format::seal(header);
+  uint64_t region_block = chunk * kBlocksPerChunk + first_bit;
+  // Blocks of split chunks are zeroed as they are handed out.
+  std::memset(m_region.base() + region_block * kBlockSize, 0, count * kBlockSize);
+  m_region.persist(region_block * kBlockSize, count * kBlockSize);
+  TRY(txn.put(chunk * kChunkSize, header));
+  uint32_t old_free = m_partial[chunk];
+  uint32_t new_free = old_free - static_cast<uint32_t>(count);
+  if (new_free == 0) {
+    m_partial.erase(chunk);
+  } else {
+    m_partial[chunk] = new_free;
+  }
+  m_split_free_blocks -= count;
+  txn.on_abort([this, chunk, old_free, count] {
+    m_partial[chunk] = old_free;
+    m_split_free_blocks += count;
+  });
+  return BlockRun{static_cast<uint32_t>(region_block), static_cast<uint32_t>(count)};
+}
+
+bool Allocator::in_data_area(BlockRun run) const {
+  uint64_t first = run.region_block, end = first + run.block_count;
+  return run.block_count != 0 && first >= m_layout.metadata_chunks * kBlocksPerChunk &&
+         end <= (m_layout.chunk_count - 1) * kBlocksPerChunk;
+}
+
+bool Allocator::is_allocated(BlockRun run) const {
+  if (!in_data_area(run)) return false;
+  uint64_t first = run.region_block, end = first + run.block_count;
+  for (uint64_t block = first; block < end;) {
+    uint64_t chunk = block / kBlocksPerChunk;
+    uint8_t state = chunk_state(chunk);
+    uint64_t chunk_end = std::min(end, (chunk + 1) * kBlocksPerChunk);
+    if (state == format::kChunkUsed) {
+      block = chunk_end;
+      continue;
+    }
+    if (state != format::kChunkSplit) return false;
+    const SplitHeader& header = *split_header(chunk);
+    for (; block < chunk_end; ++block) {
+      uint64_t bit = block % kBlocksPerChunk;
+      if (bit == 0 || !bit_set(header, bit)) return false;
+    }
+  }
+  return true;
+}
+
+Result<void> Allocator::free(journal::Transaction& txn, BlockRun run) {
+  if (!is_allocated(run)) {
+    return Error(EUCLEAN, "freeing blocks " + std::to_string(run.region_block) + "+" +
+                              std::to_string(run.block_count) + " that are not in use");
+  }
+  uint64_t first = run.region_block;
+  uint64_t chunk = first / kBlocksPerChunk;
+  if (chunk_state(chunk) == format::kChunkUsed) {
+    if (first % kBlocksPerChunk != 0 || run.block_count % kBlocksPerChunk != 0) {
+      return Error(EUCLEAN, "freeing part of a whole-chunk extent at block " + std::to_string(first));
+    }
+    uint64_t count = run.block_count / kBlocksPerChunk;
+    for (uint64_t c = chunk; c < chunk + count; ++c) {
+      if (chunk_state(c) != format::kChunkUsed) return Error(EUCLEAN, "extent mixes whole and split chunks");
+    }
+    TRY(set_chunk_states(txn, chunk, count, format::kChunkFreeDirty));
+    txn.on_commit([this, chunk, count] {
+      insert_free(chunk, count);
+      m_free_chunks += count;
+    });
+    return success();
+  }
+  if ((first + run.block_count - 1) / kBlocksPerChunk != chunk) {
+    return Error(EUCLEAN, "small extent at block " + std::to_string(first) + " crosses a chunk boundary");
+  }
+  if (m_freed_in_transaction.empty()) {
+    txn.on_commit([this] { m_freed_in_transaction.clear(); });
+    txn.on_abort([this] { m_freed_in_transaction.clear(); });
+  }
+  m_freed_in_transaction.insert(chunk);
+  SplitHeader header = *split_header(chunk);
+  for (uint64_t block = first; block < first + run.block_count; ++block) set_bit(header, block % kBlocksPerChunk, false);
+  header.used_blocks = static_cast<uint16_t>(header.used_blocks - run.block_count);
+  if (header.used_blocks == 1) {
+    // Last block gone: the chunk becomes whole again. Its header block is
+    // the only non-zero block left to clear; the others were zeroed when
+    // handed out and may hold old file data, so the chunk is dirty.
+    TRY(txn.put(chunk * kChunkSize, SplitHeader{}));
+    TRY(set_chunk_states(txn, chunk, 1, format::kChunkFreeDirty));
+    txn.on_commit([this, chunk] {
+      m_split_free_blocks -= m_partial.count(chunk) ? m_partial[chunk] : 0;
+      m_partial.erase(chunk);
+      m_split_chunks -= 1;
+      insert_free(chunk, 1);
+      m_free_chunks += 1;
+    });
+    return success();
+  }
+  format::seal(header);
+  TRY(txn.put(chunk * kChunkSize, header));
+  uint32_t count = run.block_count;
+  txn.on_commit([this, chunk, count] {
+    m_partial[chunk] += count;
+    m_split_free_blocks += count;
+  });
+  return success();
+}
+
+Usage Allocator::usage() const {
+  Usage usage;
+  usage.total_blocks = (m_layout.chunk_count - m_layout.metadata_chunks - 1) * kBlocksPerChunk;
+  usage.free_chunks = m_free_chunks;
+  usage.free_blocks = m_free_chunks * kBlocksPerChunk + m_split_free_blocks;
+  usage.split_chunks = m_split_chunks;
+  usage.largest_free_run_chunks = m_index->by_length.empty() ? 0 : m_index->by_length.rbegin()->count;
+  return usage;
+}
+
+}  // namespace pkfs::alloc

@@ -1,0 +1,105 @@
+// fs/alloc/allocator.h: space inside a region.
+//
+// Owns: the chunk map and the split-chunk headers on the region (the truth;
+// see FORMAT.md, "Space") and the DRAM index of free space rebuilt from them
+// at open. Large files get whole 2 MiB chunks, contiguous and aligned; small
+// files get 4 KiB blocks packed into split chunks. Hands out only zeroed
+// space: chunks not known zero, and every block of a split chunk, are zeroed
+// as they are handed out (never when freed: a transaction that frees may
+// still abort, and the data must then be intact).
+//
+// Locking: none of its own. Every call happens inside a journal transaction,
+// under core's exclusive lock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <memory>
+#include <string>
+
+#include "fs/base/result.h"
+#include "fs/format/format.h"
+#include "fs/journal/journal.h"
+#include "fs/region/region.h"
+
+namespace pkfs::alloc {
+
+// A run of region blocks. Chunk runs start and end on chunk boundaries.
+struct BlockRun {
+  uint32_t region_block = 0;
+  uint32_t block_count = 0;
+};
+
+struct Usage {
+  uint64_t total_blocks = 0;       // data chunks * 512
+  uint64_t free_blocks = 0;        // whole free chunks * 512 + free blocks of split chunks
+  uint64_t free_chunks = 0;        // whole free chunks
+  uint64_t split_chunks = 0;
+  uint64_t largest_free_run_chunks = 0;
+};
+
+class Allocator {
+ public:
+  ~Allocator();
+
+  // Rebuilds the free-space index from the chunk map and split headers.
+  // Errors: EUCLEAN naming the chunk-map block or split chunk that is bad.
+  static Result<std::unique_ptr<Allocator>> open(region::Region& region, const format::Layout& layout);
+
+  // Writes the chunk map of a fresh region: metadata chunks and the backup
+  // chunk kChunkMeta, data chunks free (zero when `data_known_zero`).
+  static void format(region::Region& region, const format::Layout& layout, bool data_known_zero);
+
+  // Whole chunks for large files: one run of at most `wanted_chunks`,
+  // starting at a multiple of `alignment_chunks` when such a run exists
+  // (the first fit of the smallest run that can hold it), else the largest
+  // run there is. The caller loops for the rest. Errors: ENOSPC.
+  Result<BlockRun> allocate_chunks(journal::Transaction& txn, uint64_t wanted_chunks, uint64_t alignment_chunks);
+
+  // Blocks for small files and metadata blocks: one run of at most
+  // `wanted_blocks` inside one split chunk, at `goal_block` if it is free
+  // (to extend a file contiguously). Errors: ENOSPC.
+  Result<BlockRun> allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks, uint64_t goal_block = 0);
+
+  // Frees a run handed out before: whole chunks (they become dirty) or blocks
+  // of one split chunk. Freed space is reusable once the transaction commits.
+  // Errors: EUCLEAN if the run is not wholly in use.
+  Result<void> free(journal::Transaction& txn, BlockRun run);
+
+  // True when every block of `run` is in use, as a file extent must be.
+  bool is_allocated(BlockRun run) const;
+  // True when a run lies wholly in data chunks of this region.
+  bool in_data_area(BlockRun run) const;
+
+  Usage usage() const;
+
+  struct FreeRun;  // DRAM index node, defined in allocator.cpp
+
+ private:
+  struct Index;
+  Allocator(region::Region& region, const format::Layout& layout);
+
+  format::ChunkMapBlock* map_block(uint64_t chunk) const;
+  uint8_t chunk_state(uint64_t chunk) const;
+  Result<void> set_chunk_states(journal::Transaction& txn, uint64_t first, uint64_t count, uint8_t state);
+  format::SplitHeader* split_header(uint64_t chunk) const;
+  Result<uint64_t> split_new_chunk(journal::Transaction& txn);
+  // DRAM index edits; pure, no region access.
+  void insert_free(uint64_t first, uint64_t count);
+  void remove_free(uint64_t first, uint64_t count);
+
+  region::Region& m_region;
+  format::Layout m_layout;
+  std::unique_ptr<Index> m_index;
+  // Split chunks with free blocks -> free block count. Rebuilt at open.
+  std::map<uint64_t, uint32_t> m_partial;
+  uint64_t m_split_chunks = 0;
+  uint64_t m_split_free_blocks = 0;
+  uint64_t m_free_chunks = 0;
+  // Split chunks the open transaction freed blocks of; not used for
+  // allocation until it ends.
+  std::set<uint64_t> m_freed_in_transaction;
+};
+
+}  // namespace pkfs::alloc

@@ -1,0 +1,35 @@
+// fs/core/check.h: a read-only consistency check of a whole region.
+//
+// Owns: the invariants of FORMAT.md ("Invariants"), checked pass by pass
+// without trusting any of them. Used by the crash-injection tests after every
+// simulated crash, and the base fsck.pkfs builds on. Never writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fs/base/result.h"
+#include "fs/region/region.h"
+
+namespace pkfs::core {
+
+struct CheckProblem {
+  std::string code;     // stable short code, e.g. "INODE_CHECKSUM", "LINK_COUNT"
+  std::string message;  // names the structure and, where known, the file path
+};
+
+struct CheckReport {
+  std::vector<CheckProblem> problems;
+  uint64_t inodes_in_use = 0;
+  uint64_t dirents_in_use = 0;
+  uint64_t data_blocks_in_use = 0;  // blocks of file extents and extent/xattr blocks
+  bool clean() const { return problems.empty(); }
+};
+
+// Checks every structure of the region. The journal must hold no open
+// transaction (recover first); an open one is reported as a problem.
+// Errors only when the region cannot be read at all (no superblock).
+Result<CheckReport> check_region(const region::Region& region);
+
+}  // namespace pkfs::core

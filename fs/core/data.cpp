@@ -1,0 +1,451 @@
+// fs/core/data.cpp: file data: extent lists, read, write, truncate and
+// fallocate. Data bytes are written in place and are not journaled (as in
+// ext4's ordered mode); the extent list, size and allocation are.
+//
+// Invariants kept here (see FORMAT.md, "Extents"):
+// - extents are sorted by file_block and do not overlap;
+// - a large extent covers whole chunks at a chunk-aligned file offset; a
+//   small extent lies inside one split chunk;
+// - bytes past `size` inside allocated blocks are unspecified, so growing a
+//   file zeroes [old size, new size) in the blocks it already has.
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "fs/core/internal.h"
+
+namespace pkfs::core {
+
+using format::Extent;
+using format::ExtentBlock;
+using format::Inode;
+using format::kBlockSize;
+using format::kBlocksPerChunk;
+using format::kChunkSize;
+
+namespace {
+
+uint64_t extent_end(const Extent& extent) { return extent.file_block + extent.block_count; }
+
+bool is_large(const Extent& extent) {
+  return extent.region_block % kBlocksPerChunk == 0 && extent.block_count % kBlocksPerChunk == 0 &&
+         extent.file_block % kBlocksPerChunk == 0;
+}
+
+// Appends `extent`, merging it into the last one when both are contiguous in
+// the file and in the region and of the same kind.
+void append_extent(std::vector<Extent>& extents, const Extent& extent, bool large) {
+  if (!extents.empty()) {
+    Extent& last = extents.back();
+    bool contiguous = extent_end(last) == extent.file_block &&
+                      uint64_t{last.region_block} + last.block_count == extent.region_block;
+    bool same_chunk = !large && !is_large(last) &&
+                      last.region_block / kBlocksPerChunk == (extent.region_block + extent.block_count - 1) / kBlocksPerChunk;
+    bool both_large = large && is_large(last);
+    if (contiguous && (same_chunk || both_large) &&
+        uint64_t{last.block_count} + extent.block_count <= UINT32_MAX) {
+      last.block_count += extent.block_count;
+      return;
+    }
+  }
+  extents.push_back(extent);
+}
+
+}  // namespace
+
+uint64_t Filesystem::allocated_blocks(const Inode& inode) const { return inode.allocated_blocks; }
+
+Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::vector<uint64_t>* chain) const {
+  std::vector<Extent> extents;
+  uint32_t total = inode.extent_count;
+  extents.reserve(total);
+  uint32_t inline_count = std::min(total, format::kInlineExtents);
+  extents.insert(extents.end(), inode.extents, inode.extents + inline_count);
+  uint64_t next = inode.extent_block;
+  std::string where = "inode " + std::to_string(inode.ino);
+  while (extents.size() < total) {
+    alloc::BlockRun run{static_cast<uint32_t>(next / kBlockSize), 1};
+    if (next == 0 || next % kBlockSize != 0 || !m_allocator->in_data_area(run)) {
+      return Error(EUCLEAN, where + ": extent chain ends early or leaves the data area");
+    }
+    const auto& block = *reinterpret_cast<const ExtentBlock*>(m_region->base() + next);
+    std::string what;
+    if (!format::extent_block_valid(block, &what) || block.owner_ino != inode.ino) {
+      return Error(EUCLEAN, where + ": extent block at " + std::to_string(next) + ": " +
+                                (what.empty() ? "owned by another inode" : what));
+    }
+    if (extents.size() + block.count > total) return Error(EUCLEAN, where + ": more extents than extent_count");
+    if (chain != nullptr) chain->push_back(next);
+    extents.insert(extents.end(), block.extents, block.extents + block.count);
+    next = block.next;
+  }
+  // Untrusted input: every extent in the data area, sorted, not overlapping.
+  uint64_t previous_end = 0;
+  for (const Extent& extent : extents) {
+    if (extent.block_count == 0 || extent.file_block < previous_end ||
+        extent.file_block > format::kMaxFileBytes / kBlockSize ||
+        !m_allocator->in_data_area({extent.region_block, extent.block_count})) {
+      return Error(EUCLEAN, where + ": extent at file block " + std::to_string(extent.file_block) + " is invalid");
+    }
+    previous_end = extent_end(extent);
+  }
+  return extents;
+}
+
+Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode, const std::vector<Extent>& extents) {
+  std::vector<uint64_t> chain;
+  TRY(load_extents(inode, &chain));
+  size_t overflow = extents.size() > format::kInlineExtents ? extents.size() - format::kInlineExtents : 0;
+  size_t blocks_needed = (overflow + format::kExtentsPerBlock - 1) / format::kExtentsPerBlock;
+  uint64_t meta_blocks_delta = 0;
+  while (chain.size() < blocks_needed) {
+    uint64_t goal = chain.empty() ? 0 : chain.back() / kBlockSize + 1;
+    TRY_ASSIGN(alloc::BlockRun run, m_allocator->allocate_blocks(txn, 1, goal));
+    txn.fresh(uint64_t{run.region_block} * kBlockSize, kBlockSize);
+    chain.push_back(uint64_t{run.region_block} * kBlockSize);
+    ++meta_blocks_delta;
+  }
+  while (chain.size() > blocks_needed) {
+    TRY(m_allocator->free(txn, {static_cast<uint32_t>(chain.back() / kBlockSize), 1}));
+    chain.pop_back();
+    --meta_blocks_delta;
+  }
+  std::memset(inode.extents, 0, sizeof inode.extents);
+  size_t inline_count = std::min(extents.size(), size_t{format::kInlineExtents});
+  std::copy_n(extents.begin(), inline_count, inode.extents);
+  for (size_t i = 0; i < chain.size(); ++i) {
+    ExtentBlock block{};
+    block.tag = format::kExtentBlockTag;
+    block.version = 1;
+    block.owner_ino = inode.ino;
+    size_t first = format::kInlineExtents + i * format::kExtentsPerBlock;
+    size_t count = std::min(size_t{format::kExtentsPerBlock}, extents.size() - first);
+    block.count = static_cast<uint16_t>(count);
+    block.next = i + 1 < chain.size() ? chain[i + 1] : 0;
+    std::copy_n(extents.begin() + static_cast<ptrdiff_t>(first), count, block.extents);
+    format::seal(block);
+    if (std::memcmp(m_region->base() + chain[i], &block, sizeof block) != 0) TRY(txn.put(chain[i], block));
+  }
+  uint64_t data_blocks = 0;
+  for (const Extent& extent : extents) data_blocks += extent.block_count;
+  inode.extent_count = static_cast<uint32_t>(extents.size());
+  inode.extent_block = chain.empty() ? 0 : chain.front();
+  inode.allocated_blocks = data_blocks + chain.size() + (inode.xattr_block != 0 ? 1 : 0);
+  (void)meta_blocks_delta;
+  return success();
+}
+
+void Filesystem::zero_file_range(const std::vector<Extent>& extents, uint64_t begin, uint64_t end) {
+  for (const Extent& extent : extents) {
+    uint64_t extent_begin = extent.file_block * kBlockSize;
+    uint64_t extent_stop = extent_end(extent) * kBlockSize;
+    uint64_t from = std::max(begin, extent_begin), to = std::min(end, extent_stop);
+    if (from >= to) continue;
+    uint64_t region_offset = uint64_t{extent.region_block} * kBlockSize + (from - extent_begin);
+    std::memset(m_region->base() + region_offset, 0, to - from);
+  }
+}
+
+// Allocates every hole in [first_block, end_block). A hole in a logical
+// chunk (2 MiB of the file) that no extent touches gets whole chunks when the
+// file is large (>= 2 MiB after this operation), as many consecutive ones as
+// the range needs, 1 GiB aligned when it covers whole gigabytes; everything
+// else gets 4 KiB blocks, placed after the previous extent when possible.
+Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode, std::vector<Extent>& extents,
+                                        uint64_t first_block, uint64_t end_block, uint64_t file_size_after) {
+  const bool large_file = file_size_after >= kChunkSize;
+  uint64_t block = first_block;
+  while (block < end_block) {
+    auto next = std::upper_bound(extents.begin(), extents.end(), block,
+                                 [](uint64_t b, const Extent& e) { return b < extent_end(e); });
+    if (next != extents.end() && next->file_block <= block) {  // allocated already
+      block = extent_end(*next);
+      continue;
+    }
+    uint64_t next_start = next != extents.end() ? next->file_block : UINT64_MAX;
+    uint64_t previous_end = next != extents.begin() ? extent_end(*std::prev(next)) : 0;
+    uint64_t chunk_start = block / kBlocksPerChunk * kBlocksPerChunk;
+    size_t position = static_cast<size_t>(next - extents.begin());
+    if (large_file && previous_end <= chunk_start && next_start >= chunk_start + kBlocksPerChunk) {
+      uint64_t limit = std::min((end_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk,
+                                next_start / kBlocksPerChunk * kBlocksPerChunk);
+      uint64_t wanted = (limit - chunk_start) / kBlocksPerChunk;
+      uint64_t gigabyte_blocks = kBlocksPerChunk * format::kChunksPerGigabyte;
+      uint64_t alignment = (wanted % format::kChunksPerGigabyte == 0 && chunk_start % gigabyte_blocks == 0)
+                               ? format::kChunksPerGigabyte
+                               : 1;
+      auto run = m_allocator->allocate_chunks(txn, wanted, alignment);
+      if (run) {
+        extents.insert(extents.begin() + static_cast<ptrdiff_t>(position),
+                       Extent{chunk_start, run->region_block, run->block_count});
+        block = chunk_start + run->block_count;
+        continue;
+      }
+      if (run.error().code() != ENOSPC) return std::move(run).error();
+      // No whole chunk left: blocks will do.
+    }
+    if (txn.journal_bytes_free() < kJournalReserveBytes) {
+      return Error(ENOSPC, "allocation too fragmented for one transaction");
+    }
+    uint64_t stop = std::min({end_block, next_start, chunk_start + kBlocksPerChunk});
+    uint64_t goal = 0;
+    if (position > 0) {
+      const Extent& previous = extents[position - 1];
+      if (!is_large(previous) && extent_end(previous) == block) goal = uint64_t{previous.region_block} + previous.block_count;
+    }
+    TRY_ASSIGN(alloc::BlockRun run, m_allocator->allocate_blocks(txn, stop - block, goal));
+    extents.insert(extents.begin() + static_cast<ptrdiff_t>(position), Extent{block, run.region_block, run.block_count});
+    block += run.block_count;
+  }
+  // Merge neighbours that are contiguous in the file and the region.
+  std::vector<Extent> merged;
+  merged.reserve(extents.size());
+  for (const Extent& extent : extents) append_extent(merged, extent, is_large(extent));
+  extents = std::move(merged);
+  return store_extents(txn, inode, extents);
+}
+
+Result<size_t> Filesystem::read(Ino ino, uint64_t offset, std::span<std::byte> out) {
+  std::shared_lock lock(m_mutex);
+  TRY(node(ino));
+  const Inode& inode = inode_ref(ino);
+  if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
+  if (!S_ISREG(inode.mode) && !S_ISLNK(inode.mode)) return Error(EINVAL, "not a regular file");
+  uint64_t size = inode.size;
+  if (offset >= size) return size_t{0};
+  uint64_t length = std::min<uint64_t>(out.size(), size - offset);
+  auto loaded = load_extents(inode);
+  if (!loaded) {
+    lock.unlock();
+    std::unique_lock write_lock(m_mutex);
+    return note(Result<size_t>(std::move(loaded).error()), ino, "read");
+  }
+  const std::vector<Extent>& extents = loaded.value();
+  std::memset(out.data(), 0, length);  // holes read as zeros
+  for (const Extent& extent : extents) {
+    uint64_t begin = extent.file_block * kBlockSize, end = extent_end(extent) * kBlockSize;
+    uint64_t from = std::max(offset, begin), to = std::min(offset + length, end);
+    if (from >= to) continue;
+    std::memcpy(out.data() + (from - offset), m_region->base() + uint64_t{extent.region_block} * kBlockSize + (from - begin),
+                to - from);
+  }
+  return static_cast<size_t>(length);
+}
+
+Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::byte> data) {
+  std::unique_lock lock(m_mutex);
+  if (m_read_only) return Error(EROFS, "read-only filesystem");
+  TRY(node(ino));
+  Inode inode = inode_ref(ino);
+  if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
+  if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");
+  if (data.empty()) return size_t{0};
+  uint64_t end = offset + data.size();
+  if (end < offset || end > format::kMaxFileBytes) return Error(EFBIG, "write past the largest file size");
+  auto loaded = load_extents(inode);
+  if (!loaded) return note(Result<size_t>(std::move(loaded).error()), ino, "write");
+  std::vector<Extent> extents = std::move(loaded).value();
+  auto txn = m_journal->begin();
+  if (offset > inode.size) zero_file_range(extents, inode.size, offset);
+  uint64_t first_block = offset / kBlockSize, end_block = (end + kBlockSize - 1) / kBlockSize;
+  TRY(allocate_range(*txn, inode, extents, first_block, end_block, std::max(inode.size, end)));
+  // Copy the data into its extents.
+  for (const Extent& extent : extents) {
+    uint64_t begin = extent.file_block * kBlockSize, stop = extent_end(extent) * kBlockSize;
+    uint64_t from = std::max(offset, begin), to = std::min(end, stop);
+    if (from >= to) continue;
+    std::memcpy(m_region->base() + uint64_t{extent.region_block} * kBlockSize + (from - begin),
+                data.data() + (from - offset), to - from);
+  }
+  inode.size = std::max(inode.size, end);
+  inode.mtime_ns = inode.ctime_ns = now_ns();
+  // A write by anyone clears set-user-ID, and set-group-ID on group-executable files.
+  if (inode.mode & S_ISUID) inode.mode &= ~uint32_t{S_ISUID};
+  if ((inode.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) inode.mode &= ~uint32_t{S_ISGID};
+  TRY(put_inode(*txn, inode));
+  txn->commit();
+  return data.size();
+}
+
+// Frees every block at or past file block `first_block` (rounded up to a
+// chunk inside large extents), in as many transactions as the journal needs;
+// each one leaves a consistent extent list.
+Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
+  for (;;) {
+    Inode inode = inode_ref(ino);
+    TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
+    if (extents.empty() || extent_end(extents.back()) <= first_block) return success();
+    auto txn = m_journal->begin();
+    bool progress = false;
+    while (!extents.empty() && extent_end(extents.back()) > first_block) {
+      if (txn->journal_bytes_free() < 2 * kJournalReserveBytes) break;
+      Extent& last = extents.back();
+      bool large = is_large(last);
+      uint64_t keep_end = std::max<uint64_t>(first_block, last.file_block);
+      if (large) keep_end = (keep_end - last.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk + last.file_block;
+      if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk we keep
+      uint64_t free_count = extent_end(last) - keep_end;
+      // Bound the chunk-map blocks one transaction touches.
+      uint64_t max_blocks = 4 * format::kChunksPerMapBlock * kBlocksPerChunk;
+      if (free_count > max_blocks) free_count = max_blocks;
+      uint64_t keep_count = last.block_count - free_count;
+      alloc::BlockRun run{static_cast<uint32_t>(last.region_block + keep_count), static_cast<uint32_t>(free_count)};
+      TRY(m_allocator->free(*txn, run));
+      progress = true;
+      if (keep_count == 0) {
+        extents.pop_back();
+      } else {
+        last.block_count = static_cast<uint32_t>(keep_count);
+      }
+    }
+    if (!progress) return success();
+    TRY(store_extents(*txn, inode, extents));
+    TRY(put_inode(*txn, inode));
+    txn->commit();
+  }
+}
+
+Result<void> Filesystem::finish_trim(Ino ino) {
+  Inode inode = inode_ref(ino);
+  TRY(free_from(ino, inode.trim_block));
+  auto txn = m_journal->begin();
+  inode = inode_ref(ino);
+  inode.flags &= static_cast<uint16_t>(~format::kInodeTrimming);
+  inode.trim_block = 0;
+  TRY(put_inode(*txn, inode));
+  txn->commit();
+  return success();
+}
+
+// REQUIRES: m_mutex held exclusively; no transaction open.
+Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size, const Caller* caller) {
+  (void)caller;
+  Inode inode = inode_ref(ino);
+  if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
+  if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");
+  if (size > format::kMaxFileBytes) return Error(EFBIG, "size past the largest file size");
+  TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
+  int64_t now = now_ns();
+  if (size >= inode.size) {
+    auto txn = m_journal->begin();
+    zero_file_range(extents, inode.size, size);
+    // Guest RAM: growing an empty file to >= 2 MiB allocates it whole, so a
+    // VMM that sizes its RAM file with ftruncate gets hugepage-backed,
+    // contiguous memory. If the space is not there the file stays sparse.
+    if (inode.size == 0 && extents.empty() && size >= kChunkSize) {
+      uint64_t end_block = (size + kBlockSize - 1) / kBlockSize;
+      auto allocated = allocate_range(*txn, inode, extents, 0, end_block, size);
+      if (!allocated) {
+        if (allocated.error().code() != ENOSPC) return allocated;
+        txn->abort();
+        txn = m_journal->begin();
+        inode = inode_ref(ino);
+      }
+    }
+    inode.size = size;
+    inode.mtime_ns = inode.ctime_ns = now;
+    TRY(put_inode(*txn, inode));
+    txn->commit();
+    return success();
+  }
+  // Shrink: the new size and a trim mark commit first; the blocks past it
+  // are freed after, in bounded transactions; mount finishes a trim that a
+  // crash interrupted.
+  uint64_t keep_blocks = (size + kBlockSize - 1) / kBlockSize;
+  bool has_blocks_past = !extents.empty() && extent_end(extents.back()) > keep_blocks;
+  auto txn = m_journal->begin();
+  inode.size = size;
+  inode.mtime_ns = inode.ctime_ns = now;
+  if (has_blocks_past) {
+    inode.flags |= format::kInodeTrimming;
+    inode.trim_block = keep_blocks;
+  }
+  TRY(put_inode(*txn, inode));
+  txn->commit();
+  if (has_blocks_past) TRY(finish_trim(ino));
+  return success();
+}
+
+Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
+  std::unique_lock lock(m_mutex);
+  if (m_read_only) return Error(EROFS, "read-only filesystem");
+  TRY(node(ino));
+  Inode inode = inode_ref(ino);
+  if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
+  if (!S_ISREG(inode.mode)) return Error(ENODEV, "not a regular file");
+  const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if ((mode & ~supported) != 0) return Error(EOPNOTSUPP, "unsupported fallocate mode");
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) {
+    return Error(EOPNOTSUPP, "PUNCH_HOLE needs KEEP_SIZE");
+  }
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Error(EOPNOTSUPP, "PUNCH_HOLE with ZERO_RANGE");
+  if (length == 0) return Error(EINVAL, "zero length");
+  uint64_t end = offset + length;
+  if (end < offset || end > format::kMaxFileBytes) return Error(EFBIG, "range past the largest file size");
+  TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
+  int64_t now = now_ns();
+
+  if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+    // Zero the bytes, then give back whole blocks (whole chunks inside large
+    // extents) that lie entirely in the range. ZERO_RANGE keeps them.
+    zero_file_range(extents, offset, end);
+    auto txn = m_journal->begin();
+    if (mode & FALLOC_FL_PUNCH_HOLE) {
+      uint64_t first = (offset + kBlockSize - 1) / kBlockSize, last = end / kBlockSize;
+      std::vector<Extent> kept;
+      for (const Extent& extent : extents) {
+        uint64_t from = std::max(first, extent.file_block), to = std::min(last, extent_end(extent));
+        if (is_large(extent)) {
+          from = (from - extent.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk + extent.file_block;
+          to = to < extent.file_block ? to : (to - extent.file_block) / kBlocksPerChunk * kBlocksPerChunk + extent.file_block;
+        }
+        if (from >= to || txn->journal_bytes_free() < 2 * kJournalReserveBytes) {
+          kept.push_back(extent);
+          continue;
+        }
+        if (from > extent.file_block) kept.push_back({extent.file_block, extent.region_block, static_cast<uint32_t>(from - extent.file_block)});
+        TRY(m_allocator->free(*txn, {static_cast<uint32_t>(extent.region_block + (from - extent.file_block)),
+                                     static_cast<uint32_t>(to - from)}));
+        if (to < extent_end(extent)) {
+          kept.push_back({to, static_cast<uint32_t>(extent.region_block + (to - extent.file_block)),
+                          static_cast<uint32_t>(extent_end(extent) - to)});
+        }
+      }
+      TRY(store_extents(*txn, inode, kept));
+    } else {
+      uint64_t first_block = offset / kBlockSize, end_block = (end + kBlockSize - 1) / kBlockSize;
+      uint64_t size_after = (mode & FALLOC_FL_KEEP_SIZE) ? inode.size : std::max(inode.size, end);
+      TRY(allocate_range(*txn, inode, extents, first_block, end_block, size_after));
+      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode.size) inode.size = end;
+    }
+    inode.mtime_ns = inode.ctime_ns = now;
+    TRY(put_inode(*txn, inode));
+    txn->commit();
+    return success();
+  }
+
+  auto txn = m_journal->begin();
+  uint64_t size_after = (mode & FALLOC_FL_KEEP_SIZE) ? inode.size : std::max(inode.size, end);
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode.size) zero_file_range(extents, inode.size, end);
+  uint64_t first_block = offset / kBlockSize, end_block = (end + kBlockSize - 1) / kBlockSize;
+  TRY(allocate_range(*txn, inode, extents, first_block, end_block, size_after));
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode.size) {
+    inode.size = end;
+    inode.mtime_ns = now;
+  }
+  inode.ctime_ns = now;
+  TRY(put_inode(*txn, inode));
+  txn->commit();
+  return success();
+}
+
+Result<std::vector<Extent>> Filesystem::extents(Ino ino) {
+  std::shared_lock lock(m_mutex);
+  TRY(node(ino));
+  return load_extents(inode_ref(ino));
+}
+
+}  // namespace pkfs::core

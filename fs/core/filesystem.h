@@ -1,0 +1,267 @@
+// fs/core/filesystem.h: the pkfs filesystem, without FUSE.
+//
+// Owns: inodes, directories, extents, xattrs and their DRAM indexes (rebuilt
+// at open from the region); every metadata operation as one journal
+// transaction (or a chain of them whose every prefix is consistent, for
+// frees too large for one; see FORMAT.md, "Crash consistency").
+// Knows no FUSE type: fs/fuse adapts this API.
+//
+// Locking: one reader-writer lock, m_mutex. Operations that change the
+// region or DRAM indexes hold it exclusively; lookup, getattr, read,
+// readdir, readlink, getxattr, listxattr and statfs hold it shared. No other
+// lock exists in core; the journal and allocator run under m_mutex.
+// Inode numbers are stable for the life of the region (they become FUSE
+// node ids); a reused slot gets a new generation.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/alloc/allocator.h"
+#include "fs/base/result.h"
+#include "fs/format/format.h"
+#include "fs/journal/journal.h"
+#include "fs/region/region.h"
+
+namespace pkfs::core {
+
+using Ino = uint64_t;
+
+struct Attr {
+  Ino ino = 0;
+  uint64_t generation = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units allocated
+  uint64_t rdev = 0;
+  timespec atime{}, mtime{}, ctime{}, btime{};
+};
+
+// Who asks: new files take the caller's uid and gid (or the directory's gid
+// when it is set-group-ID); `umask` is applied to the mode of new files.
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t umask = 0;
+};
+
+// A timestamp to set: a value, or "now".
+struct TimeSet {
+  bool now = false;
+  timespec value{};
+};
+
+struct SetAttr {
+  std::optional<uint32_t> mode;  // permission bits only (07777)
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  std::optional<TimeSet> atime;
+  std::optional<TimeSet> mtime;
+  std::optional<TimeSet> ctime;
+};
+
+struct DirEntry {
+  std::string_view name;
+  Ino ino;
+  uint32_t mode;         // file type bits (S_IFMT) of the entry
+  uint64_t next_cookie;  // pass to readdir to continue after this entry
+};
+
+struct StatFs {
+  uint64_t block_size = format::kBlockSize;
+  uint64_t blocks = 0;
+  uint64_t free_blocks = 0;
+  uint64_t files = 0;
+  uint64_t free_files = 0;
+  uint64_t name_max = format::kNameMax;
+};
+
+struct OpenOptions {
+  bool read_only = false;
+  // Open a region whose superblock records an error (fsck uses this).
+  bool ignore_error_state = false;
+  // One line per notable event: journal recovery, orphans reclaimed.
+  std::function<void(const std::string&)> log;
+};
+
+// What open() found and did.
+struct OpenReport {
+  bool was_clean = false;
+  uint64_t recovered_sequence = 0;  // 0: no transaction was rolled back
+  uint64_t recovered_records = 0;
+  uint64_t orphans_reclaimed = 0;
+  uint64_t inodes_in_use = 0;
+  uint64_t dirents_in_use = 0;
+};
+
+// mkfs options: see mkfs.pkfs --help for units and bounds.
+struct FormatOptions {
+  format::LayoutOptions layout;
+  std::string label;
+  std::optional<std::array<uint8_t, 16>> uuid;  // random when absent
+  bool data_known_zero = false;  // every data byte is zero (fresh backing)
+  uint32_t root_mode = 0755;
+  uint32_t root_uid = 0;
+  uint32_t root_gid = 0;
+};
+
+// Writes a new, empty filesystem on `region`. REQUIRES: the caller holds the
+// region exclusively. Returns the layout written.
+Result<format::Layout> format_region(region::Region& region, const FormatOptions& options);
+
+// Reads the superblock of a region: the primary, or with `backup` the copy
+// in the last block. Errors as format::verify_superblock.
+Result<format::Superblock> read_superblock(const region::Region& region, bool backup = false);
+
+class Filesystem {
+ public:
+  // Takes the region, recovers the journal, rebuilds every DRAM index and,
+  // read-write, reclaims orphans and marks the region in use (not clean).
+  // Errors: EUCLEAN naming the damaged structure and fsck.pkfs; ENODATA for
+  // a region without pkfs; EPROTONOSUPPORT for a newer format; EROFS when a
+  // read-only open would need recovery.
+  static Result<std::unique_ptr<Filesystem>> open(std::unique_ptr<region::Region> region,
+                                                  const OpenOptions& options = {});
+  ~Filesystem();
+
+  // Marks the region clean (read-write opens). Further calls fail with EIO.
+  Result<void> close();
+
+  const OpenReport& open_report() const { return m_report; }
+  format::Superblock superblock() const;
+  region::Region& region() const { return *m_region; }
+
+  // Namespace. Names are 1-255 bytes without '/' or NUL, never . or ..
+  Result<Attr> lookup(Ino parent, std::string_view name);
+  Result<Attr> getattr(Ino ino);
+  Result<Attr> setattr(Ino ino, const SetAttr& changes, const Caller& caller);
+  // Regular files, FIFOs, sockets and device nodes: `mode` holds the type.
+  Result<Attr> mknod(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev, const Caller& caller);
+  Result<Attr> mkdir(Ino parent, std::string_view name, uint32_t mode, const Caller& caller);
+  Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target, const Caller& caller);
+  Result<std::string> readlink(Ino ino);
+  Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
+  Result<void> unlink(Ino parent, std::string_view name);
+  Result<void> rmdir(Ino parent, std::string_view name);
+  // `flags`: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Result<void> rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                      unsigned flags);
+  // Lists from `cookie` (0 = start, with "." and ".."); `emit` returns false
+  // when it wants no more.
+  Result<void> readdir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& emit);
+
+  // Open files: an unlinked file lives until its last release.
+  Result<void> open_file(Ino ino);
+  Result<void> release_file(Ino ino);
+
+  // Data.
+  Result<size_t> read(Ino ino, uint64_t offset, std::span<std::byte> out);
+  Result<size_t> write(Ino ino, uint64_t offset, std::span<const std::byte> data);
+  // `mode`: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
+  // FALLOC_FL_ZERO_RANGE (optionally with KEEP_SIZE).
+  Result<void> fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
+  Result<std::vector<format::Extent>> extents(Ino ino);
+
+  // Extended attributes. `flags`: 0, XATTR_CREATE or XATTR_REPLACE.
+  Result<std::string> getxattr(Ino ino, std::string_view name);
+  Result<std::vector<std::string>> listxattr(Ino ino);
+  Result<void> setxattr(Ino ino, std::string_view name, std::string_view value, int flags);
+  Result<void> removexattr(Ino ino, std::string_view name);
+
+  Result<StatFs> statfs();
+
+ private:
+  struct Directory;
+  struct Node;
+  explicit Filesystem(std::unique_ptr<region::Region> region);
+
+  // open() steps.
+  Result<void> load(const OpenOptions& options);
+  Result<void> scan_inodes();
+  Result<void> scan_dirents();
+  Result<void> stamp_mount();
+
+  // Region access. REQUIRES: ino < inode_count (checked by node()).
+  format::Inode& inode_ref(Ino ino) const;
+  uint64_t inode_offset(Ino ino) const;
+  format::Dirent& dirent_ref(uint64_t slot) const;
+  uint64_t dirent_offset(uint64_t slot) const;
+  Result<void> put_inode(journal::Transaction& txn, format::Inode inode);
+  Result<void> put_superblock(journal::Transaction& txn, const format::Superblock& sb);
+
+  // DRAM lookups; errors ENOENT / ESTALE / ENOTDIR.
+  Result<Node*> node(Ino ino);
+  Result<Directory*> directory(Ino ino);
+  Result<uint64_t> find_entry(Ino parent, std::string_view name);
+
+  // Building blocks of the namespace operations (REQUIRE: m_mutex exclusive).
+  Result<Ino> allocate_inode(journal::Transaction& txn, uint32_t mode, const Caller& caller, Ino parent);
+  Result<uint64_t> add_entry(journal::Transaction& txn, Ino parent, std::string_view name, Ino child,
+                             uint32_t mode);
+  Result<void> remove_entry(journal::Transaction& txn, Ino parent, uint64_t slot);
+  Result<void> touch_dir(journal::Transaction& txn, Ino dir, int64_t nlink_delta);
+  Result<Attr> make_node(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev, const Caller& caller,
+                         std::string_view symlink_target);
+  // Drops one link of `ino`; frees it (after the transaction) when no link
+  // and no open handle is left, otherwise marks it orphan.
+  Result<void> drop_link(journal::Transaction& txn, Ino ino, bool is_dir, std::vector<Ino>& to_reclaim);
+  // Frees every extent, the xattr block and the slot of an unlinked inode,
+  // in as many transactions as it takes.
+  Result<void> reclaim(Ino ino);
+  Result<void> finish_trim(Ino ino);
+
+  // Extents (data.cpp).
+  Result<std::vector<format::Extent>> load_extents(const format::Inode& inode,
+                                                   std::vector<uint64_t>* chain = nullptr) const;
+  Result<void> store_extents(journal::Transaction& txn, format::Inode& inode,
+                             const std::vector<format::Extent>& extents);
+  Result<void> allocate_range(journal::Transaction& txn, format::Inode& inode, std::vector<format::Extent>& extents,
+                              uint64_t first_block, uint64_t end_block, uint64_t file_size_after);
+  Result<void> free_from(Ino ino, uint64_t first_block);
+  void zero_file_range(const std::vector<format::Extent>& extents, uint64_t begin, uint64_t end);
+  Result<void> truncate_locked(Ino ino, uint64_t size, const Caller* caller);
+  uint64_t allocated_blocks(const format::Inode& inode) const;
+
+  // Xattr block (xattr.cpp).
+  Result<const format::XattrBlock*> xattr_block(const format::Inode& inode) const;
+
+  // Error bookkeeping: EUCLEAN results are recorded in the superblock.
+  template <typename T>
+  Result<T> note(Result<T> result, Ino ino, const char* what);
+  void record_error(int code, Ino ino, const char* what);
+
+  Attr attr_of(const format::Inode& inode) const;
+  static int64_t now_ns();
+
+  std::unique_ptr<region::Region> m_region;
+  format::Layout m_layout{};
+  std::unique_ptr<journal::Journal> m_journal;
+  std::unique_ptr<alloc::Allocator> m_allocator;
+  OpenReport m_report;
+  std::function<void(const std::string&)> m_log;
+  bool m_read_only = false;
+  bool m_closed = false;
+
+  mutable std::shared_mutex m_mutex;  // see the file header
+  std::unordered_map<Ino, std::unique_ptr<Node>> m_nodes;  // every inode in use
+  std::vector<Ino> m_free_inodes;       // free slots below the high water mark
+  std::vector<uint64_t> m_free_dirents; // free slots below the high water mark
+  uint64_t m_inode_high_water = 0;
+  uint64_t m_dirent_high_water = 0;
+};
+
+}  // namespace pkfs::core

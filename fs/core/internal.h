@@ -1,0 +1,50 @@
+// fs/core/internal.h: DRAM index types shared by the files of fs/core.
+// Not part of the core API.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <dirent.h>
+
+#include "fs/core/filesystem.h"
+
+namespace pkfs::core {
+
+// A directory's entries, rebuilt from the dirent table at open.
+struct Filesystem::Directory {
+  std::unordered_map<std::string, uint64_t> by_name;  // name -> dirent slot
+  std::map<uint64_t, Ino> by_slot;                    // slot -> child, readdir order
+};
+
+// DRAM state of an inode in use.
+struct Filesystem::Node {
+  uint32_t open_count = 0;
+  std::unique_ptr<Directory> dir;  // directories only
+};
+
+inline timespec to_timespec(int64_t ns) {
+  timespec ts{};
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1000000000;
+    ts.tv_sec -= 1;
+  }
+  return ts;
+}
+
+inline int64_t from_timespec(const timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Checks a name for a new directory entry. Errors: EINVAL, ENAMETOOLONG.
+Result<void> check_name(std::string_view name);
+
+// A transaction must leave at least this much journal for the inode,
+// superblock and extent-list updates that close it.
+inline constexpr uint64_t kJournalReserveBytes = 64 * 1024;
+
+}  // namespace pkfs::core

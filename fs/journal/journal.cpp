@@ -1,0 +1,207 @@
+// fs/journal/journal.cpp: undo-log transactions. See FORMAT.md, "Journal"
+// and "Crash consistency" for the argument that every prefix of the persist
+// sequence below recovers to the old or the new state.
+#include "fs/journal/journal.h"
+
+#include <atomic>
+#include <cstring>
+
+namespace pkfs::journal {
+
+using format::JournalHeader;
+using format::kJournalRecordsOffset;
+using format::UndoRecordHeader;
+
+namespace {
+
+// The commit words are single aligned 8-byte stores; a process kill lands
+// before or after one, never inside it.
+void store_word(uint64_t* word, uint64_t value) {
+  std::atomic_ref<uint64_t>(*word).store(value, std::memory_order_release);
+}
+uint64_t load_word(const uint64_t* word) {
+  return std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(word)).load(std::memory_order_acquire);
+}
+
+uint64_t record_checksum(const std::byte* record, uint64_t length) {
+  return format::xxh3(record, format::undo_record_bytes(length) - sizeof(uint64_t));
+}
+
+}  // namespace
+
+void Journal::format(region::Region& region, uint64_t offset, uint64_t bytes) {
+  JournalHeader header{};
+  header.tag = format::kJournalTag;
+  header.version = 1;
+  header.journal_bytes = bytes;
+  format::seal(header);
+  header.last_sequence = 0;
+  header.open_sequence = 0;
+  std::memcpy(region.base() + offset, &header, sizeof header);
+  // A stale record from an earlier format must not look like ours: records
+  // carry the sequence they belong to and sequences restart at 1, so the
+  // record area starts empty.
+  std::memset(region.base() + offset + kJournalRecordsOffset, 0, bytes - kJournalRecordsOffset);
+  region.persist(offset, bytes);
+}
+
+Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t offset, uint64_t bytes) {
+  if (offset + bytes > region.size() || bytes <= kJournalRecordsOffset) {
+    return Error(EUCLEAN, "journal lies outside the region");
+  }
+  std::unique_ptr<Journal> journal(new Journal(region, offset, bytes));
+  const JournalHeader* header = journal->header();
+  if (header->tag != format::kJournalTag || header->version != 1) {
+    return Error(EUCLEAN, "journal header: bad tag or version");
+  }
+  if (!format::checksum_ok(*header)) return Error(EUCLEAN, "journal header: checksum mismatch");
+  if (header->journal_bytes != bytes) return Error(EUCLEAN, "journal header: size does not match the superblock");
+  uint64_t open = load_word(&header->open_sequence);
+  uint64_t last = load_word(&header->last_sequence);
+  if (open != 0 && open != last) {
+    return Error(EUCLEAN, "journal header: open transaction " + std::to_string(open) +
+                              " is not the last one begun (" + std::to_string(last) + ")");
+  }
+  return journal;
+}
+
+JournalHeader* Journal::header() const {
+  return reinterpret_cast<JournalHeader*>(m_region.base() + m_offset);
+}
+
+bool Journal::needs_recovery() const { return load_word(&header()->open_sequence) != 0; }
+
+uint64_t Journal::last_sequence() const { return load_word(&header()->last_sequence); }
+
+Result<uint64_t> Journal::roll_back(uint64_t sequence) {
+  // Collect the valid records of this transaction in order; the first record
+  // that is torn, stale or of another transaction ends the log.
+  struct Found {
+    uint64_t record_offset, target, length;
+  };
+  std::vector<Found> records;
+  uint64_t position = kJournalRecordsOffset;
+  const std::byte* area = m_region.base() + m_offset;
+  while (position + sizeof(UndoRecordHeader) + sizeof(uint64_t) <= m_bytes) {
+    UndoRecordHeader record;
+    std::memcpy(&record, area + position, sizeof record);
+    if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
+    uint64_t total = format::undo_record_bytes(record.length);
+    if (record.length == 0 || position + total > m_bytes) break;
+    uint64_t stored;
+    std::memcpy(&stored, area + position + total - sizeof stored, sizeof stored);
+    if (stored != record_checksum(area + position, record.length)) break;  // torn: never applied
+    uint64_t end = record.target_offset + record.length;
+    bool outside = end < record.target_offset || end > m_region.size();
+    bool in_journal = record.target_offset < m_offset + m_bytes && end > m_offset;
+    if (outside || in_journal) {
+      return Error(EUCLEAN, "journal record " + std::to_string(records.size()) + " of transaction " +
+                                std::to_string(sequence) + " targets bytes outside the metadata");
+    }
+    records.push_back({position, record.target_offset, record.length});
+    position += total;
+  }
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    std::memcpy(m_region.base() + it->target, area + it->record_offset + sizeof(UndoRecordHeader), it->length);
+  }
+  m_region.persist(0, m_region.size());
+  store_word(&header()->open_sequence, 0);
+  m_region.persist(m_offset, sizeof(JournalHeader));
+  return records.size();
+}
+
+Result<Journal::Recovery> Journal::recover() {
+  uint64_t open = load_word(&header()->open_sequence);
+  if (open == 0) return Recovery{};
+  TRY_ASSIGN(uint64_t count, roll_back(open));
+  return Recovery{open, count};
+}
+
+std::unique_ptr<Transaction> Journal::begin() {
+  if (m_open) std::abort();  // broken invariant: the caller serialises transactions
+  m_open = true;
+  return std::unique_ptr<Transaction>(new Transaction(*this));
+}
+
+void Transaction::start() {
+  JournalHeader* header = m_journal.header();
+  m_sequence = load_word(&header->last_sequence) + 1;
+  store_word(&header->last_sequence, m_sequence);
+  store_word(&header->open_sequence, m_sequence);
+  m_journal.m_region.persist(m_journal.m_offset, sizeof(JournalHeader));
+}
+
+Result<void> Transaction::log(uint64_t offset, uint64_t length) {
+  if (m_finished) std::abort();
+  if (length == 0) return success();
+  // Already saved by this transaction? The first save holds the old bytes.
+  auto next = m_logged.upper_bound(offset);
+  if (next != m_logged.begin()) {
+    auto previous = std::prev(next);
+    if (previous->first <= offset && previous->second >= offset + length) return success();
+  }
+  uint64_t total = format::undo_record_bytes(length);
+  if (m_used + total > m_journal.capacity_bytes()) {
+    return Error(ENOSPC, "journal full: transaction needs more than " +
+                             std::to_string(m_journal.capacity_bytes()) + " bytes");
+  }
+  if (m_sequence == 0) start();
+  region::Region& region = m_journal.m_region;
+  uint64_t position = m_journal.m_offset + kJournalRecordsOffset + m_used;
+  std::byte* record = region.base() + position;
+  UndoRecordHeader header{};
+  header.tag = format::kUndoTag;
+  header.version = 1;
+  header.sequence = m_sequence;
+  header.target_offset = offset;
+  header.length = static_cast<uint32_t>(length);
+  std::memcpy(record, &header, sizeof header);
+  std::memcpy(record + sizeof header, region.base() + offset, length);
+  uint64_t padded = total - sizeof header - sizeof(uint64_t);
+  std::memset(record + sizeof header + length, 0, padded - length);
+  uint64_t checksum = record_checksum(record, length);
+  std::memcpy(record + total - sizeof checksum, &checksum, sizeof checksum);
+  // The record must be durable before the caller changes the bytes in place.
+  region.persist(position, total);
+  m_used += total;
+  m_logged[offset] = std::max(m_logged[offset], offset + length);
+  m_low = std::min(m_low, offset);
+  m_high = std::max(m_high, offset + length);
+  return success();
+}
+
+void Transaction::fresh(uint64_t offset, uint64_t length) {
+  if (length == 0) return;
+  m_logged[offset] = std::max(m_logged[offset], offset + length);
+  m_low = std::min(m_low, offset);
+  m_high = std::max(m_high, offset + length);
+}
+
+void Transaction::commit() {
+  if (m_finished) std::abort();
+  m_finished = true;
+  if (m_sequence != 0) {
+    region::Region& region = m_journal.m_region;
+    region.persist(m_low, m_high - m_low);  // every in-place change before the commit word
+    store_word(&m_journal.header()->open_sequence, 0);
+    region.persist(m_journal.m_offset, sizeof(JournalHeader));
+  }
+  m_journal.m_open = false;
+  for (auto& action : m_commit_actions) action();
+}
+
+void Transaction::abort() {
+  if (m_finished) return;
+  m_finished = true;
+  if (m_sequence != 0) {
+    auto result = m_journal.roll_back(m_sequence);
+    // Our own records were just written: a failure here means memory corruption.
+    if (!result) std::abort();
+  }
+  m_journal.m_open = false;
+  for (auto it = m_abort_actions.rbegin(); it != m_abort_actions.rend(); ++it) (*it)();
+}
+
+Transaction::~Transaction() { abort(); }
+
+}  // namespace pkfs::journal

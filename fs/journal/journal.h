@@ -1,0 +1,123 @@
+// fs/journal/journal.h: atomic metadata transactions by undo logging.
+//
+// Owns: the journal area of a region (see FORMAT.md, "Journal"). Before a
+// transaction changes a metadata range in place it appends the range's old
+// bytes to the journal; one aligned 8-byte store of `open_sequence = 0`
+// commits. Recovery rolls back an open transaction. Knows byte ranges only,
+// never what they mean.
+//
+// Locking: one transaction at a time. The caller serialises (core holds its
+// write lock across begin..commit); the journal has no mutex of its own.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "fs/base/result.h"
+#include "fs/format/format.h"
+#include "fs/region/region.h"
+
+namespace pkfs::journal {
+
+class Transaction;
+
+class Journal {
+ public:
+  // Writes an empty journal header. REQUIRES: the range lies inside region.
+  static void format(region::Region& region, uint64_t offset, uint64_t bytes);
+
+  // Checks the header of the journal at [offset, offset+bytes). Does not
+  // recover. Errors: EUCLEAN naming the problem.
+  static Result<std::unique_ptr<Journal>> open(region::Region& region, uint64_t offset, uint64_t bytes);
+
+  // True when a transaction was interrupted and must be rolled back.
+  bool needs_recovery() const;
+
+  // Rolls back the interrupted transaction, if any, and returns how many
+  // undo records it applied (0 if there was nothing to do) and its sequence.
+  // Errors: EUCLEAN if a record points outside the region or into the journal.
+  struct Recovery {
+    uint64_t sequence = 0;
+    uint64_t records = 0;
+  };
+  Result<Recovery> recover();
+
+  // Starts a transaction. REQUIRES: no other transaction is open.
+  std::unique_ptr<Transaction> begin();
+
+  uint64_t capacity_bytes() const { return m_bytes - format::kJournalRecordsOffset; }
+  uint64_t last_sequence() const;
+
+ private:
+  friend class Transaction;
+  Journal(region::Region& region, uint64_t offset, uint64_t bytes)
+      : m_region(region), m_offset(offset), m_bytes(bytes) {}
+  format::JournalHeader* header() const;
+  // Restores every valid record of `sequence`, newest first.
+  Result<uint64_t> roll_back(uint64_t sequence);
+
+  region::Region& m_region;
+  uint64_t m_offset;
+  uint64_t m_bytes;
+  bool m_open = false;  // a Transaction exists
+};
+
+// One atomic group of metadata changes. Destroying an uncommitted
+// transaction aborts it: the region gets its old bytes back and the abort
+// actions run, newest first.
+class Transaction {
+ public:
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  // Saves the current bytes of [offset, offset+length) in the journal, once
+  // per range per transaction. Call before changing them in place.
+  // Errors: ENOSPC when the journal is full (the caller aborts).
+  Result<void> log(uint64_t offset, uint64_t length);
+
+  // log() then copy `value` to `offset`.
+  template <typename T>
+  Result<void> put(uint64_t offset, const T& value) {
+    TRY(log(offset, sizeof(T)));
+    std::memcpy(m_journal.m_region.base() + offset, &value, sizeof(T));
+    return success();
+  }
+
+  // Declares [offset, offset+length) newly allocated by this transaction:
+  // its old bytes need no saving, because an abort or a recovery frees it
+  // again and free space has no contents to keep.
+  void fresh(uint64_t offset, uint64_t length);
+
+  // DRAM bookkeeping that must follow the transaction's fate.
+  void on_commit(std::function<void()> action) { m_commit_actions.push_back(std::move(action)); }
+  void on_abort(std::function<void()> action) { m_abort_actions.push_back(std::move(action)); }
+
+  // Makes every change durable and atomic; runs the commit actions.
+  void commit();
+  // Restores every logged range; runs the abort actions.
+  void abort();
+
+  uint64_t journal_bytes_used() const { return m_used; }
+  uint64_t journal_bytes_free() const { return m_journal.capacity_bytes() - m_used; }
+  uint64_t sequence() const { return m_sequence; }
+
+ private:
+  friend class Journal;
+  explicit Transaction(Journal& journal) : m_journal(journal) {}
+  void start();  // lazily, at the first log()
+
+  Journal& m_journal;
+  uint64_t m_sequence = 0;  // 0 until the first log()
+  uint64_t m_used = 0;      // bytes of records written
+  bool m_finished = false;
+  std::map<uint64_t, uint64_t> m_logged;  // offset -> end of ranges already saved
+  uint64_t m_low = UINT64_MAX, m_high = 0;  // span of changed bytes, for the final persist
+  std::vector<std::function<void()>> m_commit_actions;
+  std::vector<std::function<void()>> m_abort_actions;
+};
+
+}  // namespace pkfs::journal

@@ -1,0 +1,114 @@
+// fs/region/region.h: the memory a pkfs filesystem lives in.
+//
+// Owns: opening (or creating) the backing of a region, detecting its kind
+// (hugetlbfs file, device-dax character device, file on tmpfs), mapping it
+// MAP_SHARED at an address aligned to 2 MiB, the single-user lock, and the
+// persist(range) barrier. Knows nothing of the on-region format.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "fs/base/result.h"
+
+namespace pkfs::region {
+
+enum class Kind {
+  kHugetlbfs,  // file on a hugetlbfs mount; survives the daemon and the VMM
+  kDevdax,     // device-dax char device (memmap= carve-out); survives kexec
+  kTmpfs,      // file on tmpfs or /dev/shm; survives the daemon and the VMM
+  kMemory,     // anonymous memory owned by the process (tests only)
+};
+
+const char* kind_name(Kind kind);
+
+// The smallest region open() accepts (and creates): below this there is no
+// room for the superblock, journal and allocator metadata plus any data.
+inline constexpr uint64_t kMinimumRegionBytes = uint64_t{16} << 20;
+
+struct Info {
+  std::string path;
+  Kind kind = Kind::kMemory;
+  uint64_t size_bytes = 0;     // bytes mapped; fixed for the region's life
+  uint64_t page_size = 4096;   // backing page size: 4 KiB, 2 MiB or 1 GiB
+  bool survives_kexec = false; // true only for device-dax
+};
+
+enum class Access { kReadOnly, kReadWrite };
+
+// Whether open() takes the region's lock. A read-write open always locks; a
+// read-only open may look at a region another process holds (fsck -n, the
+// control tool), and reports the holder instead of refusing.
+enum class Locking { kExclusive, kNone };
+
+struct OpenOptions {
+  Access access = Access::kReadWrite;
+  Locking locking = Locking::kExclusive;
+  // When set and the path does not exist, create a hugetlbfs/tmpfs file of
+  // this many bytes (a multiple of the filesystem's page size). Never applied
+  // to devices, and never used to resize an existing file.
+  std::optional<uint64_t> create_size_bytes;
+  // Fault in and reserve every page at open (MAP_POPULATE). Off by default:
+  // a sparse tmpfs region stays sparse.
+  bool populate = false;
+};
+
+// Base class so tests can provide heap-backed and fault-injecting regions.
+class Region {
+ public:
+  virtual ~Region() = default;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+
+  std::byte* base() const { return m_base; }
+  uint64_t size() const { return m_info.size_bytes; }
+  const Info& info() const { return m_info; }
+  bool read_only() const { return m_read_only; }
+  // The backing file descriptor (for direct mapping by clients), or -1.
+  virtual int fd() const { return -1; }
+  // True when open() created the backing file: its contents are known zero.
+  bool created() const { return m_created; }
+
+  // persist(range): everything stored to [offset, offset+length) before this
+  // call is durable before anything stored after it. On hugetlbfs, tmpfs and
+  // device-dax memory a process kill or a kexec loses no completed store, so
+  // this is an ordering fence; fault-injecting test regions count calls.
+  virtual void persist(uint64_t offset, uint64_t length);
+
+ protected:
+  Region() = default;
+  std::byte* m_base = nullptr;
+  Info m_info;
+  bool m_read_only = false;
+  bool m_created = false;
+};
+
+// Opens the region at `path`. Errors name the path and what to do, e.g.
+// "/dev/hugepages/r: needs 128 free 2048 kB hugepages, 12 are free; run:
+//  echo 140 > /proc/sys/vm/nr_hugepages".
+// A read-write open locks the region (F_WRLCK; Locking is ignored); a
+// read-only kExclusive open takes a shared lock that keeps writers out; a
+// read-only kNone open takes none. A process cannot open a region again while
+// it holds it locked (EBUSY): closing the second descriptor would silently
+// release the POSIX lock. Hand the existing Region around instead.
+Result<std::unique_ptr<Region>> open(const std::string& path, const OpenOptions& options);
+
+// Who holds the lock on the region at `path`, e.g. "pid 1234 (pkfs)", or an
+// empty string if nobody does (or it cannot be told).
+std::string lock_holder(const std::string& path);
+
+// Probes the kind, size and page size of `path` without mapping or locking.
+Result<Info> probe(const std::string& path);
+
+// A region in anonymous memory (MAP_SHARED|MAP_ANONYMOUS), zero-filled, for
+// unit tests. `size_bytes` must be a multiple of 4096.
+class MemoryRegion : public Region {
+ public:
+  explicit MemoryRegion(uint64_t size_bytes);
+  ~MemoryRegion() override;
+};
+
+}  // namespace pkfs::region
