@@ -81,6 +81,29 @@ void Allocator::format(region::Region& region, const format::Layout& layout, boo
   region.persist(layout.chunk_map_offset, layout.chunk_map_blocks * kBlockSize);
 }
 
+void Allocator::adjust_undo_image(const format::Layout& layout, uint64_t target, std::byte* image, uint64_t length,
+                                  const std::byte* current) {
+  uint64_t map_end = layout.chunk_map_offset + layout.chunk_map_blocks * kBlockSize;
+  if (length != sizeof(ChunkMapBlock) || target < layout.chunk_map_offset || target >= map_end ||
+      (target - layout.chunk_map_offset) % kBlockSize != 0) {
+    return;  // not a chunk-map block (they are always logged whole)
+  }
+  ChunkMapBlock old_block;
+  ChunkMapBlock now_block;
+  std::memcpy(&old_block, image, sizeof old_block);
+  std::memcpy(&now_block, current, sizeof now_block);
+  bool changed = false;
+  for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
+    if (old_block.state[i] == format::kChunkFreeZero && now_block.state[i] != format::kChunkFreeZero) {
+      old_block.state[i] = format::kChunkFreeDirty;
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  format::seal(old_block);
+  std::memcpy(image, &old_block, sizeof old_block);
+}
+
 ChunkMapBlock* Allocator::map_block(uint64_t chunk) const {
   return reinterpret_cast<ChunkMapBlock*>(m_region.base() + m_layout.chunk_map_offset +
                                           chunk / kChunksPerMapBlock * kBlockSize);

@@ -51,6 +51,13 @@ class Allocator {
   // chunk kChunkMeta, data chunks free (zero when `data_known_zero`).
   static void format(region::Region& region, const format::Layout& layout, bool data_known_zero);
 
+  // The journal::UndoFilter for this layout's chunk map: in an undo image of
+  // a chunk-map block, a chunk recorded "free, known zero" whose state in
+  // place is no longer free becomes "free, dirty" (the transaction that
+  // took it may have written data to it), and the image is resealed.
+  static void adjust_undo_image(const format::Layout& layout, uint64_t target, std::byte* image, uint64_t length,
+                                const std::byte* current);
+
   // Whole chunks for large files: one run of at most `wanted_chunks`,
   // starting at a multiple of `alignment_chunks` when such a run exists
   // (the first fit of the smallest run that can hold it), else the largest

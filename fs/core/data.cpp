@@ -173,6 +173,12 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
       uint64_t limit = std::min((end_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk,
                                 next_start / kBlocksPerChunk * kBlocksPerChunk);
       uint64_t wanted = (limit - chunk_start) / kBlocksPerChunk;
+      // Each chunk-map block the allocation changes costs one 4 KiB undo
+      // record: stay inside what the journal has left.
+      uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes ? txn.journal_bytes_free() - kJournalReserveBytes : 0;
+      uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize)) ) * format::kChunksPerMapBlock;
+      if (affordable < format::kChunksPerMapBlock * 2) return Error(ENOSPC, "allocation too large for one transaction");
+      wanted = std::min(wanted, affordable - 2 * format::kChunksPerMapBlock);
       uint64_t gigabyte_blocks = kBlocksPerChunk * format::kChunksPerGigabyte;
       uint64_t alignment = (wanted % format::kChunksPerGigabyte == 0 && chunk_start % gigabyte_blocks == 0)
                                ? format::kChunksPerGigabyte
@@ -261,10 +267,9 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
                 data.data() + (from - offset), to - from);
   }
   inode.size = std::max(inode.size, end);
+  // Clearing set-user-ID on write is the kernel's decision (it knows the
+  // writer's capabilities) and reaches us as a setattr.
   inode.mtime_ns = inode.ctime_ns = now_ns();
-  // A write by anyone clears set-user-ID, and set-group-ID on group-executable files.
-  if (inode.mode & S_ISUID) inode.mode &= ~uint32_t{S_ISUID};
-  if ((inode.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) inode.mode &= ~uint32_t{S_ISGID};
   TRY(put_inode(*txn, inode));
   txn->commit();
   return data.size();
@@ -280,8 +285,12 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
     if (extents.empty() || extent_end(extents.back()) <= first_block) return success();
     auto txn = m_journal->begin();
     bool progress = false;
+    bool budget_exhausted = false;
     while (!extents.empty() && extent_end(extents.back()) > first_block) {
-      if (txn->journal_bytes_free() < 2 * kJournalReserveBytes) break;
+      if (txn->journal_bytes_free() < 2 * kJournalReserveBytes) {
+        budget_exhausted = true;
+        break;
+      }
       Extent& last = extents.back();
       bool large = is_large(last);
       uint64_t keep_end = std::max<uint64_t>(first_block, last.file_block);
@@ -301,7 +310,12 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
         last.block_count = static_cast<uint32_t>(keep_count);
       }
     }
-    if (!progress) return success();
+    if (!progress) {
+      // Nothing freed: either what is left lies in a chunk we keep, or the
+      // journal cannot hold even one free (a journal too small to use).
+      if (budget_exhausted) return Error(ENOSPC, "journal too small to free space");
+      return success();
+    }
     TRY(store_extents(*txn, inode, extents));
     TRY(put_inode(*txn, inode));
     txn->commit();
@@ -416,6 +430,9 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
       }
       TRY(store_extents(*txn, inode, kept));
     } else {
+      // Growing the file: the gap between the old size and the range must
+      // read as zeros too.
+      if (!(mode & FALLOC_FL_KEEP_SIZE) && offset > inode.size) zero_file_range(extents, inode.size, offset);
       uint64_t first_block = offset / kBlockSize, end_block = (end + kBlockSize - 1) / kBlockSize;
       uint64_t size_after = (mode & FALLOC_FL_KEEP_SIZE) ? inode.size : std::max(inode.size, end);
       TRY(allocate_range(*txn, inode, extents, first_block, end_block, size_after));

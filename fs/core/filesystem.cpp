@@ -82,7 +82,11 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   if (!layout) return layout.error().with_context("run fsck.pkfs");
   m_layout = layout.value();
 
-  auto journal = journal::Journal::open(*m_region, m_layout.journal_offset, m_layout.journal_bytes);
+  auto journal = journal::Journal::open(
+      *m_region, m_layout.journal_offset, m_layout.journal_bytes,
+      [layout = m_layout](uint64_t target, std::byte* image, uint64_t length, const std::byte* current) {
+        alloc::Allocator::adjust_undo_image(layout, target, image, length, current);
+      });
   if (!journal) return journal.error().with_context("run fsck.pkfs");
   m_journal = std::move(journal).value();
   if (m_journal->needs_recovery()) {

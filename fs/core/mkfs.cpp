@@ -64,8 +64,10 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
   region.persist(0, format::kBlockSize);
 
   journal::Journal::format(region, layout.journal_offset, layout.journal_bytes);
-  // Slots at or past the high-water marks are never read, so the inode and
-  // dirent tables need no clearing: a 1 TiB region formats in milliseconds.
+  // Slots at or past the high-water marks are never trusted (only a slot's
+  // old tag and generation are looked at when it is first used), so the
+  // inode and dirent tables need no clearing: a 1 TiB region formats in
+  // milliseconds.
   std::memset(base + layout.inode_table_offset, 0, 2 * sizeof(Inode));
   Inode root{};
   root.tag = format::kInodeTag;

@@ -161,13 +161,15 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
   const bool victim_is_dir = victim != 0 && S_ISDIR(inode_ref(victim).mode);
 
   // A directory may not move into itself or below itself.
+  // Walks parent links up from `dir`; bounded, since they come from the region.
   auto inside = [this](Ino dir, Ino ancestor) {
-    for (Ino at = dir; at != format::kRootIno;) {
+    Ino at = dir;
+    for (uint64_t steps = 0; at != format::kRootIno && steps < m_layout.inode_count; ++steps) {
       if (at == ancestor) return true;
       at = inode_ref(at).parent;
-      if (at == 0) return false;
+      if (at == 0 || at >= m_layout.inode_count) return false;
     }
-    return ancestor == format::kRootIno;
+    return ancestor == at;
   };
   if (is_dir && parent != new_parent && inside(new_parent, ino)) {
     return Error(EINVAL, "cannot move a directory below itself");
@@ -278,7 +280,7 @@ Result<void> Filesystem::readdir(Ino dir_ino, uint64_t cookie, const std::functi
   return success();
 }
 
-Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& changes, const Caller& caller) {
+Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& changes, [[maybe_unused]] const Caller& caller) {
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
@@ -290,22 +292,11 @@ Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& changes, const Caller& 
     inode.mode = (inode.mode & S_IFMT) | (*changes.mode & 07777);
     changed = true;
   }
-  bool owner_changed = false;
-  if (changes.uid && *changes.uid != inode.uid) {
-    inode.uid = *changes.uid;
-    owner_changed = true;
-  }
-  if (changes.gid && *changes.gid != inode.gid) {
-    inode.gid = *changes.gid;
-    owner_changed = true;
-  }
+  // Permission checks and the clearing of set-user-ID on chown are the
+  // kernel's (default_permissions); they arrive here as plain changes.
+  if (changes.uid) inode.uid = *changes.uid;
+  if (changes.gid) inode.gid = *changes.gid;
   if (changes.uid || changes.gid) changed = true;
-  // chown clears set-user-ID, and set-group-ID on group-executable files,
-  // unless root did it (POSIX leaves root's case open; Linux keeps them).
-  if (owner_changed && caller.uid != 0 && !S_ISDIR(inode.mode)) {
-    inode.mode &= ~uint32_t{S_ISUID};
-    if (inode.mode & S_IXGRP) inode.mode &= ~uint32_t{S_ISGID};
-  }
   auto time_of = [now](const TimeSet& time) { return time.now ? now : from_timespec(time.value); };
   if (changes.atime) inode.atime_ns = time_of(*changes.atime);
   if (changes.mtime) inode.mtime_ns = time_of(*changes.mtime);

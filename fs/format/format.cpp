@@ -19,6 +19,7 @@ constexpr uint64_t round_up(uint64_t value, uint64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;
 }
 
+// Usable inodes by default: one per 64 KiB, 1024 to 4 Mi.
 uint64_t default_inode_count(uint64_t region_bytes) {
   uint64_t count = region_bytes / (64 * 1024);
   if (count < 1024) count = 1024;
@@ -68,24 +69,28 @@ Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& optio
   layout.chunk_count = backing_bytes / kChunkSize;
   layout.region_bytes = layout.chunk_count * kChunkSize;
 
-  layout.journal_bytes = options.journal_bytes != 0
-                             ? options.journal_bytes
-                             : (layout.region_bytes >= 4 * kGigabyte ? 4ull << 20 : 1ull << 20);
-  if (layout.journal_bytes % kBlockSize != 0 || layout.journal_bytes < (64ull << 10) ||
+  layout.chunk_map_blocks = (layout.chunk_count + kChunksPerMapBlock - 1) / kChunksPerMapBlock;
+  // The journal must hold the undo images of every chunk-map block at once
+  // (an allocation of the whole region touches them all), plus room for the
+  // inodes, entries and extent blocks of one operation.
+  uint64_t default_journal = (layout.region_bytes >= 4 * kGigabyte ? 4ull << 20 : 1ull << 20) +
+                             2 * layout.chunk_map_blocks * kBlockSize;
+  layout.journal_bytes = options.journal_bytes != 0 ? options.journal_bytes : default_journal;
+  if (layout.journal_bytes % kBlockSize != 0 || layout.journal_bytes < kMinJournalBytes ||
       layout.journal_bytes > (256ull << 20)) {
-    return Error(EINVAL, "journal size must be a multiple of 4 KiB between 64 KiB and 256 MiB");
+    return Error(EINVAL, "journal size must be a multiple of 4 KiB between 512 KiB and 256 MiB");
   }
-  layout.inode_count =
-      options.inode_count != 0 ? options.inode_count + 1 : default_inode_count(layout.region_bytes);
-  if (layout.inode_count < 16 || layout.inode_count > (1ull << 32)) {
-    return Error(EINVAL, "inode count must be between 15 and 4294967295");
+  // Slot 0 is never used: the table has one slot more than usable inodes.
+  uint64_t usable_inodes = options.inode_count != 0 ? options.inode_count : default_inode_count(layout.region_bytes);
+  if (usable_inodes < 15 || usable_inodes > kMaxInodes) {
+    return Error(EINVAL, "inode count must be between 15 and " + std::to_string(kMaxInodes));
   }
+  layout.inode_count = usable_inodes + 1;
   layout.dirent_count = layout.inode_count + layout.inode_count / 4;
   layout.hold_count = options.hold_count;
   if (layout.hold_count < 1 || layout.hold_count > 65536) {
     return Error(EINVAL, "hold count must be between 1 and 65536");
   }
-  layout.chunk_map_blocks = (layout.chunk_count + kChunksPerMapBlock - 1) / kChunksPerMapBlock;
 
   uint64_t offset = kBlockSize;  // block 0: superblock
   layout.journal_offset = offset;
@@ -118,7 +123,7 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
                               " bytes but the backing has only " + std::to_string(backing_bytes) +
                               " (truncated region?)");
   }
-  if (sb.inode_count < 16 || sb.inode_count > (1ull << 32) + 1) {
+  if (sb.inode_count < 16 || sb.inode_count > kMaxInodes + 1) {
     return Error(EUCLEAN, "superblock inode_count " + std::to_string(sb.inode_count) + " is out of range");
   }
   LayoutOptions options;

@@ -40,6 +40,8 @@ inline constexpr uint32_t kSymlinkMax = 4095;               // bytes, as PATH_MA
 inline constexpr uint32_t kXattrNameMax = 255;
 inline constexpr uint64_t kRootIno = 1;
 inline constexpr uint64_t kChecksumSeed = 0;                // XXH3-64 seed of every checksum
+inline constexpr uint64_t kMinJournalBytes = 512 * 1024;
+inline constexpr uint64_t kMaxInodes = (1ull << 32) - 2;    // usable inodes (slot 0 is never used)
 
 // Strong type for a byte offset inside the region: never a pointer, because
 // the next mount may map the region at another address. 0 means "none" for
@@ -113,7 +115,7 @@ struct Superblock {
   uint32_t mount_count;              // 0x104
   int64_t created_time_ns;           // 0x108 CLOCK_REALTIME
   int64_t mount_time_ns;             // 0x110 last mount
-  int64_t write_time_ns;             // 0x118 last superblock write
+  int64_t write_time_ns;             // 0x118 last mkfs, mount or clean unmount
   int64_t check_time_ns;             // 0x120 last fsck
   uint64_t inode_high_water;         // 0x128 inode slots >= this were never used
   uint64_t dirent_high_water;        // 0x130 dirent slots >= this were never used
@@ -274,7 +276,8 @@ struct ChunkMapBlock {
 };
 static_assert(sizeof(ChunkMapBlock) == kBlockSize);
 
-// Free blocks of a split chunk are always zero (they are zeroed when freed).
+// Blocks of a split chunk are zeroed when they are handed out, never when
+// freed (a freeing transaction may still abort and must find its data).
 struct SplitHeader {
   uint32_t tag;                      // 0x00 kSplitHeaderTag
   uint16_t version;                  // 0x04 1
@@ -369,8 +372,8 @@ bool checksum_ok(const T& value) {
 // Layout: where everything goes in a region of a given size.
 
 struct LayoutOptions {
-  uint64_t inode_count = 0;    // 0: one per 64 KiB of region, at least 1024, at most 4 Mi
-  uint64_t journal_bytes = 0;  // 0: 1 MiB, 4 MiB for regions of 4 GiB and more
+  uint64_t inode_count = 0;    // usable inodes; 0: one per 64 KiB of region, 1024 to 4 Mi
+  uint64_t journal_bytes = 0;  // 0: 1 MiB (4 MiB from 4 GiB) + 2x the chunk map; 512 KiB to 256 MiB
   uint64_t hold_count = 1024;  // concurrent direct mappings
 };
 

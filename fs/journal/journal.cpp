@@ -45,11 +45,13 @@ void Journal::format(region::Region& region, uint64_t offset, uint64_t bytes) {
   region.persist(offset, bytes);
 }
 
-Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t offset, uint64_t bytes) {
+Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t offset, uint64_t bytes,
+                                               UndoFilter filter) {
   if (offset + bytes > region.size() || bytes <= kJournalRecordsOffset) {
     return Error(EUCLEAN, "journal lies outside the region");
   }
   std::unique_ptr<Journal> journal(new Journal(region, offset, bytes));
+  journal->m_filter = std::move(filter);
   const JournalHeader* header = journal->header();
   if (header->tag != format::kJournalTag || header->version != 1) {
     return Error(EUCLEAN, "journal header: bad tag or version");
@@ -101,8 +103,15 @@ Result<uint64_t> Journal::roll_back(uint64_t sequence) {
     records.push_back({position, record.target_offset, record.length});
     position += total;
   }
+  std::vector<std::byte> image;
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
-    std::memcpy(m_region.base() + it->target, area + it->record_offset + sizeof(UndoRecordHeader), it->length);
+    const std::byte* old_bytes = area + it->record_offset + sizeof(UndoRecordHeader);
+    if (m_filter) {
+      image.assign(old_bytes, old_bytes + it->length);
+      m_filter(it->target, image.data(), it->length, m_region.base() + it->target);
+      old_bytes = image.data();
+    }
+    std::memcpy(m_region.base() + it->target, old_bytes, it->length);
   }
   m_region.persist(0, m_region.size());
   store_word(&header()->open_sequence, 0);

@@ -24,6 +24,13 @@ namespace pkfs::journal {
 
 class Transaction;
 
+// Lets the owner of a structure adjust an undo image just before a rollback
+// writes it back: `image` holds the `length` old bytes for region offset
+// `target`; `current` points at the bytes in place now. The allocator uses
+// it so that a chunk handed out by a rolled-back transaction comes back as
+// "free, dirty" rather than "free, known zero": it may hold data by then.
+using UndoFilter = std::function<void(uint64_t target, std::byte* image, uint64_t length, const std::byte* current)>;
+
 class Journal {
  public:
   // Writes an empty journal header. REQUIRES: the range lies inside region.
@@ -31,7 +38,8 @@ class Journal {
 
   // Checks the header of the journal at [offset, offset+bytes). Does not
   // recover. Errors: EUCLEAN naming the problem.
-  static Result<std::unique_ptr<Journal>> open(region::Region& region, uint64_t offset, uint64_t bytes);
+  static Result<std::unique_ptr<Journal>> open(region::Region& region, uint64_t offset, uint64_t bytes,
+                                               UndoFilter filter = {});
 
   // True when a transaction was interrupted and must be rolled back.
   bool needs_recovery() const;
@@ -62,6 +70,7 @@ class Journal {
   region::Region& m_region;
   uint64_t m_offset;
   uint64_t m_bytes;
+  UndoFilter m_filter;
   bool m_open = false;  // a Transaction exists
 };
 
