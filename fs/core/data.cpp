@@ -177,7 +177,7 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
       // record: stay inside what the journal has left.
       uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes ? txn.journal_bytes_free() - kJournalReserveBytes : 0;
       uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize)) ) * format::kChunksPerMapBlock;
-      if (affordable < format::kChunksPerMapBlock * 2) return Error(ENOSPC, "allocation too large for one transaction");
+      if (affordable <= format::kChunksPerMapBlock * 2) return Error(ENOSPC, "allocation too large for one transaction");
       wanted = std::min(wanted, affordable - 2 * format::kChunksPerMapBlock);
       uint64_t gigabyte_blocks = kBlocksPerChunk * format::kChunksPerGigabyte;
       uint64_t alignment = (wanted % format::kChunksPerGigabyte == 0 && chunk_start % gigabyte_blocks == 0)

@@ -104,12 +104,16 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   }
   // Recovery may have restored the superblock: read it again.
   auto current = read_superblock(*m_region);
-  if (!current) return current.error().with_context("primary superblock; run fsck.pkfs");
+  if (!current) return Error(current.error().code(), "primary superblock: " + current.error().message() + "; run fsck.pkfs");
   sb = current.value();
   if ((sb.state & format::kStateError) && !options.ignore_error_state) {
     return Error(EUCLEAN, "the region has recorded errors (" + std::to_string(sb.error_count) +
                               ", first: " + std::string(sb.first_error_what, strnlen(sb.first_error_what, 32)) +
                               "); run fsck.pkfs");
+  }
+  // The backup must be intact too: it is what fsck falls back on.
+  if (auto backup = read_superblock(*m_region, true); !backup) {
+    return Error(EUCLEAN, "backup superblock: " + backup.error().message() + "; run fsck.pkfs");
   }
   m_report.was_clean = (sb.state & format::kStateClean) != 0;
   layout = format::layout_from_superblock(sb, m_region->size());
@@ -123,6 +127,7 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   m_allocator = std::move(allocator).value();
   TRY(scan_inodes());
   TRY(scan_dirents());
+  TRY(scan_holds());
   if (m_read_only) return success();
 
   // Nothing is open at mount: every orphan goes, every trim completes.
@@ -202,6 +207,25 @@ Result<void> Filesystem::scan_dirents() {
   return success();
 }
 
+// Holds are not used by this version yet (direct mappings come later), but
+// every slot must be free or a valid hold on an inode in use.
+Result<void> Filesystem::scan_holds() {
+  for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
+    format::Hold hold;
+    std::memcpy(&hold, m_region->base() + m_layout.hold_table_offset + slot * sizeof hold, sizeof hold);
+    if (format::hold_is_free(hold)) continue;
+    std::string what;
+    if (!format::hold_valid(hold, &what)) {
+      return Error(EUCLEAN, "hold " + std::to_string(slot) + ": " + what + "; run fsck.pkfs");
+    }
+    if (m_nodes.find(hold.ino) == m_nodes.end()) {
+      return Error(EUCLEAN, "hold " + std::to_string(slot) + " names inode " + std::to_string(hold.ino) +
+                                ", which is not in use; run fsck.pkfs");
+    }
+  }
+  return success();
+}
+
 Result<void> Filesystem::stamp_mount() {
   auto txn = m_journal->begin();
   Superblock sb = superblock();
@@ -210,6 +234,8 @@ Result<void> Filesystem::stamp_mount() {
   sb.mount_time_ns = now_ns();
   sb.write_time_ns = sb.mount_time_ns;
   TRY(put_superblock(*txn, sb));
+  format::seal(sb);
+  TRY(txn->put(m_layout.backup_offset, sb));
   txn->commit();
   return success();
 }

@@ -193,6 +193,7 @@ class Filesystem {
   Result<void> load(const OpenOptions& options);
   Result<void> scan_inodes();
   Result<void> scan_dirents();
+  Result<void> scan_holds();
   Result<void> stamp_mount();
 
   // Region access. REQUIRES: ino < inode_count (checked by node()).

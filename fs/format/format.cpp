@@ -123,6 +123,10 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
                               " bytes but the backing has only " + std::to_string(backing_bytes) +
                               " (truncated region?)");
   }
+  if (sb.region_bytes % kChunkSize != 0) {
+    return Error(EUCLEAN, "superblock region_bytes " + std::to_string(sb.region_bytes) +
+                              " is not a whole number of 2 MiB chunks");
+  }
   if (sb.inode_count < 16 || sb.inode_count > kMaxInodes + 1) {
     return Error(EUCLEAN, "superblock inode_count " + std::to_string(sb.inode_count) + " is out of range");
   }
@@ -131,7 +135,9 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
   options.journal_bytes = sb.journal_bytes;
   options.hold_count = sb.hold_count;
   auto expected = compute_layout(sb.region_bytes, options);
-  if (!expected) return expected.error().with_context("superblock describes an impossible layout");
+  if (!expected) {
+    return Error(EUCLEAN, "superblock describes an impossible layout: " + expected.error().message());
+  }
   const Layout& l = expected.value();
   struct Field {
     const char* name;

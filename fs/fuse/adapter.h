@@ -1,0 +1,84 @@
+// fs/fuse/adapter.h: the libfuse3 low-level adapter over core::Filesystem.
+//
+// Owns: the fuse_lowlevel_ops table, translating each request into one core
+// call and its result into exactly one reply, the errno translation, the
+// caller identity (fuse_req_ctx), and the kernel's lookup counts (DRAM only).
+// Holds no filesystem logic: names, permissions bits, link counts, space and
+// every on-region decision belong to fs/core.
+//
+// Node ids are core inode numbers: FUSE_ROOT_ID (1) is the core root, and
+// the generation of a reused slot comes from core::Attr. Permission checks
+// are the kernel's (the daemon always mounts with default_permissions).
+//
+// Lookup counts are bookkeeping only: they do not hold back the freeing of
+// an unlinked inode (libfuse suggests deferring it to the last FORGET).
+// FORGET arrives asynchronously, and a RAM filesystem must give the space of
+// a deleted guest-RAM file back when rm(1) returns, not some time later. An
+// inode with an open handle lives on (core counts opens); a request for a
+// node id whose slot was reused meets a new generation, and the kernel
+// marks its stale inode bad (EIO) instead of confusing the two files.
+#pragma once
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_lowlevel.h>
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "fs/base/result.h"
+#include "fs/core/filesystem.h"
+
+namespace pkfs::fuse {
+
+// Entries and attributes may be cached this long: only this mount changes
+// the filesystem's metadata, so the kernel's copy cannot go stale behind
+// its back.
+inline constexpr double kCacheTimeoutSeconds = 3600.0;
+// Largest WRITE the kernel sends (conn->max_write); libfuse caps it at its
+// receive buffer, 1 MiB with 4 KiB pages.
+inline constexpr unsigned kMaxWriteBytes = 1u << 20;
+
+class Adapter {
+ public:
+  using Log = std::function<void(const std::string&)>;
+
+  explicit Adapter(Log log);
+  Adapter(const Adapter&) = delete;
+  Adapter& operator=(const Adapter&) = delete;
+
+  // The table to pass to fuse_session_new with `this` as userdata.
+  static const fuse_lowlevel_ops& operations();
+
+  // The kernel's outstanding lookup count for a node id (0 if none), and
+  // how many node ids the kernel holds. For diagnostics and tests.
+  uint64_t lookup_count(fuse_ino_t ino) const;
+  size_t referenced_nodes() const;
+
+  // The filesystem requests go to. Attach it before the session is mounted
+  // (no request arrives earlier); it must outlive the session. The daemon
+  // creates the session first so that bad FUSE options are refused before
+  // the region is opened.
+  void attach(core::Filesystem& fs) { m_fs = &fs; }
+  core::Filesystem& filesystem() const { return *m_fs; }
+  void log(const std::string& line) const;
+
+  // Core error -> errno for the kernel. Corruption (EUCLEAN) becomes EIO and
+  // is logged; core already recorded it in the superblock.
+  int to_errno(const Error& error, const char* operation) const;
+
+  // Lookup accounting: every successful fuse_reply_entry/create/direntplus
+  // adds one, forget subtracts what the kernel says.
+  void add_lookups(fuse_ino_t ino, uint64_t count);
+  void forget(fuse_ino_t ino, uint64_t count);
+
+ private:
+  core::Filesystem* m_fs = nullptr;
+  Log m_log;
+  mutable std::mutex m_lookup_mutex;
+  std::unordered_map<fuse_ino_t, uint64_t> m_lookups;  // guarded by m_lookup_mutex
+};
+
+}  // namespace pkfs::fuse

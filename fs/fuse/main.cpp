@@ -1,0 +1,484 @@
+// pkfs: the daemon that mounts a pkfs region with FUSE.
+//
+// Owns: the command line, the order of startup (mountpoint check, region
+// lock, core open, mount, detach), logging to stderr or syslog, the session
+// loop, and marking the region clean at the end. Every request is served by
+// fs/fuse/adapter.
+//
+//   pkfs REGION MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s]
+//
+// Options (-o, comma separated; also as mount.fuse3 passes them):
+//   ro                  open the filesystem read-only (and mount read-only)
+//   allow_other         let other users in (permissions are still checked)
+//   fsname=NAME         source shown in /proc/mounts (default: the region)
+//   subtype=NAME        default pkfs, so the type reads fuse.pkfs
+//   default_permissions always on: the kernel checks permissions
+//   anything else libfuse knows (rw, dev, nosuid, noatime, ...) passes on;
+//   fstab-only words (defaults, auto, noauto, user, nofail, _netdev, x-*,
+//   comment=) are ignored.
+//   -f foreground, -d debug (implies -f), -s single-threaded.
+//
+// mount(8): `mount -t fuse.pkfs REGION MNT` runs mount.fuse3, which runs
+// `pkfs REGION MNT -o OPTIONS` through /bin/sh. mount(8) clears PATH, so the
+// shell's default search path applies: install pkfs in /usr/sbin or
+// /usr/local/sbin. An /etc/fstab line:
+//
+//   /dev/hugepages/vm0  /srv/vm0  fuse.pkfs  allow_other,nofail  0  0
+//
+// Exit status: 0 after a clean unmount, 1 if the region could not be
+// mounted (the message says why; the region is left as it was, but for a
+// failing mount(2), which comes last and leaves it marked clean) or the
+// filesystem could not be marked clean.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fs/core/filesystem.h"
+#include "fs/fuse/adapter.h"
+#include "fs/region/region.h"
+
+namespace {
+
+using namespace pkfs;
+
+#ifndef PKFS_VERSION
+#define PKFS_VERSION "unknown"
+#endif
+
+// Log lines go to stderr while a terminal may be watching, and to syslog
+// once the daemon runs in the background (and, in background mode, already
+// during startup, so a boot-time mount leaves its story in the log).
+class Logger {
+ public:
+  void set_stderr(bool on) { m_stderr = on; }
+  void set_syslog(bool on) {
+    if (on && !m_syslog) openlog("pkfs", LOG_PID, LOG_DAEMON);
+    m_syslog = on;
+  }
+  bool to_syslog() const { return m_syslog; }
+
+  // Routine news stays off a terminal that only waits for mount(8) to end.
+  void info(const std::string& line) { write(LOG_INFO, line, !m_syslog); }
+  void warning(const std::string& line) { write(LOG_WARNING, line); }
+  void error(const std::string& line) { write(LOG_ERR, line); }
+
+ private:
+  void write(int priority, const std::string& line, bool to_stderr = true) {
+    std::lock_guard lock(m_mutex);
+    if (m_stderr && to_stderr) std::fprintf(stderr, "pkfs: %s\n", line.c_str());
+    if (m_syslog) syslog(priority, "%s", line.c_str());
+  }
+
+  std::mutex m_mutex;
+  bool m_stderr = true;
+  bool m_syslog = false;
+};
+
+Logger g_logger;
+
+// libfuse's own messages follow ours to syslog once we are detached.
+void fuse_log_to_syslog(enum fuse_log_level level, const char* format, va_list args) {
+  vsyslog(static_cast<int>(level), format, args);
+}
+
+struct Options {
+  std::string region;
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;
+  bool single_threaded = false;
+  bool read_only = false;
+  std::optional<std::string> fsname;
+  std::optional<std::string> subtype;
+  std::vector<std::string> fuse_options;  // passed to libfuse as they are
+};
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: pkfs REGION MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s]\n"
+               "\n"
+               "Mounts the pkfs filesystem in REGION (a hugetlbfs or tmpfs file, or a\n"
+               "device-dax device formatted by mkfs.pkfs) on MOUNTPOINT.\n"
+               "\n"
+               "  -o ro              mount read-only\n"
+               "  -o allow_other     let other users in (permissions are checked)\n"
+               "  -o fsname=NAME     source shown in /proc/mounts (default: REGION)\n"
+               "  -o OPT             other FUSE and mount options (rw, nosuid, noatime, ...)\n"
+               "  -f                 stay in the foreground, log to stderr\n"
+               "  -d                 debug: print every FUSE request (implies -f)\n"
+               "  -s                 single-threaded\n"
+               "  -h, --help         this text\n"
+               "  -V, --version      print the version\n");
+}
+
+// strerror() for a daemon with threads.
+std::string errno_text(int code) {
+  char buffer[128];
+  return strerror_r(code, buffer, sizeof buffer);  // the GNU strerror_r returns the text
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+// Sorts one -o word into ours, libfuse's, or fstab's. Returns an error
+// message for a word pkfs refuses.
+std::optional<std::string> add_option(Options& options, const std::string& word) {
+  if (word.empty()) return std::nullopt;
+  if (word == "ro") {
+    options.read_only = true;
+    options.fuse_options.push_back(word);
+  } else if (word == "rw") {
+    options.read_only = false;
+    options.fuse_options.push_back(word);
+  } else if (word == "no_default_permissions") {
+    return std::string(
+        "no_default_permissions is not supported: pkfs leaves permission checks to the kernel "
+        "(default_permissions) and checks none itself");
+  } else if (word == "debug") {
+    options.debug = true;
+    options.foreground = true;
+  } else if (starts_with(word, "fsname=")) {
+    options.fsname = word.substr(7);
+  } else if (starts_with(word, "subtype=")) {
+    options.subtype = word.substr(8);
+  } else if (word == "default_permissions" || word == "defaults" || word == "auto" || word == "noauto" ||
+             word == "user" || word == "nouser" || word == "users" || word == "owner" || word == "group" ||
+             word == "nofail" || word == "_netdev" || starts_with(word, "x-") ||
+             starts_with(word, "comment=")) {
+    // default_permissions is always on (mount_options() adds it); the rest
+    // are fstab and mount(8) words that mean nothing to a FUSE mount.
+  } else {
+    options.fuse_options.push_back(word);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> add_option_list(Options& options, std::string_view list) {
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string_view::npos) comma = list.size();
+    if (auto refused = add_option(options, std::string(list.substr(start, comma - start)))) return refused;
+    start = comma + 1;
+  }
+  return std::nullopt;
+}
+
+// Returns the exit status to leave with, or nothing to go on.
+std::optional<int> parse_arguments(int argc, char** argv, Options& options) {
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      usage(stdout);
+      return 0;
+    }
+    if (arg == "-V" || arg == "--version") {
+      std::printf("pkfs %s (FUSE library %s)\n", PKFS_VERSION, fuse_pkgversion());
+      return 0;
+    }
+    if (arg == "-f") {
+      options.foreground = true;
+    } else if (arg == "-d") {
+      options.debug = true;
+      options.foreground = true;
+    } else if (arg == "-s") {
+      options.single_threaded = true;
+    } else if (arg == "-o" || (starts_with(arg, "-o") && arg.size() > 2)) {
+      std::string list;
+      if (arg == "-o") {
+        if (i + 1 >= argc) {
+          std::fprintf(stderr, "pkfs: -o needs an option list\n");
+          return 1;
+        }
+        list = argv[++i];
+      } else {
+        list = arg.substr(2);
+      }
+      if (auto refused = add_option_list(options, list)) {
+        std::fprintf(stderr, "pkfs: %s\n", refused->c_str());
+        return 1;
+      }
+    } else if (arg == "--") {
+      for (++i; i < argc; ++i) positional.emplace_back(argv[i]);
+    } else if (starts_with(arg, "-") && arg.size() > 1) {
+      std::fprintf(stderr, "pkfs: unknown option %s\n", arg.c_str());
+      usage(stderr);
+      return 1;
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 2) {
+    std::fprintf(stderr, "pkfs: want a region and a mountpoint, got %zu argument%s\n", positional.size(),
+                 positional.size() == 1 ? "" : "s");
+    usage(stderr);
+    return 1;
+  }
+  // Absolute paths: the daemon changes to / after detaching, and libfuse
+  // unmounts by the path it mounted.
+  std::error_code ignored;
+  options.region = std::filesystem::absolute(positional[0], ignored).lexically_normal().string();
+  options.mountpoint = std::filesystem::absolute(positional[1], ignored).lexically_normal().string();
+  if (options.region.empty()) options.region = positional[0];
+  if (options.mountpoint.empty()) options.mountpoint = positional[1];
+  return std::nullopt;
+}
+
+std::optional<std::string> check_mountpoint(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    std::string message = "mountpoint " + path + ": " + errno_text(err);
+    if (err == ENOTCONN) message += " (a dead FUSE mount; clear it with: fusermount3 -u -z " + path + ")";
+    return message;
+  }
+  if (!S_ISDIR(st.st_mode)) return "mountpoint " + path + " is not a directory";
+  return std::nullopt;
+}
+
+// Going to the background. fuse_daemonize() would fork after the region is
+// open, and a forked child does not inherit the POSIX record lock that
+// keeps a second writer out; nor could it report a failed open. So the
+// daemon forks first: the child does all the work while the parent waits
+// for one byte ("mounted") and otherwise exits with the child's status, the
+// child having printed why on the shared stderr.
+class Detacher {
+ public:
+  // Returns nothing in the child, which goes on to mount; in the parent (or
+  // on failure to fork) returns the status to exit with.
+  std::optional<int> fork_and_wait() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      std::fprintf(stderr, "pkfs: pipe: %s\n", errno_text(errno).c_str());
+      return 1;
+    }
+    pid_t child = ::fork();
+    if (child < 0) {
+      std::fprintf(stderr, "pkfs: fork: %s\n", errno_text(errno).c_str());
+      return 1;
+    }
+    if (child == 0) {
+      ::close(fds[0]);
+      m_ready_fd = fds[1];
+      ::setsid();
+      return std::nullopt;
+    }
+    ::close(fds[1]);
+    char byte = 0;
+    ssize_t got = 0;
+    do {
+      got = ::read(fds[0], &byte, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got == 1) return 0;  // mounted; the child carries on alone
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status)) {
+      std::fprintf(stderr, "pkfs: the daemon died during startup (signal %d)\n", WTERMSIG(status));
+      return 1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
+  }
+
+  // In the child, once mounted: tells the parent to exit 0, lets go of the
+  // terminal and the working directory.
+  void detached() {
+    if (m_ready_fd < 0) return;
+    if (::chdir("/") != 0) {
+      // Harmless: we only hold on to the old directory.
+    }
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, STDIN_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+      if (null > STDERR_FILENO) ::close(null);
+    }
+    char byte = '1';
+    ssize_t written;
+    do {
+      written = ::write(m_ready_fd, &byte, 1);
+    } while (written < 0 && errno == EINTR);
+    ::close(m_ready_fd);
+    m_ready_fd = -1;
+  }
+
+ private:
+  int m_ready_fd = -1;
+};
+
+// Owns a fuse_args for fuse_session_new.
+class FuseArgs {
+ public:
+  FuseArgs() { m_args = FUSE_ARGS_INIT(0, nullptr); }
+  ~FuseArgs() { fuse_opt_free_args(&m_args); }
+  FuseArgs(const FuseArgs&) = delete;
+  FuseArgs& operator=(const FuseArgs&) = delete;
+  bool add(const std::string& arg) { return fuse_opt_add_arg(&m_args, arg.c_str()) == 0; }
+  fuse_args* get() { return &m_args; }
+
+ private:
+  fuse_args m_args;
+};
+
+std::string mount_options(const Options& options) {
+  char* joined = nullptr;
+  auto add = [&joined](const std::string& option) { fuse_opt_add_opt(&joined, option.c_str()); };
+  add("default_permissions");
+  for (const std::string& option : options.fuse_options) add(option);
+  // fsname may hold commas or backslashes: escape it.
+  fuse_opt_add_opt_escaped(&joined, ("fsname=" + options.fsname.value_or(options.region)).c_str());
+  add("subtype=" + options.subtype.value_or("pkfs"));
+  std::string result = joined != nullptr ? joined : "";
+  std::free(joined);
+  return result;
+}
+
+int run(const Options& options, Detacher& detacher) {
+  // region::open's own "does not exist" advice is mkfs's; say the daemon's.
+  struct stat region_stat {};
+  if (::stat(options.region.c_str(), &region_stat) != 0 && errno == ENOENT) {
+    g_logger.error(options.region + ": no such region (create and format one with mkfs.pkfs -s SIZE " +
+                   options.region + ")");
+    return 1;
+  }
+  region::OpenOptions region_options{};
+  region_options.access = options.read_only ? region::Access::kReadOnly : region::Access::kReadWrite;
+  region_options.locking = region::Locking::kExclusive;
+  auto opened_region = region::open(options.region, region_options);
+  if (!opened_region) {
+    g_logger.error(opened_region.error().message());
+    return 1;
+  }
+
+  // The session comes before the filesystem: libfuse refuses bad options
+  // here, and until core opens it the region is only locked, not touched.
+  fuse::Adapter adapter([](const std::string& line) { g_logger.warning(line); });
+  FuseArgs args;
+  bool built = args.add("pkfs") && args.add("-o") && args.add(mount_options(options));
+  if (built && options.debug) built = args.add("-d");
+  if (!built) {
+    g_logger.error("out of memory building the FUSE arguments");
+    return 1;
+  }
+  const fuse_lowlevel_ops& ops = fuse::Adapter::operations();
+  fuse_session* session = fuse_session_new(args.get(), &ops, sizeof ops, &adapter);
+  if (session == nullptr) {
+    g_logger.error("cannot start a FUSE session (see the message above)");
+    return 1;
+  }
+  if (fuse_set_signal_handlers(session) != 0) {
+    g_logger.error("cannot install signal handlers");
+    fuse_session_destroy(session);
+    return 1;
+  }
+  auto end_session = [session]() {
+    fuse_remove_signal_handlers(session);
+    fuse_session_destroy(session);
+  };
+
+  core::OpenOptions fs_options;
+  fs_options.read_only = options.read_only;
+  fs_options.log = [region = options.region](const std::string& line) {
+    g_logger.warning(region + ": " + line);
+  };
+  auto opened_fs = core::Filesystem::open(std::move(opened_region).value(), fs_options);
+  if (!opened_fs) {
+    const Error& error = opened_fs.error();
+    // A region without a superblock is usually one nobody formatted yet.
+    std::string hint = error.code() == ENODATA ? " (is it formatted? see mkfs.pkfs)" : "";
+    g_logger.error(options.region + ": " + error.message() + hint);
+    end_session();
+    return 1;
+  }
+  std::unique_ptr<core::Filesystem> fs = std::move(opened_fs).value();
+  if (!fs->open_report().was_clean) {
+    // Recovery and reclaimed orphans, if any, were logged by core above.
+    g_logger.warning(options.region +
+                     " was not cleanly unmounted (the previous daemon was killed or crashed)");
+  }
+  adapter.attach(*fs);
+
+  // Marks the region clean; the one step every exit after open takes.
+  auto close_fs = [&fs, &options]() {
+    auto closed = fs->close();
+    if (!closed) {
+      g_logger.error(options.region + ": could not mark the filesystem clean: " + closed.error().message());
+      return 1;
+    }
+    return 0;
+  };
+
+  if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
+    g_logger.error("cannot mount on " + options.mountpoint);
+    end_session();
+    close_fs();
+    return 1;
+  }
+  g_logger.info("mounted " + options.region + " on " + options.mountpoint +
+                (options.read_only ? " (read-only)" : ""));
+  if (g_logger.to_syslog()) {
+    g_logger.set_stderr(false);
+    fuse_set_log_func(fuse_log_to_syslog);
+  }
+  detacher.detached();
+
+  int loop_status = 0;
+  if (options.single_threaded) {
+    loop_status = fuse_session_loop(session);
+  } else {
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_idle_threads(config, 10);
+    loop_status = fuse_session_loop_mt(session, config);
+    fuse_loop_cfg_destroy(config);
+  }
+  if (loop_status < 0) g_logger.error("FUSE session loop failed: " + errno_text(-loop_status));
+
+  fuse_session_unmount(session);
+  end_session();
+  int status = close_fs();
+  if (status == 0) g_logger.info("unmounted " + options.mountpoint + "; " + options.region + " is clean");
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Options options;
+    if (auto status = parse_arguments(argc, argv, options)) return *status;
+    if (auto problem = check_mountpoint(options.mountpoint)) {
+      std::fprintf(stderr, "pkfs: %s\n", problem->c_str());
+      return 1;
+    }
+    Detacher detacher;
+    if (!options.foreground) {
+      if (auto status = detacher.fork_and_wait()) return *status;
+      g_logger.set_syslog(true);
+    }
+    return run(options, detacher);
+  } catch (const std::exception& e) {
+    // Requests never get here (the adapter catches); startup might.
+    std::fprintf(stderr, "pkfs: %s\n", e.what());
+    return 1;
+  }
+}
