@@ -7,9 +7,12 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -24,7 +27,7 @@ using namespace pkfs;
 
 // "256M", "1G", "1T", "4096": binary suffixes K, M, G, T (optionally "iB").
 std::optional<uint64_t> parse_size(const std::string& text) {
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) return std::nullopt;
+  if (text.empty() || std::isdigit(static_cast<unsigned char>(text[0])) == 0) return std::nullopt;
   size_t used = 0;
   unsigned long long value = 0;
   try {
@@ -33,16 +36,75 @@ std::optional<uint64_t> parse_size(const std::string& text) {
     return std::nullopt;
   }
   std::string suffix = text.substr(used);
-  if (suffix.size() == 3 && (suffix.substr(1) == "iB" || suffix.substr(1) == "ib")) suffix = suffix.substr(0, 1);
+  if (suffix.size() == 3 && (suffix.substr(1) == "iB" || suffix.substr(1) == "ib")) {
+    suffix = suffix.substr(0, 1);
+  }
   unsigned shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K" || suffix == "k") shift = 10;
-  else if (suffix == "M" || suffix == "m") shift = 20;
-  else if (suffix == "G" || suffix == "g") shift = 30;
-  else if (suffix == "T" || suffix == "t") shift = 40;
-  else return std::nullopt;
+  if (!suffix.empty()) {
+    if (suffix.size() != 1) return std::nullopt;
+    switch (suffix[0]) {
+      case 'K':
+      case 'k': shift = 10; break;
+      case 'M':
+      case 'm': shift = 20; break;
+      case 'G':
+      case 'g': shift = 30; break;
+      case 'T':
+      case 't': shift = 40; break;
+      default: return std::nullopt;
+    }
+  }
   if (shift != 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
   return static_cast<uint64_t>(value) << shift;
+}
+
+// Plain decimal: no sign, no suffix.
+std::optional<uint64_t> parse_count(const std::string& text) {
+  auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  if (text.empty() || text.size() > 19 || !std::all_of(text.begin(), text.end(), digit)) return std::nullopt;
+  return std::stoull(text);
+}
+
+// What region::open() would create at `path` (which does not exist) with
+// `size` bytes, for a dry run: the same checks, nothing created.
+Result<region::Info> planned_region(const std::string& path, uint64_t size) {
+  constexpr uint64_t kHugetlbfsMagic = 0x958458f6;
+  constexpr uint64_t kTmpfsMagic = 0x01021994;
+  auto slash = path.find_last_of('/');
+  std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct statfs fs {};
+  if (::statfs(parent.c_str(), &fs) != 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      return Error(ENOENT, path + ": cannot create, directory " + parent + " does not exist");
+    }
+    return Error::from_errno(err, path + ": cannot create");
+  }
+  region::Info info;
+  info.path = path;
+  info.size_bytes = size;
+  auto magic = static_cast<uint64_t>(fs.f_type);
+  if (magic == kHugetlbfsMagic) {
+    info.kind = region::Kind::kHugetlbfs;
+    info.page_size = static_cast<uint64_t>(fs.f_bsize);
+  } else if (magic == kTmpfsMagic) {
+    info.kind = region::Kind::kTmpfs;
+    info.page_size = 4096;
+  } else {
+    return Error(ENOTSUP, path + ": cannot create a region in " + parent +
+                              ", which is neither hugetlbfs nor tmpfs; pkfs regions live in a file on "
+                              "hugetlbfs or tmpfs, or on a device-dax character device (/dev/daxN.M)");
+  }
+  if (size < region::kMinimumRegionBytes) {
+    return Error(EINVAL, path + ": too small to format: " + std::to_string(size) +
+                             " bytes, pkfs needs at least 16 MiB");
+  }
+  if (size % info.page_size != 0) {
+    return Error(EINVAL, path + ": size " + std::to_string(size) +
+                             " bytes is not a multiple of the page size (" + std::to_string(info.page_size) +
+                             " bytes)");
+  }
+  return info;
 }
 
 std::string human(uint64_t bytes) {
@@ -56,7 +118,8 @@ std::string human(uint64_t bytes) {
   return std::to_string(value) + " " + units[unit];
 }
 
-void print_summary(const region::Info& info, const format::Layout& layout, const format::Superblock* sb,
+// `uuid` is empty when it is yet to be drawn (dry run without -U).
+void print_summary(const region::Info& info, const format::Layout& layout, const std::string& uuid,
                    const std::string& label) {
   std::printf("Region:           %s\n", info.path.c_str());
   std::printf("Kind:             %s\n", region::kind_name(info.kind));
@@ -64,7 +127,7 @@ void print_summary(const region::Info& info, const format::Layout& layout, const
               human(info.size_bytes).c_str());
   std::printf("Page size:        %s\n", human(info.page_size).c_str());
   std::printf("Survives kexec:   %s\n", info.survives_kexec ? "yes" : "no");
-  if (sb != nullptr) std::printf("UUID:             %s\n", format::uuid_to_string(sb->uuid).c_str());
+  std::printf("UUID:             %s\n", uuid.empty() ? "(random)" : uuid.c_str());
   std::printf("Label:            %s\n", label.empty() ? "(none)" : label.c_str());
   std::printf("Inodes:           %llu\n", static_cast<unsigned long long>(layout.inode_count - 1));
   std::printf("Directory slots:  %llu\n", static_cast<unsigned long long>(layout.dirent_count));
@@ -79,21 +142,40 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// Refuses to format over the filesystem whose superblock is `sb` (no -F).
+int refuse_existing(const std::string& path, const format::Superblock& sb) {
+  std::string old_label(sb.label, strnlen(sb.label, sizeof sb.label));
+  return fail(path + " already holds a pkfs filesystem (UUID " + format::uuid_to_string(sb.uuid) +
+              (old_label.empty() ? "" : ", label \"" + old_label + "\"") + "); use -F to overwrite it");
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-  CLI::App app{"Format a pkfs region: a hugetlbfs file, a device-dax device, or a file on tmpfs.", "mkfs.pkfs"};
-  std::string path, label, uuid_text, size_text, journal_text;
-  uint64_t inode_count = 0;
-  bool dry_run = false, force = false, quiet = false;
-  app.add_option("REGION", path, "Region to format: a file on hugetlbfs or tmpfs, or /dev/daxX.Y")->required();
+int run(int argc, char** argv) {
+  CLI::App app{"Format a pkfs region: a hugetlbfs file, a device-dax device, or a file on tmpfs.",
+               "mkfs.pkfs"};
+  std::string path;
+  std::string label;
+  std::string uuid_text;
+  std::string size_text;
+  std::string journal_text;
+  std::string inode_text;
+  bool dry_run = false;
+  bool force = false;
+  bool quiet = false;
+  app.add_option("REGION", path, "Region to format: a file on hugetlbfs or tmpfs, or /dev/daxX.Y")
+      ->required();
   app.add_option("-L,--label", label, "Volume label, at most 63 bytes");
   app.add_option("-U,--uuid", uuid_text, "Filesystem UUID (default: random)");
   app.add_option("-s,--size", size_text,
                  "Create the region file with this size if it does not exist (e.g. 256M, 4G); "
                  "a multiple of the backing page size, at least 16M");
-  app.add_option("-N,--inodes", inode_count, "Number of inodes (default: one per 64 KiB, 1024 to 4194304)");
-  app.add_option("-J,--journal-size", journal_text, "Journal size (default: 1M, 4M for regions of 4G or more)");
+  app.add_option("-N,--inodes", inode_text,
+                 "Number of usable inodes, 15 to " + std::to_string(format::kMaxInodes) +
+                     " (default: one per 64 KiB of region, at least 1024, at most 4194304)");
+  app.add_option("-J,--journal-size", journal_text,
+                 "Journal size, 512K to 256M (default: 1M, 4M for regions of 4G or more, plus twice the "
+                 "chunk map)");
   app.add_flag("-n,--dry-run", dry_run, "Show what would be done; write nothing, create nothing");
   app.add_flag("-F,--force", force, "Overwrite an existing pkfs filesystem");
   app.add_flag("-q,--quiet", quiet, "Print nothing but errors");
@@ -106,59 +188,93 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Everything is checked before the region is opened, created or written:
+  // a refused mkfs leaves an existing region exactly as it was.
   core::FormatOptions options;
   options.label = label;
-  options.layout.inode_count = inode_count;
   if (label.size() > 63) return fail("label \"" + label + "\" is longer than 63 bytes");
+  std::string uuid_shown;  // empty: drawn at random when formatting
   if (!uuid_text.empty()) {
     std::array<uint8_t, 16> uuid{};
     uint8_t raw[16];
-    if (!format::uuid_from_string(uuid_text, raw)) return fail("invalid UUID \"" + uuid_text + "\" (want xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+    if (!format::uuid_from_string(uuid_text, raw)) {
+      return fail("invalid UUID \"" + uuid_text + "\" (want xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+    }
     std::copy(std::begin(raw), std::end(raw), uuid.begin());
     options.uuid = uuid;
+    uuid_shown = format::uuid_to_string(raw);
   }
   std::optional<uint64_t> size;
   if (!size_text.empty()) {
     size = parse_size(size_text);
-    if (!size || *size == 0) return fail("invalid size \"" + size_text + "\" (want a number with K, M, G or T)");
+    if (!size || *size == 0) {
+      return fail("invalid size \"" + size_text + "\" (want a number with K, M, G or T)");
+    }
   }
   if (!journal_text.empty()) {
     auto journal = parse_size(journal_text);
     if (!journal) return fail("invalid journal size \"" + journal_text + "\"");
     options.layout.journal_bytes = *journal;
   }
-  if (inode_count > (1ull << 32) - 1) return fail("too many inodes: at most 4294967295");
+  if (!inode_text.empty()) {
+    auto count = parse_count(inode_text);
+    if (!count || *count < 15 || *count > format::kMaxInodes) {
+      return fail("invalid inode count \"" + inode_text + "\" (want 15 to " +
+                  std::to_string(format::kMaxInodes) + "; leave out -N for one per 64 KiB of region)");
+    }
+    options.layout.inode_count = *count;
+  }
 
   struct stat st {};
   bool exists = ::stat(path.c_str(), &st) == 0;
   if (exists && size) {
+    if (S_ISDIR(st.st_mode)) return fail(path + " is a directory; name a region file in it");
     if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != *size) {
       return fail(path + " exists with " + std::to_string(st.st_size) + " bytes; -s " + size_text +
                   " does not match (mkfs.pkfs never resizes a region)");
     }
-    if (!S_ISREG(st.st_mode)) return fail(path + " is a device: its size is fixed, drop -s");
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      return fail(path + " is a device: its size is fixed, drop -s");
+    }
   }
   if (!exists && !size) return fail(path + " does not exist; give -s SIZE to create it");
 
+  // The region as it is (or would be created), and the layout it would get.
+  region::Info info;
+  if (exists) {
+    auto probed = region::probe(path);
+    if (!probed) return fail(probed.error().message());
+    info = probed.value();
+  } else if (dry_run) {
+    auto planned = planned_region(path, *size);
+    if (!planned) return fail(planned.error().message());
+    info = planned.value();
+  } else {
+    info.size_bytes = *size;  // region::open() checks the rest as it creates
+  }
+  auto planned_layout = format::compute_layout(info.size_bytes, options.layout);
+  if (!planned_layout) return fail(path + ": " + planned_layout.error().message());
+
   if (dry_run) {
-    region::Info info;
     if (exists) {
-      auto probed = region::probe(path);
-      if (!probed) return fail(probed.error().message());
-      info = probed.value();
-    } else {
-      info.path = path;
-      info.size_bytes = *size;
-      info.kind = region::Kind::kTmpfs;
-      std::string parent = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
-      auto probed_parent = region::probe(parent.empty() ? "." : parent);
-      (void)probed_parent;
+      // Refuse as the real run would: a region in use, or one that holds a
+      // filesystem without -F. A read-only, lock-free look changes nothing.
+      std::string holder = region::lock_holder(path);
+      if (!holder.empty()) return fail("region " + path + " is in use by " + holder);
+      if (!force) {
+        region::OpenOptions look;
+        look.access = region::Access::kReadOnly;
+        look.locking = region::Locking::kNone;
+        auto opened = region::open(path, look);
+        if (!opened) return fail(opened.error().message());
+        auto primary = core::read_superblock(*opened.value());
+        auto sb = primary ? primary : core::read_superblock(*opened.value(), true);
+        if (sb) return refuse_existing(path, sb.value());
+      }
     }
-    auto layout = format::compute_layout(info.size_bytes, options.layout);
-    if (!layout) return fail(path + ": " + layout.error().message());
     if (!quiet) {
       std::printf("Dry run: nothing written%s.\n", exists ? "" : ", nothing created");
-      print_summary(info, layout.value(), nullptr, label);
+      print_summary(info, planned_layout.value(), uuid_shown, label);
     }
     return 0;
   }
@@ -173,12 +289,7 @@ int main(int argc, char** argv) {
   if (!force) {
     auto primary = core::read_superblock(*region);
     auto backup = primary ? primary : core::read_superblock(*region, true);
-    if (backup) {
-      const format::Superblock& sb = backup.value();
-      std::string old_label(sb.label, strnlen(sb.label, sizeof sb.label));
-      return fail(path + " already holds a pkfs filesystem (UUID " + format::uuid_to_string(sb.uuid) +
-                  (old_label.empty() ? "" : ", label \"" + old_label + "\"") + "); use -F to overwrite it");
-    }
+    if (backup) return refuse_existing(path, backup.value());
   }
 
   // Known-zero data lets a fresh region allocate without zeroing. A file we
@@ -198,7 +309,17 @@ int main(int argc, char** argv) {
   }
   if (!quiet) {
     auto sb = core::read_superblock(*region);
-    print_summary(region->info(), formatted.value(), sb ? &sb.value() : nullptr, label);
+    print_summary(region->info(), formatted.value(), sb ? format::uuid_to_string(sb->uuid) : "", label);
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  // Nothing below is expected to throw; an exception (out of memory) must
+  // still end in a message and exit status 1, not in std::terminate.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return fail(std::string("unexpected error: ") + e.what());
+  }
 }

@@ -20,7 +20,9 @@ class [[nodiscard]] Error {
  public:
   Error(int code, std::string message) : m_code(code), m_message(std::move(message)) {}
   static Error from_errno(int code, const std::string& context) {
-    return Error(code, context + ": " + std::strerror(code));
+    // strerrordesc_np, unlike strerror, is safe in the daemon's threads.
+    const char* text = strerrordesc_np(code);
+    return Error(code, context + ": " + (text != nullptr ? text : "unknown error " + std::to_string(code)));
   }
 
   int code() const { return m_code; }

@@ -55,8 +55,6 @@ Result<std::unique_ptr<Filesystem>> Filesystem::open(std::unique_ptr<region::Reg
 Result<void> Filesystem::load(const OpenOptions& options) {
   m_log = options.log;
   m_read_only = options.read_only || m_region->read_only();
-  auto advice = [](const Error& error) { return error.with_context("run fsck.pkfs"); };
-  (void)advice;
 
   // The primary superblock locates the journal; if a crash tore it in the
   // middle of a transaction, the backup (same layout) does.
@@ -504,7 +502,7 @@ Result<void> Filesystem::release_file(Ino ino) {
 }
 
 void Filesystem::record_error(int code, Ino ino, const char* what) {
-  if (m_log) m_log(std::string("error ") + std::strerror(code) + " in " + what + " (inode " + std::to_string(ino) + ")");
+  if (m_log) m_log(std::string("error ") + strerrordesc_np(code) + " in " + what + " (inode " + std::to_string(ino) + ")");
   if (m_read_only || m_closed) return;
   auto txn = m_journal->begin();
   Superblock sb = superblock();

@@ -51,7 +51,10 @@ constexpr const char* kSupported =
 
 std::string bytes_text(uint64_t bytes) { return std::to_string(bytes) + " bytes"; }
 
-std::string errno_text(int code) { return std::strerror(code); }
+std::string errno_text(int code) {
+  const char* text = strerrordesc_np(code);  // thread-safe, unlike strerror
+  return text != nullptr ? text : "error " + std::to_string(code);
+}
 
 // First line of a small text file (sysfs, procfs), or nullopt.
 std::optional<std::string> read_line(const std::string& path) {

@@ -1,0 +1,228 @@
+// tests/bench/open_bench.cpp: how long core::Filesystem::open (and close)
+// takes, by region size and by file count. A benchmark, not a test: run it
+// through scripts/bench-open.
+//
+//   pkfs_open_bench [--dir DIR] [--runs N]
+//
+// Makes sparse tmpfs region files in DIR (default /dev/shm): 1 GiB and 1 TiB
+// with 100,000 files each, and 1 GiB with 1,000 and 10,000 files. Files are
+// created through core::Filesystem, 100 per directory, every tenth with a
+// 4 KiB write. Then it opens and closes each region N times (default 7),
+// round-robin so that drift in the machine spreads over every case, and
+// prints the median and range. The region files are removed at the end,
+// also on failure.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/core/filesystem.h"
+#include "fs/region/region.h"
+
+namespace {
+
+using namespace pkfs;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+constexpr uint64_t kTiB = uint64_t{1} << 40;
+constexpr uint64_t kInodeCount = 131072;  // usable inodes, the same for every case
+constexpr uint64_t kFilesPerDirectory = 100;
+
+struct Case {
+  std::string name;
+  uint64_t region_bytes = 0;
+  uint64_t files = 0;
+  std::string path;
+  double create_seconds = 0;
+  std::vector<double> open_ms;   // Filesystem::open alone
+  std::vector<double> total_ms;  // region::open + Filesystem::open + close + unmap
+};
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "pkfs_open_bench: %s\n", message.c_str());
+  std::exit(1);
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string size_name(uint64_t bytes) {
+  return bytes >= kTiB ? std::to_string(bytes / kTiB) + " TiB" : std::to_string(bytes / kGiB) + " GiB";
+}
+
+// Removes the region files however main() ends.
+struct Cleanup {
+  std::vector<Case>* cases = nullptr;
+  ~Cleanup() {
+    if (cases == nullptr) return;
+    for (const Case& c : *cases) ::unlink(c.path.c_str());
+  }
+};
+
+// A sparse file of `bytes`: no memory is used until it is written.
+void make_sparse(const std::string& path, uint64_t bytes) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) die(path + ": cannot create: " + std::strerror(errno));
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    int err = errno;
+    ::close(fd);
+    die(path + ": cannot size to " + std::to_string(bytes) + " bytes: " + std::strerror(err));
+  }
+  ::close(fd);
+}
+
+std::unique_ptr<region::Region> open_region(const std::string& path) {
+  auto opened = region::open(path, region::OpenOptions{});
+  if (!opened) die(opened.error().message());
+  return std::move(opened).value();
+}
+
+void populate(Case& c) {
+  make_sparse(c.path, c.region_bytes);
+  auto start = Clock::now();
+  {
+    auto region = open_region(c.path);
+    core::FormatOptions options;
+    options.layout.inode_count = kInodeCount;
+    options.data_known_zero = true;  // a fresh sparse file reads as zero
+    auto formatted = core::format_region(*region, options);
+    if (!formatted) die(c.path + ": format: " + formatted.error().message());
+    // `region` is released here: a process may hold a region only once.
+  }
+  auto opened = core::Filesystem::open(open_region(c.path));
+  if (!opened) die(c.path + ": open after format: " + opened.error().message());
+  core::Filesystem& fs = *opened.value();
+  core::Caller caller;
+  std::vector<std::byte> block(4096);
+  for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<std::byte>(i * 7 + 1);
+  char name[32];
+  uint64_t directories = (c.files + kFilesPerDirectory - 1) / kFilesPerDirectory;
+  uint64_t made = 0;
+  for (uint64_t d = 0; d < directories; ++d) {
+    std::snprintf(name, sizeof name, "d%04llu", static_cast<unsigned long long>(d));
+    auto dir = fs.mkdir(format::kRootIno, name, 0755, caller);
+    if (!dir) die(c.path + ": mkdir " + name + ": " + dir.error().message());
+    for (uint64_t f = 0; f < kFilesPerDirectory && made < c.files; ++f, ++made) {
+      std::snprintf(name, sizeof name, "f%02llu", static_cast<unsigned long long>(f));
+      auto file = fs.mknod(dir->ino, name, S_IFREG | 0644, 0, caller);
+      if (!file) die(c.path + ": mknod: " + file.error().message());
+      if (f % 10 == 0) {
+        auto wrote = fs.write(file->ino, 0, block);
+        if (!wrote || wrote.value() != block.size()) die(c.path + ": write failed");
+      }
+    }
+  }
+  auto closed = fs.close();
+  if (!closed) die(c.path + ": close: " + closed.error().message());
+  opened.value().reset();
+  c.create_seconds = ms_between(start, Clock::now()) / 1000;
+}
+
+// One timed open and close. Checks that every inode is found.
+void time_open(Case& c) {
+  uint64_t directories = (c.files + kFilesPerDirectory - 1) / kFilesPerDirectory;
+  uint64_t expected_inodes = 1 + directories + c.files;
+  auto t0 = Clock::now();
+  auto region = open_region(c.path);
+  auto t1 = Clock::now();
+  auto opened = core::Filesystem::open(std::move(region));
+  auto t2 = Clock::now();
+  if (!opened) die(c.path + ": open: " + opened.error().message());
+  uint64_t found = opened.value()->open_report().inodes_in_use;
+  auto closed = opened.value()->close();
+  if (!closed) die(c.path + ": close: " + closed.error().message());
+  opened.value().reset();  // unmaps and unlocks
+  auto t3 = Clock::now();
+  if (found != expected_inodes) {
+    die(c.path + ": open found " + std::to_string(found) + " inodes in use, expected " +
+        std::to_string(expected_inodes));
+  }
+  c.open_ms.push_back(ms_between(t1, t2));
+  c.total_ms.push_back(ms_between(t0, t3));
+}
+
+struct Stats {
+  double median, min, max;
+};
+
+Stats stats(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  size_t n = values.size();
+  double median = n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  return {median, values.front(), values.back()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = "/dev/shm";
+  int runs = 7;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--dir" && i + 1 < argc) {
+      dir = argv[++i];
+    } else if (arg == "--runs" && i + 1 < argc) {
+      runs = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: pkfs_open_bench [--dir DIR] [--runs N]\n");
+      return 2;
+    }
+  }
+  if (runs < 1) die("--runs wants a positive number");
+
+  std::string prefix = dir + "/pkfs-open-bench-" + std::to_string(::getpid()) + "-";
+  std::vector<Case> cases;
+  auto add = [&](const char* name, uint64_t bytes, uint64_t files) {
+    Case c;
+    c.name = name;
+    c.region_bytes = bytes;
+    c.files = files;
+    c.path = prefix + name;
+    cases.push_back(std::move(c));
+  };
+  add("1g-100k", kGiB, 100000);
+  add("1t-100k", kTiB, 100000);
+  add("1g-1k", kGiB, 1000);
+  add("1g-10k", kGiB, 10000);
+  Cleanup cleanup{&cases};
+
+  for (Case& c : cases) {
+    std::printf("creating %s region with %llu files ... ", size_name(c.region_bytes).c_str(),
+                static_cast<unsigned long long>(c.files));
+    std::fflush(stdout);
+    populate(c);
+    std::printf("%.1f s\n", c.create_seconds);
+  }
+  std::printf("timing %d opens of each region, round-robin ...\n", runs);
+  for (int run = 0; run < runs; ++run) {
+    for (Case& c : cases) time_open(c);
+  }
+
+  std::printf(
+      "\nFilesystem::open and open+close (region::open, Filesystem::open, close, unmap), ms over %d runs\n",
+      runs);
+  std::printf("%-8s %8s %8s | %12s %17s | %12s %17s\n", "region", "files", "inodes", "open median",
+              "open min-max", "total median", "total min-max");
+  for (const Case& c : cases) {
+    Stats open = stats(c.open_ms);
+    Stats total = stats(c.total_ms);
+    char open_range[32], total_range[32];
+    std::snprintf(open_range, sizeof open_range, "%.1f-%.1f", open.min, open.max);
+    std::snprintf(total_range, sizeof total_range, "%.1f-%.1f", total.min, total.max);
+    std::printf("%-8s %8llu %8llu | %12.1f %17s | %12.1f %17s\n", size_name(c.region_bytes).c_str(),
+                static_cast<unsigned long long>(c.files), static_cast<unsigned long long>(kInodeCount),
+                open.median, open_range, total.median, total_range);
+  }
+  return 0;
+}
