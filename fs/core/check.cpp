@@ -1,6 +1,966 @@
-// fs/core/check.cpp: placeholder until the checker lands.
+// fs/core/check.cpp: the read-only consistency check of a whole region.
+//
+// Owns: the passes of check_region (superblocks, journal, inodes and their
+// extents, directory tree, space, holds) and the problem codes they report.
+// Parses the region on its own, through format:: validators and its own
+// walks, never through core::Filesystem: it exists to catch core's bugs, so
+// it must not share core's assumptions. Every walk is bounded and every
+// offset is checked before it is read, so garbage yields problems, never a
+// crash or a hang.
 #include "fs/core/check.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "fs/format/format.h"
+
 namespace pkfs::core {
-Result<CheckReport> check_region(const region::Region&) { return Error(ENOSYS, "check_region not written yet"); }
+namespace {
+
+using format::ChunkMapBlock;
+using format::Dirent;
+using format::Extent;
+using format::ExtentBlock;
+using format::Hold;
+using format::Inode;
+using format::JournalHeader;
+using format::kBlockSize;
+using format::kBlocksPerChunk;
+using format::kChunkSize;
+using format::Layout;
+using format::SplitHeader;
+using format::Superblock;
+using format::XattrBlock;
+
+// One code floods a report of a badly damaged region; past this many the
+// rest are counted in one closing problem of the same code.
+constexpr size_t kMaxProblemsPerCode = 100;
+
+// A chunk whose state could not be read (its chunk-map block is bad): space
+// checks skip it rather than report guesses.
+constexpr uint8_t kStateUnknown = 0xff;
+
+enum class Slot : uint8_t { kFree, kInUse, kBad };
+
+// Problem code for a structure its validator rejected: a wrong tag usually
+// means the reference is wrong, a checksum mismatch that the bytes changed.
+template <typename T>
+std::string rejection_code(const std::string& prefix, const T& value, bool tag_ok) {
+  if (!tag_ok) return prefix + "_TAG";
+  if (!format::checksum_ok(value)) return prefix + "_CHECKSUM";
+  return prefix + "_INVALID";
+}
+
+bool all_zero(const void* data, size_t length) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < length; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+template <typename T>
+bool all_zero(const T& value) {
+  return all_zero(&value, sizeof value);
+}
+
+bool is_device(uint32_t mode) { return S_ISCHR(mode) || S_ISBLK(mode); }
+
+std::string type_name(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "regular file";
+    case S_IFDIR: return "directory";
+    case S_IFLNK: return "symlink";
+    case S_IFIFO: return "fifo";
+    case S_IFCHR: return "character device";
+    case S_IFBLK: return "block device";
+    case S_IFSOCK: return "socket";
+    default: return "file";
+  }
+}
+
+std::string extent_text(const Extent& extent) {
+  return "extent (file block " + std::to_string(extent.file_block) + ", region block " +
+         std::to_string(extent.region_block) + ", " + std::to_string(extent.block_count) + " blocks)";
+}
+
+// One reference to space, for "claimed twice" messages.
+struct Owner {
+  uint64_t ino = 0;
+  const char* what = "";
+};
+
+// A split chunk as its header describes it, and which blocks references
+// claimed. A bitmap, not an owner per block: a large region holds millions
+// of split chunks; owners are looked up again only for blocks claimed twice.
+struct SplitChunk {
+  bool header_ok = false;
+  uint64_t bitmap[kBlocksPerChunk / 64] = {};
+  uint64_t claimed[kBlocksPerChunk / 64] = {};
+  bool bit(uint64_t index) const { return (bitmap[index / 64] >> (index % 64)) & 1; }
+  bool is_claimed(uint64_t index) const { return (claimed[index / 64] >> (index % 64)) & 1; }
+  void claim(uint64_t index) { claimed[index / 64] |= uint64_t{1} << (index % 64); }
+};
+
+// A valid directory entry whose parent and child are in use.
+struct Entry {
+  uint64_t slot = 0;
+  uint64_t parent = 0;
+  uint64_t child = 0;
+  std::string name;
+};
+
+class Checker {
+ public:
+  Checker(const region::Region& region, const CheckOptions& options) : m_region(region), m_options(options) {}
+
+  Result<CheckReport> run() {
+    TRY(check_superblocks());
+    if (m_stop) return finish();
+    check_journal();
+    load_space();
+    scan_inodes();
+    check_tree();
+    check_files();
+    name_double_claims();
+    check_space();
+    check_holds();
+    return finish();
+  }
+
+ private:
+  // ---------------------------------------------------------------------
+  // Reading and reporting.
+
+  template <typename T>
+  T read(uint64_t offset) const {
+    T value;
+    std::memcpy(&value, m_region.base() + offset, sizeof value);
+    return value;
+  }
+
+  void problem(const std::string& code, std::string message) {
+    if (m_resolving) return;  // the second walk only looks up owners
+    size_t& count = m_code_counts[code];
+    ++count;
+    if (count > kMaxProblemsPerCode) return;
+    m_report.problems.push_back({code, std::move(message)});
+  }
+
+  CheckReport finish() {
+    for (const auto& [code, count] : m_code_counts) {
+      if (count > kMaxProblemsPerCode) {
+        m_report.problems.push_back(
+            {code, std::to_string(count - kMaxProblemsPerCode) + " more problems of this kind not listed"});
+      }
+    }
+    return std::move(m_report);
+  }
+
+  uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
+  Inode inode_at(uint64_t ino) const { return read<Inode>(inode_offset(ino)); }
+
+  Slot slot_of(uint64_t ino) const { return ino < m_slots.size() ? m_slots[ino] : Slot::kFree; }
+
+  // The path by which the walk from the root first reached `ino`, or "".
+  std::string path_of(uint64_t ino) const {
+    if (ino == format::kRootIno) return m_reached.count(ino) ? "/" : "";
+    std::vector<const std::string*> names;
+    for (uint64_t at = ino; at != format::kRootIno;) {
+      auto it = m_reached.find(at);
+      if (it == m_reached.end()) return "";
+      const Entry& entry = m_entries[it->second];
+      names.push_back(&entry.name);
+      at = entry.parent;  // the walk's tree: each step is one level closer to the root
+    }
+    std::string path;
+    for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + **it;
+    return path;
+  }
+
+  // "inode 12 (/a/b)", or "inode 12" when no path leads to it.
+  std::string describe(uint64_t ino) const {
+    std::string path = path_of(ino);
+    if (path.empty()) return "inode " + std::to_string(ino);
+    return "inode " + std::to_string(ino) + " (" + path + ")";
+  }
+
+  bool in_data_area(uint64_t first_block, uint64_t count) const {
+    uint64_t end = first_block + count;
+    return count != 0 && end > first_block && first_block >= m_layout.metadata_chunks * kBlocksPerChunk &&
+           end <= (m_layout.chunk_count - 1) * kBlocksPerChunk;
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 1: superblocks.
+
+  Result<void> check_superblocks() {
+    if (m_region.size() < format::kMinRegionBytes) {
+      return Error(ENODATA, "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
+    }
+    std::optional<Superblock> chosen;
+    const auto primary = read<Superblock>(0);
+    auto primary_ok = format::verify_superblock(primary);
+    if (!primary_ok) {
+      problem(primary.magic != format::kSuperblockMagic ? "SUPERBLOCK_MAGIC"
+              : primary.format_version > format::kFormatVersion ? "SUPERBLOCK_VERSION"
+              : !format::checksum_ok(primary) ? "SUPERBLOCK_CHECKSUM"
+                                               : "SUPERBLOCK_INVALID",
+              "primary superblock: " + primary_ok.error().message());
+    } else if (auto layout = format::layout_from_superblock(primary, m_region.size()); !layout) {
+      problem("SUPERBLOCK_LAYOUT", "primary superblock: " + layout.error().message());
+    } else {
+      m_layout = layout.value();
+      chosen = primary;
+    }
+
+    uint64_t backup_offset =
+        chosen ? m_layout.backup_offset : format::backup_superblock_offset(m_region.size());
+    const auto backup = read<Superblock>(backup_offset);
+    auto backup_ok = format::verify_superblock(backup);
+    if (!backup_ok) {
+      problem(backup.magic != format::kSuperblockMagic ? "BACKUP_SUPERBLOCK_MAGIC"
+              : !format::checksum_ok(backup) ? "BACKUP_SUPERBLOCK_CHECKSUM"
+                                              : "BACKUP_SUPERBLOCK_INVALID",
+              "backup superblock at " + std::to_string(backup_offset) + ": " + backup_ok.error().message());
+    } else if (auto layout = format::layout_from_superblock(backup, m_region.size()); !layout) {
+      problem("BACKUP_SUPERBLOCK_LAYOUT", "backup superblock: " + layout.error().message());
+    } else if (chosen) {
+      compare_backup(primary, backup);
+      check_superblock_fields(backup, "backup superblock");
+    } else {
+      // The backup's high-water marks date from the last clean unmount, so
+      // what follows may report slots the primary had counted.
+      m_layout = layout.value();
+      chosen = backup;
+      problem("SUPERBLOCK_FALLBACK", "checking with the backup superblock (its high-water marks may be stale)");
+    }
+    if (!chosen) {
+      return Error(primary_ok ? EUCLEAN : primary_ok.error().code(),
+                   "no usable superblock: primary: " +
+                       (primary_ok ? std::string("impossible layout") : primary_ok.error().message()) +
+                       "; backup: " + (backup_ok ? std::string("impossible layout") : backup_ok.error().message()));
+    }
+    m_sb = *chosen;
+    format::Compatibility compatibility = format::check_compatibility(m_sb);
+    if (compatibility.access != format::Access::kReadWrite) {
+      // Unknown features may change what any structure means: stop here.
+      problem("SUPERBLOCK_FEATURES", "superblock: " + compatibility.reason);
+      m_stop = true;
+      return success();
+    }
+    check_superblock_fields(m_sb, "superblock");
+    if (m_sb.state & format::kStateError) {
+      problem("SUPERBLOCK_ERRORS",
+              "superblock: the region has recorded " + std::to_string(m_sb.error_count) + " errors (first: " +
+                  std::string(m_sb.first_error_what, strnlen(m_sb.first_error_what, sizeof m_sb.first_error_what)) +
+                  ", inode " + std::to_string(m_sb.first_error_ino) + ")");
+    }
+    m_slots.assign(m_sb.inode_high_water, Slot::kFree);
+    return success();
+  }
+
+  // Fields the validators leave alone: padding and reserved words.
+  void check_superblock_fields(const Superblock& sb, const std::string& which) {
+    const size_t label_length = strnlen(sb.label, sizeof sb.label);
+    if (label_length == sizeof sb.label) {
+      problem("SUPERBLOCK_INVALID", which + ": label is not NUL-terminated");
+    } else if (!all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
+      problem("SUPERBLOCK_INVALID", which + ": label is not NUL-padded");
+    }
+    if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
+      problem("SUPERBLOCK_INVALID", which + ": reserved fields are not zero");
+    }
+  }
+
+  void compare_backup(const Superblock& primary, const Superblock& backup) {
+    struct Field {
+      const char* name;
+      uint64_t primary, backup;
+    };
+    const Field fields[] = {
+        {"region_bytes", primary.region_bytes, backup.region_bytes},
+        {"chunk_count", primary.chunk_count, backup.chunk_count},
+        {"journal_offset", primary.journal_offset, backup.journal_offset},
+        {"journal_bytes", primary.journal_bytes, backup.journal_bytes},
+        {"inode_table_offset", primary.inode_table_offset, backup.inode_table_offset},
+        {"inode_count", primary.inode_count, backup.inode_count},
+        {"dirent_table_offset", primary.dirent_table_offset, backup.dirent_table_offset},
+        {"dirent_count", primary.dirent_count, backup.dirent_count},
+        {"chunk_map_offset", primary.chunk_map_offset, backup.chunk_map_offset},
+        {"chunk_map_blocks", primary.chunk_map_blocks, backup.chunk_map_blocks},
+        {"hold_table_offset", primary.hold_table_offset, backup.hold_table_offset},
+        {"hold_count", primary.hold_count, backup.hold_count},
+        {"data_offset", primary.data_offset, backup.data_offset},
+        {"backup_offset", primary.backup_offset, backup.backup_offset},
+        {"root_ino", primary.root_ino, backup.root_ino},
+        {"format_version", primary.format_version, backup.format_version},
+        {"feature_incompat", primary.feature_incompat, backup.feature_incompat},
+    };
+    for (const Field& field : fields) {
+      if (field.primary != field.backup) {
+        problem("BACKUP_SUPERBLOCK_MISMATCH", std::string("backup superblock: ") + field.name + " is " +
+                                                  std::to_string(field.backup) + ", the primary says " +
+                                                  std::to_string(field.primary));
+      }
+    }
+    if (std::memcmp(primary.uuid, backup.uuid, sizeof primary.uuid) != 0) {
+      problem("BACKUP_SUPERBLOCK_MISMATCH", "backup superblock: uuid " + format::uuid_to_string(backup.uuid) +
+                                                " differs from the primary's " + format::uuid_to_string(primary.uuid));
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 2: journal.
+
+  void check_journal() {
+    const auto header = read<JournalHeader>(m_layout.journal_offset);
+    bool tag_ok = header.tag == format::kJournalTag;
+    if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
+      problem(rejection_code("JOURNAL", header, tag_ok),
+              std::string("journal header: ") + (!tag_ok ? "bad tag" : header.version != 1 ? "unknown version" : "checksum mismatch"));
+      return;
+    }
+    if (header.reserved0 != 0 || header.reserved1 != 0 || !all_zero(header.reserved2)) {
+      problem("JOURNAL_INVALID", "journal header: reserved fields are not zero");
+    }
+    if (header.journal_bytes != m_layout.journal_bytes) {
+      problem("JOURNAL_INVALID", "journal header: size " + std::to_string(header.journal_bytes) +
+                                     " does not match the superblock's " + std::to_string(m_layout.journal_bytes));
+    }
+    if (header.open_sequence != 0) {
+      problem("JOURNAL_OPEN", "journal: transaction " + std::to_string(header.open_sequence) + " is open (last begun: " +
+                                  std::to_string(header.last_sequence) +
+                                  (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
+                                                                                : "; they must be equal)"));
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 5, first half: the chunk map and split headers, which the extent
+  // checks of pass 3 need.
+
+  void load_space() {
+    const uint64_t chunks = m_layout.chunk_count;
+    m_states.assign(chunks, kStateUnknown);
+    m_chunk_claimed.assign(chunks, false);
+    for (uint64_t block = 0; block < m_layout.chunk_map_blocks; ++block) {
+      const auto map = read<ChunkMapBlock>(m_layout.chunk_map_offset + block * kBlockSize);
+      std::string what;
+      if (!format::chunk_map_block_valid(map, block, &what)) {
+        problem(rejection_code("CHUNK_MAP", map, map.tag == format::kChunkMapTag),
+                "chunk map block " + std::to_string(block) + ": " + what);
+        m_space_trusted = false;
+        continue;
+      }
+      if (map.reserved0 != 0) {
+        problem("CHUNK_MAP_INVALID", "chunk map block " + std::to_string(block) + ": reserved field is not zero");
+      }
+      for (uint64_t i = 0; i < format::kChunksPerMapBlock; ++i) {
+        uint64_t chunk = block * format::kChunksPerMapBlock + i;
+        if (chunk < chunks) {
+          m_states[chunk] = map.state[i];
+        } else if (map.state[i] != format::kChunkMeta) {
+          problem("CHUNK_STATE", "chunk map block " + std::to_string(block) + ": chunk " + std::to_string(chunk) +
+                                     " lies past the region but is not marked metadata");
+        }
+      }
+    }
+    for (uint64_t chunk = 0; chunk < chunks; ++chunk) {
+      uint8_t state = m_states[chunk];
+      if (state == kStateUnknown) continue;
+      bool must_be_meta = chunk < m_layout.metadata_chunks || chunk + 1 >= chunks;
+      if (must_be_meta != (state == format::kChunkMeta)) {
+        problem("CHUNK_STATE", "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
+                                   (must_be_meta ? " but holds metadata" : " (metadata) but lies in the data area"));
+        if (must_be_meta) m_states[chunk] = kStateUnknown;
+        continue;
+      }
+      if (state != format::kChunkSplit) continue;
+      SplitChunk& split = m_splits[chunk];
+      const auto header = read<SplitHeader>(chunk * kChunkSize);
+      std::string what;
+      if (!format::split_header_valid(header, chunk, &what)) {
+        problem(rejection_code("SPLIT_HEADER", header, header.tag == format::kSplitHeaderTag),
+                "split chunk " + std::to_string(chunk) + " header: " + what);
+        m_space_trusted = false;
+        continue;
+      }
+      split.header_ok = true;
+      std::memcpy(split.bitmap, header.bitmap, sizeof split.bitmap);
+      if (header.used_blocks < 2) {
+        // The transaction that frees a split chunk's last block frees the chunk.
+        problem("SPLIT_EMPTY", "split chunk " + std::to_string(chunk) + " has no block in use besides its header");
+      }
+    }
+  }
+
+  // Claims blocks [first, first+count) of one split chunk for `ino`.
+  // Returns a description of the first problem, or "" when all is well.
+  std::string claim_blocks(uint64_t first, uint64_t count, uint64_t ino, const char* what) {
+    uint64_t chunk = first / kBlocksPerChunk;
+    if ((first + count - 1) / kBlocksPerChunk != chunk) return "crosses a chunk boundary";
+    uint8_t state = m_states[chunk];
+    if (state == kStateUnknown) return "";
+    if (state != format::kChunkSplit) {
+      return "lies in chunk " + std::to_string(chunk) + " whose state is " + std::to_string(state) + ", not split";
+    }
+    SplitChunk& split = m_splits[chunk];
+    if (!split.header_ok) return "";
+    std::string trouble;
+    for (uint64_t block = first; block < first + count; ++block) {
+      uint64_t bit = block % kBlocksPerChunk;
+      if (bit == 0) {
+        if (trouble.empty()) trouble = "covers the header block of split chunk " + std::to_string(chunk);
+        continue;
+      }
+      if (!split.bit(bit)) {
+        if (trouble.empty()) trouble = "block " + std::to_string(block) + " is free in its split chunk's bitmap";
+        continue;
+      }
+      note_claim(block, split.is_claimed(bit), ino, what);
+      split.claim(bit);
+    }
+    return trouble;
+  }
+
+  // Claims whole chunks [first_block/512, ...) for `ino`.
+  std::string claim_chunks(uint64_t first_block, uint64_t count, uint64_t ino, const char* what) {
+    std::string trouble;
+    for (uint64_t chunk = first_block / kBlocksPerChunk; chunk < (first_block + count) / kBlocksPerChunk; ++chunk) {
+      uint8_t state = m_states[chunk];
+      if (state == kStateUnknown) continue;
+      if (state != format::kChunkUsed) {
+        if (trouble.empty()) {
+          trouble = "covers chunk " + std::to_string(chunk) + " whose state is " + std::to_string(state) + ", not used";
+        }
+        continue;
+      }
+      note_claim(chunk * kBlocksPerChunk, m_chunk_claimed[chunk], ino, what);
+      m_chunk_claimed[chunk] = true;
+    }
+    return trouble;
+  }
+
+  // First walk: remembers (a bounded number of) places claimed twice.
+  // Second walk (m_resolving): collects every owner of those places.
+  void note_claim(uint64_t block, bool already, uint64_t ino, const char* what) {
+    if (m_resolving) {
+      auto it = m_double_claims.find(block);
+      if (it != m_double_claims.end()) it->second.push_back({ino, what});
+      return;
+    }
+    if (!already || m_double_claims.count(block)) return;
+    if (m_double_claims.size() < kMaxProblemsPerCode) {
+      m_double_claims.emplace(block, std::vector<Owner>{});
+    } else {
+      ++m_unnamed_double_claims;
+    }
+  }
+
+  // Walks every inode's references again, now that it knows which places
+  // are claimed twice, to name all their owners.
+  void name_double_claims() {
+    if (m_double_claims.empty()) return;
+    m_resolving = true;
+    for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
+      if (m_slots[ino] == Slot::kInUse) check_extents(ino, inode_at(ino));
+    }
+    m_resolving = false;
+    for (const auto& [block, owners] : m_double_claims) {
+      std::string text;
+      for (const Owner& owner : owners) text += (text.empty() ? "" : ", ") + describe(owner.ino) + " (" + owner.what + ")";
+      problem("SPACE_CLAIMED_TWICE", "block " + std::to_string(block) + " (chunk " + std::to_string(block / kBlocksPerChunk) +
+                                         ") is claimed by " + text);
+    }
+    if (m_unnamed_double_claims != 0) {
+      problem("SPACE_CLAIMED_TWICE", "and " + std::to_string(m_unnamed_double_claims) + " more places claimed twice");
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 3, first half: which inode slots are in use.
+
+  void scan_inodes() {
+    if (!all_zero(inode_at(0))) problem("INODE_INVALID", "inode slot 0 (never used) is not zero");
+    for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
+      const Inode inode = inode_at(ino);
+      std::string what;
+      if (format::inode_is_free(inode)) {
+        if (inode.tag != 0 && !format::inode_valid(inode, ino, &what)) {
+          problem(rejection_code("INODE", inode, true), "free inode " + std::to_string(ino) + ": " + what);
+        } else if (inode.tag != 0) {
+          // The free form keeps tag, version, ino and generation only.
+          Inode free_form{};
+          free_form.tag = inode.tag;
+          free_form.version = inode.version;
+          free_form.ino = inode.ino;
+          free_form.generation = inode.generation;
+          free_form.checksum = inode.checksum;
+          if (std::memcmp(&free_form, &inode, sizeof inode) != 0) {
+            problem("INODE_INVALID", "free inode " + std::to_string(ino) + ": fields besides its generation are not zero");
+          }
+        }
+        continue;
+      }
+      if (!format::inode_valid(inode, ino, &what)) {
+        problem(rejection_code("INODE", inode, inode.tag == format::kInodeTag), "inode " + std::to_string(ino) + ": " + what);
+        m_slots[ino] = Slot::kBad;
+        m_tree_trusted = false;
+        m_space_trusted = false;
+        continue;
+      }
+      m_slots[ino] = Slot::kInUse;
+      ++m_report.inodes_in_use;
+      if (inode.flags & format::kInodeOrphan) ++m_report.orphan_inodes;
+      if (inode.flags & format::kInodeTrimming) ++m_report.trimming_inodes;
+    }
+    Slot root = slot_of(format::kRootIno);
+    if (root == Slot::kFree) {
+      problem("ROOT_MISSING", "inode 1 (the root directory) is not in use");
+    } else if (root == Slot::kInUse && !S_ISDIR(inode_at(format::kRootIno).mode)) {
+      problem("ROOT_NOT_DIRECTORY", "inode 1 (the root directory) is a " + type_name(inode_at(format::kRootIno).mode));
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 4: directory entries and the tree they form.
+
+  void check_tree() {
+    std::unordered_set<std::string> names;  // "<parent ino>/<name>"
+    for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
+      const auto dirent = read<Dirent>(m_layout.dirent_table_offset + slot * sizeof(Dirent));
+      if (format::dirent_is_free(dirent)) continue;
+      std::string what;
+      std::string where = "directory entry " + std::to_string(slot);
+      if (!format::dirent_valid(dirent, &what)) {
+        problem(rejection_code("DIRENT", dirent, dirent.tag == format::kDirentTag), where + ": " + what);
+        m_tree_trusted = false;
+        continue;
+      }
+      ++m_report.dirents_in_use;
+      std::string name(format::dirent_name(dirent));
+      where += " (\"" + name + "\" in inode " + std::to_string(dirent.parent_ino) + ")";
+      if (dirent.reserved0 != 0) problem("DIRENT_INVALID", where + ": reserved field is not zero");
+      Slot parent = slot_of(dirent.parent_ino), child = slot_of(dirent.ino);
+      if (parent == Slot::kBad || child == Slot::kBad) continue;  // reported with the inode
+      if (parent == Slot::kFree) {
+        problem("DIRENT_PARENT", where + ": its directory, inode " + std::to_string(dirent.parent_ino) + ", is not in use");
+        m_tree_trusted = false;
+        continue;
+      }
+      const Inode parent_inode = inode_at(dirent.parent_ino);
+      if (!S_ISDIR(parent_inode.mode)) {
+        problem("DIRENT_PARENT", where + ": inode " + std::to_string(dirent.parent_ino) + " is a " +
+                                     type_name(parent_inode.mode) + ", not a directory");
+        m_tree_trusted = false;
+        continue;
+      }
+      if (child == Slot::kFree) {
+        problem("DIRENT_CHILD", where + ": names inode " + std::to_string(dirent.ino) + ", which is not in use");
+        m_tree_trusted = false;
+        continue;
+      }
+      const Inode child_inode = inode_at(dirent.ino);
+      if (dirent.file_type != IFTODT(child_inode.mode)) {
+        problem("DIRENT_TYPE", where + ": file type " + std::to_string(dirent.file_type) + " but inode " +
+                                   std::to_string(dirent.ino) + " is a " + type_name(child_inode.mode));
+      }
+      if (!names.insert(std::to_string(dirent.parent_ino) + "/" + name).second) {
+        problem("DIRENT_DUPLICATE", where + ": the directory has another entry of that name");
+      }
+      m_entry_count[dirent.ino] += 1;
+      if (S_ISDIR(child_inode.mode)) {
+        m_subdirs[dirent.parent_ino] += 1;
+        m_dir_entry_parent.emplace(dirent.ino, dirent.parent_ino);
+      }
+      m_children[dirent.parent_ino].push_back(m_entries.size());
+      m_entries.push_back({slot, dirent.parent_ino, dirent.ino, std::move(name)});
+    }
+
+    // Paths, breadth first from the root: each directory is entered once,
+    // so a cycle or a second link to a directory cannot loop.
+    if (slot_of(format::kRootIno) != Slot::kInUse) return;
+    m_reached.emplace(format::kRootIno, SIZE_MAX);
+    std::deque<uint64_t> queue{format::kRootIno};
+    while (!queue.empty()) {
+      uint64_t dir = queue.front();
+      queue.pop_front();
+      auto children = m_children.find(dir);
+      if (children == m_children.end()) continue;
+      for (size_t index : children->second) {
+        const Entry& entry = m_entries[index];
+        if (!m_reached.emplace(entry.child, index).second) continue;
+        if (S_ISDIR(inode_at(entry.child).mode)) queue.push_back(entry.child);
+      }
+    }
+  }
+
+  // True when following `dir`'s entry upwards comes back to `dir`.
+  bool on_cycle(uint64_t dir) const {
+    uint64_t at = dir;
+    for (size_t steps = 0; steps <= m_dir_entry_parent.size(); ++steps) {
+      auto up = m_dir_entry_parent.find(at);
+      if (up == m_dir_entry_parent.end()) return false;
+      at = up->second;
+      if (at == dir) return true;
+    }
+    return false;
+  }
+
+  void check_links(uint64_t ino, const Inode& inode) {
+    const bool orphan = inode.flags & format::kInodeOrphan;
+    const uint64_t entries = m_entry_count.count(ino) ? m_entry_count.at(ino) : 0;
+    const std::string who = describe(ino);
+    if (S_ISDIR(inode.mode)) {
+      const uint64_t subdirs = m_subdirs.count(ino) ? m_subdirs.at(ino) : 0;
+      if (ino == format::kRootIno) {
+        if (entries != 0) problem("DIR_ENTRIES", who + ": the root directory has " + std::to_string(entries) + " entries naming it");
+        if (inode.parent != format::kRootIno) {
+          problem("DIR_PARENT", who + ": the root's parent field is " + std::to_string(inode.parent) + ", not 1");
+        }
+      } else if (orphan) {
+        if (entries != 0) problem("DIR_ENTRIES", who + ": orphan directory still has " + std::to_string(entries) + " entries");
+      } else if (entries != 1) {
+        problem("DIR_ENTRIES", who + ": directory has " + std::to_string(entries) + " entries naming it, not 1");
+      } else if (inode.parent != m_dir_entry_parent.at(ino)) {
+        problem("DIR_PARENT", who + ": parent field is " + std::to_string(inode.parent) + " but its entry lies in inode " +
+                                  std::to_string(m_dir_entry_parent.at(ino)));
+      }
+      uint64_t wanted = orphan ? 0 : 2 + subdirs;
+      if (inode.nlink != wanted) {
+        problem("LINK_COUNT", who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
+                                  std::to_string(wanted) + (orphan ? " (orphan)" : " (2 + " + std::to_string(subdirs) + " subdirectories)"));
+      }
+    } else if (orphan) {
+      if (inode.nlink != 0 || entries != 0) {
+        problem("LINK_COUNT", who + ": orphan has nlink " + std::to_string(inode.nlink) + " and " +
+                                  std::to_string(entries) + " entries; both must be 0");
+      }
+    } else if (inode.nlink == 0) {
+      problem("LINK_COUNT", who + ": nlink is 0 but the orphan flag is not set");
+    } else if (inode.nlink != entries) {
+      problem("LINK_COUNT", who + ": nlink is " + std::to_string(inode.nlink) + " but " + std::to_string(entries) +
+                                " entries name it");
+    }
+    if (!orphan && m_reached.count(ino) == 0) {
+      if (S_ISDIR(inode.mode) && on_cycle(ino)) {
+        if (!m_cycle_reported.count(ino)) {
+          // Report the cycle once, not once per member.
+          for (uint64_t at = ino; m_cycle_reported.insert(at).second;) at = m_dir_entry_parent.at(at);
+          problem("DIR_CYCLE", who + ": directory lies on a cycle of directories cut off from the root");
+        }
+      } else {
+        problem("UNREACHABLE", who + ": " + type_name(inode.mode) + " is in use but not reachable from the root");
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 3, second half: each inode in use, its links, extents and xattrs.
+
+  void check_files() {
+    for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
+      if (m_slots[ino] != Slot::kInUse) continue;
+      const Inode inode = inode_at(ino);
+      check_inode_fields(ino, inode);
+      if (m_tree_trusted) check_links(ino, inode);
+      check_extents(ino, inode);
+    }
+  }
+
+  // What inode_valid leaves to a checker: fields that depend on the type,
+  // the trim mark, and zeros where the format wants them.
+  void check_inode_fields(uint64_t ino, const Inode& inode) {
+    const std::string who = describe(ino);
+    const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode);
+    if (!regular && !symlink && inode.size != 0) {
+      problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has size " + std::to_string(inode.size));
+    }
+    if (!is_device(inode.mode) && inode.rdev != 0) {
+      problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has a device number");
+    }
+    if (!S_ISDIR(inode.mode) && inode.parent != 0) {
+      problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has a parent field");
+    }
+    if (inode.reserved0 != 0) problem("INODE_INVALID", who + ": reserved field is not zero");
+    uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
+    if (!all_zero(inode.extents + inline_count, (format::kInlineExtents - inline_count) * sizeof(Extent))) {
+      problem("INODE_INVALID", who + ": unused inline extent entries are not zero");
+    }
+    if (inode.flags & format::kInodeTrimming) {
+      uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
+      if (inode.trim_block < size_blocks) {
+        problem("INODE_INVALID", who + ": trim_block " + std::to_string(inode.trim_block) +
+                                     " lies inside the file's size (" + std::to_string(size_blocks) + " blocks)");
+      }
+    } else if (inode.trim_block != 0) {
+      problem("INODE_INVALID", who + ": trim_block is set without the trimming flag");
+    }
+  }
+
+  void check_extents(uint64_t ino, const Inode& inode) {
+    const std::string who = describe(ino);
+    std::vector<Extent> extents;
+    uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
+    extents.insert(extents.end(), inode.extents, inode.extents + inline_count);
+
+    // The overflow chain: each block once (a cycle ends the walk), each in
+    // the data area and valid before it is read further.
+    bool readable = true;
+    uint64_t chain_blocks = 0;
+    std::unordered_set<uint64_t> seen;
+    for (uint64_t next = inode.extent_block; next != 0;) {
+      std::string where = who + ": extent block at " + std::to_string(next);
+      if (!seen.insert(next).second) {
+        problem("EXTENT_CHAIN", where + ": the chain comes back to it (cycle)");
+        readable = false;
+        break;
+      }
+      if (next % kBlockSize != 0 || !in_data_area(next / kBlockSize, 1)) {
+        problem("EXTENT_CHAIN", where + ": lies outside the data area");
+        readable = false;
+        break;
+      }
+      const auto block = read<ExtentBlock>(next);
+      std::string what;
+      if (!format::extent_block_valid(block, &what)) {
+        problem(rejection_code("EXTENT_BLOCK", block, block.tag == format::kExtentBlockTag), where + ": " + what);
+        readable = false;
+        break;
+      }
+      if (block.owner_ino != ino) {
+        problem("EXTENT_BLOCK_OWNER", where + ": owned by inode " + std::to_string(block.owner_ino));
+        readable = false;
+        break;
+      }
+      ++chain_blocks;
+      if (std::string trouble = claim_blocks(next / kBlockSize, 1, ino, "extent block"); !trouble.empty()) {
+        problem("EXTENT_SPACE", where + ": " + trouble);
+      }
+      if (!all_zero(block.extents + block.count, (format::kExtentsPerBlock - block.count) * sizeof(Extent))) {
+        problem("EXTENT_BLOCK_INVALID", where + ": unused extent entries are not zero");
+      }
+      if (block.next != 0 && block.count != format::kExtentsPerBlock) {
+        problem("EXTENT_CHAIN", where + ": holds " + std::to_string(block.count) +
+                                    " extents but is not the last block (the writer fills every block but the last)");
+      }
+      extents.insert(extents.end(), block.extents, block.extents + block.count);
+      if (extents.size() > inode.extent_count) {
+        problem("EXTENT_COUNT", who + ": the extent chain holds more than extent_count (" +
+                                    std::to_string(inode.extent_count) + ") extents");
+        readable = false;
+        break;
+      }
+      next = block.next;
+    }
+    if (readable && extents.size() != inode.extent_count) {
+      problem("EXTENT_COUNT", who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
+                                  std::to_string(extents.size()) + " extents were found");
+      readable = false;
+    }
+    if (readable && inode.extent_count <= format::kInlineExtents && inode.extent_block != 0) {
+      problem("EXTENT_CHAIN", who + ": has an extent block but its extents fit inline");
+    }
+    if (!readable) m_space_trusted = false;
+
+    uint64_t data_blocks = 0;
+    uint64_t previous_end = 0;
+    for (size_t i = 0; i < extents.size(); ++i) {
+      const Extent& extent = extents[i];
+      std::string where = who + ": " + extent_text(extent);
+      if (extent.block_count == 0) {
+        problem("EXTENT_INVALID", where + ": empty");
+        continue;
+      }
+      if (extent.file_block > format::kMaxFileBytes / kBlockSize ||
+          extent.file_block + extent.block_count > format::kMaxFileBytes / kBlockSize) {
+        problem("EXTENT_INVALID", where + ": lies past the largest file size");
+        continue;
+      }
+      if (i > 0 && extent.file_block < previous_end) {
+        problem("EXTENT_ORDER", where + ": starts before the previous extent ends (unsorted or overlapping)");
+      }
+      previous_end = std::max(previous_end, extent.file_block + extent.block_count);
+      if (!in_data_area(extent.region_block, extent.block_count)) {
+        problem("EXTENT_RANGE", where + ": lies outside the data area");
+        continue;
+      }
+      data_blocks += extent.block_count;
+      bool large = extent.region_block % kBlocksPerChunk == 0 && extent.block_count % kBlocksPerChunk == 0 &&
+                   extent.file_block % kBlocksPerChunk == 0;
+      std::string trouble = large ? claim_chunks(extent.region_block, extent.block_count, ino, "data")
+                                  : claim_blocks(extent.region_block, extent.block_count, ino, "data");
+      if (!trouble.empty()) problem("EXTENT_SPACE", where + ": " + trouble);
+    }
+
+    uint64_t xattr_blocks = check_xattrs(ino, inode) ? 1 : 0;
+    if (!m_resolving) m_report.data_blocks_in_use += data_blocks + chain_blocks + xattr_blocks;
+    if (readable && inode.allocated_blocks != data_blocks + chain_blocks + (inode.xattr_block != 0 ? 1 : 0)) {
+      problem("INODE_BLOCKS", who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) + " but it owns " +
+                                  std::to_string(data_blocks) + " data, " + std::to_string(chain_blocks) +
+                                  " extent and " + std::to_string(inode.xattr_block != 0 ? 1 : 0) + " xattr blocks");
+    }
+
+    if (S_ISLNK(inode.mode)) {
+      if (inode.size == 0 || inode.size > format::kSymlinkMax) {
+        problem("SYMLINK_INVALID", who + ": symlink size " + std::to_string(inode.size) + " is not 1..4095");
+      }
+      if (extents.size() != 1 || extents[0].file_block != 0 || extents[0].block_count != 1) {
+        problem("SYMLINK_INVALID", who + ": symlink has " + std::to_string(extents.size()) +
+                                       " extents; it needs one of one block, at file block 0");
+      }
+    } else if (!S_ISREG(inode.mode) && (inode.extent_count != 0 || inode.extent_block != 0)) {
+      problem("INODE_EXTENTS", who + ": a " + type_name(inode.mode) + " owns extents");
+    }
+  }
+
+  // Checks and claims the xattr block; true when it was claimed.
+  bool check_xattrs(uint64_t ino, const Inode& inode) {
+    if (inode.xattr_block == 0) return false;
+    const std::string where = describe(ino) + ": xattr block at " + std::to_string(inode.xattr_block);
+    if (!in_data_area(inode.xattr_block / kBlockSize, 1)) {
+      problem("XATTR_BLOCK_RANGE", where + ": lies outside the data area");
+      m_space_trusted = false;
+      return false;
+    }
+    const auto block = read<XattrBlock>(inode.xattr_block);
+    std::string what;
+    if (!format::xattr_block_valid(block, &what)) {
+      problem(rejection_code("XATTR_BLOCK", block, block.tag == format::kXattrBlockTag), where + ": " + what);
+      m_space_trusted = false;
+      return false;
+    }
+    if (block.owner_ino != ino) {
+      problem("XATTR_BLOCK_OWNER", where + ": owned by inode " + std::to_string(block.owner_ino));
+      m_space_trusted = false;
+      return false;
+    }
+    if (std::string trouble = claim_blocks(inode.xattr_block / kBlockSize, 1, ino, "xattr block"); !trouble.empty()) {
+      problem("XATTR_BLOCK_SPACE", where + ": " + trouble);
+    }
+    if (block.entry_count == 0) problem("XATTR_BLOCK_INVALID", where + ": holds no attribute (it should have been freed)");
+    if (block.reserved0 != 0) problem("XATTR_BLOCK_INVALID", where + ": reserved field is not zero");
+    if (!all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes)) {
+      problem("XATTR_BLOCK_INVALID", where + ": payload past used_bytes is not zero");
+    }
+    // The validator proved every entry fits; names must also be unique.
+    std::unordered_set<std::string> names;
+    uint32_t position = 0;
+    for (uint16_t i = 0; i < block.entry_count; ++i) {
+      format::XattrEntryHeader header;
+      std::memcpy(&header, block.payload + position, sizeof header);
+      position += static_cast<uint32_t>(sizeof header);
+      if (header.reserved0 != 0) problem("XATTR_BLOCK_INVALID", where + ": entry " + std::to_string(i) + " has a nonzero reserved byte");
+      std::string name(reinterpret_cast<const char*>(block.payload + position), header.name_length);
+      position += header.name_length + header.value_length;
+      if (!names.insert(name).second) problem("XATTR_BLOCK_INVALID", where + ": attribute \"" + name + "\" appears twice");
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 5, second half: every block in use has exactly one owner.
+
+  void check_space() {
+    const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count - 1;
+    for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
+      uint8_t state = m_states[chunk];
+      if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
+        problem("SPACE_LEAKED", "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
+      } else if (state == format::kChunkSplit && m_space_trusted && m_splits[chunk].header_ok) {
+        const SplitChunk& split = m_splits[chunk];
+        uint64_t leaked = 0, first_leaked = 0;
+        for (uint64_t bit = 1; bit < kBlocksPerChunk; ++bit) {
+          if (split.bit(bit) && !split.is_claimed(bit)) {
+            if (leaked++ == 0) first_leaked = chunk * kBlocksPerChunk + bit;
+          }
+        }
+        if (leaked != 0) {
+          problem("SPACE_LEAKED", "split chunk " + std::to_string(chunk) + ": " + std::to_string(leaked) +
+                                      " blocks are marked in use but nothing owns them (first: block " +
+                                      std::to_string(first_leaked) + ")");
+        }
+      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero) {
+        const std::byte* bytes = m_region.base() + chunk * kChunkSize;
+        for (uint64_t offset = 0; offset < kChunkSize; offset += sizeof(uint64_t)) {
+          uint64_t word;
+          std::memcpy(&word, bytes + offset, sizeof word);
+          if (word != 0) {
+            problem("CHUNK_NOT_ZERO", "chunk " + std::to_string(chunk) + " is marked free and known zero but byte " +
+                                          std::to_string(offset) + " of it is not zero");
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 6: holds.
+
+  void check_holds() {
+    for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
+      const auto hold = read<Hold>(m_layout.hold_table_offset + slot * sizeof(Hold));
+      if (format::hold_is_free(hold)) continue;
+      std::string what;
+      std::string where = "hold " + std::to_string(slot);
+      if (!format::hold_valid(hold, &what)) {
+        problem(rejection_code("HOLD", hold, hold.tag == format::kHoldTag), where + ": " + what);
+        continue;
+      }
+      if (hold.flags != 0) problem("HOLD_INVALID", where + ": reserved flags are set");
+      Slot target = slot_of(hold.ino);
+      if (target == Slot::kFree) {
+        problem("HOLD_INODE", where + " (pid " + std::to_string(hold.pid) + "): names inode " + std::to_string(hold.ino) +
+                                  ", which is not in use");
+      }
+    }
+  }
+
+  const region::Region& m_region;
+  const CheckOptions m_options;
+  CheckReport m_report;
+  std::map<std::string, size_t> m_code_counts;
+  bool m_stop = false;
+  Superblock m_sb{};
+  Layout m_layout{};
+
+  std::vector<Slot> m_slots;  // inode slots [0, inode_high_water)
+  // Derived checks (link counts, leaks) would only echo an unreadable
+  // structure's damage as false leads; they run only when nothing is.
+  bool m_tree_trusted = true;
+  bool m_space_trusted = true;
+
+  std::vector<uint8_t> m_states;     // chunk -> ChunkState or kStateUnknown
+  std::vector<bool> m_chunk_claimed;  // kChunkUsed chunk -> a whole-chunk extent covers it
+  bool m_resolving = false;           // the second walk of name_double_claims
+  uint64_t m_unnamed_double_claims = 0;
+  std::map<uint64_t, std::vector<Owner>> m_double_claims;  // first block or chunk's block -> owners
+  std::unordered_map<uint64_t, SplitChunk> m_splits;
+
+  std::vector<Entry> m_entries;
+  std::unordered_map<uint64_t, std::vector<size_t>> m_children;  // directory -> indexes into m_entries
+  std::unordered_map<uint64_t, uint64_t> m_entry_count;          // inode -> entries naming it
+  std::unordered_map<uint64_t, uint64_t> m_subdirs;              // directory -> entries of directories in it
+  std::unordered_map<uint64_t, uint64_t> m_dir_entry_parent;     // directory -> directory of its (first) entry
+  std::unordered_map<uint64_t, size_t> m_reached;                // reachable inode -> entry the walk came by
+  std::unordered_set<uint64_t> m_cycle_reported;
+};
+
+}  // namespace
+
+Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options) {
+  Checker checker(region, options);
+  return checker.run();
+}
+
 }  // namespace pkfs::core

@@ -24,12 +24,21 @@ struct CheckReport {
   uint64_t inodes_in_use = 0;
   uint64_t dirents_in_use = 0;
   uint64_t data_blocks_in_use = 0;  // blocks of file extents and extent/xattr blocks
+  // Legal after a crash (mount finishes them), so counted, not problems.
+  uint64_t orphan_inodes = 0;    // kInodeOrphan: unlinked, space not yet freed
+  uint64_t trimming_inodes = 0;  // kInodeTrimming: a shrink not yet finished
   bool clean() const { return problems.empty(); }
+};
+
+struct CheckOptions {
+  // Also read every kChunkFreeZero chunk and report one that is not all
+  // zero (2 MiB each: slow on large regions, so off by default).
+  bool verify_known_zero = false;
 };
 
 // Checks every structure of the region. The journal must hold no open
 // transaction (recover first); an open one is reported as a problem.
 // Errors only when the region cannot be read at all (no superblock).
-Result<CheckReport> check_region(const region::Region& region);
+Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options = {});
 
 }  // namespace pkfs::core
