@@ -109,9 +109,13 @@ Result<void> Filesystem::load(const OpenOptions& options) {
                               ", first: " + std::string(sb.first_error_what, strnlen(sb.first_error_what, 32)) +
                               "); run fsck.pkfs");
   }
-  // The backup must be intact too: it is what fsck falls back on.
-  if (auto backup = read_superblock(*m_region, true); !backup) {
-    return Error(EUCLEAN, "backup superblock: " + backup.error().message() + "; run fsck.pkfs");
+  // The backup must be intact too: it is what fsck falls back on. It lies
+  // where the superblock's layout says (a backing that grew since mkfs puts
+  // the end of the backing elsewhere).
+  Superblock backup;
+  std::memcpy(&backup, m_region->base() + layout->backup_offset, sizeof backup);
+  if (auto verified = format::verify_superblock(backup); !verified) {
+    return Error(EUCLEAN, "backup superblock: " + verified.error().message() + "; run fsck.pkfs");
   }
   m_report.was_clean = (sb.state & format::kStateClean) != 0;
   layout = format::layout_from_superblock(sb, m_region->size());

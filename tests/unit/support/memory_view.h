@@ -1,0 +1,36 @@
+// tests/unit/support/memory_view.h: a Region over memory the test owns.
+//
+// core::Filesystem::open takes ownership of its Region; a test that wants to
+// drop a filesystem (cleanly or as a crash) and open the same bytes again
+// hands it a MemoryView and keeps the backing (a MemoryRegion, a vector)
+// itself. Destroying the view releases nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "fs/region/region.h"
+
+namespace pkfs::testing {
+
+class MemoryView : public region::Region {
+ public:
+  MemoryView(std::byte* base, uint64_t size_bytes, bool read_only = false) {
+    m_base = base;
+    m_info.path = "(memory view)";
+    m_info.kind = region::Kind::kMemory;
+    m_info.size_bytes = size_bytes;
+    m_info.page_size = 4096;
+    m_info.survives_kexec = false;
+    m_read_only = read_only;
+    m_created = false;
+  }
+
+  // A view of everything `backing` maps.
+  static std::unique_ptr<MemoryView> of(const region::Region& backing, bool read_only = false) {
+    return std::make_unique<MemoryView>(backing.base(), backing.size(), read_only);
+  }
+};
+
+}  // namespace pkfs::testing
