@@ -410,8 +410,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
   });
 }
 
+// No flush operation: libfuse answers ENOSYS once and the kernel stops
+// sending FLUSH on every close(2), saving a round trip per close. The kernel
+// still writes dirty pages of shared mappings back (as WRITEs) before it
+// looks at whether FLUSH is supported, so mmap data reaches the region.
 // Memory is the medium: every completed store is as durable as it gets.
-void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) noexcept { fuse_reply_err(req, 0); }
 void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) noexcept {
   fuse_reply_err(req, 0);
 }
@@ -649,7 +652,6 @@ fuse_lowlevel_ops make_operations() {
   ops.create = op_create;
   ops.read = op_read;
   ops.write = op_write;
-  ops.flush = op_flush;
   ops.fsync = op_fsync;
   ops.release = op_release;
   ops.fallocate = op_fallocate;

@@ -1,0 +1,265 @@
+// tests/bench/fs_bench.cpp: a few file-system workloads timed through the
+// ordinary system calls, on any directory: a pkfs mount, tmpfs, another FUSE
+// filesystem. A benchmark, not a test: run it through scripts/bench-fuse,
+// which compares pkfs with tmpfs and libfuse's passthrough_ll example.
+//
+//   pkfs_fs_bench DIR [--files N] [--mib M] [--keep]
+//   pkfs_fs_bench DIR --cold [--mib M]
+//
+// Without --cold, in this order, each timed with clock_gettime(MONOTONIC):
+//   create     open(O_CREAT|O_EXCL) + close of N files (default 10,000) in a
+//              fresh subdirectory DIR/fs_bench.PID
+//   stat       stat of each of them, once untimed, then a timed second pass
+//              (the warm figure)
+//   unlink     unlink of each of them (the subdirectory goes afterwards,
+//              untimed)
+//   write      M MiB (default 256) written sequentially in 1 MiB write(2)s to
+//              DIR/fs_bench.data, then fsync and close
+//   read_warm  the same file read back in 1 MiB read(2)s right after the
+//              write, dropping nothing
+// The data file is removed at the end, unless --keep leaves it for a later
+// `--cold` run (made after the caller remounted DIR, say), which reads it
+// the same way and prints read_cold, then removes it. Every read checks the
+// chunk numbers the write stamped into the data.
+//
+// Prints one line per workload, key=value:
+//   workload=create count=10000 seconds=0.512 rate=19531.2 unit=ops/s
+//   workload=write count=268435456 seconds=0.210 rate=1219.0 unit=MiB/s
+// Exit status 0, or 1 with the reason on stderr (files made so far are
+// removed on a best-effort basis).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr size_t kChunk = size_t{1} << 20;  // bytes per write(2) and read(2)
+constexpr uint64_t kStamp = 0x706b66735f62656eULL;
+const char* const kDataName = "fs_bench.data";
+
+// What to remove if we have to stop early.
+struct Leftovers {
+  int dir_fd = -1;     // the directory under test
+  std::string subdir;  // fs_bench.PID, relative to dir_fd
+  int subdir_fd = -1;
+  std::vector<std::string> names;  // files in subdir that may exist
+  bool data_file = false;          // kDataName may exist and should go
+} g_left;
+
+void remove_leftovers() {
+  if (g_left.subdir_fd >= 0) {
+    for (const std::string& name : g_left.names) ::unlinkat(g_left.subdir_fd, name.c_str(), 0);
+    ::close(g_left.subdir_fd);
+    g_left.subdir_fd = -1;
+  }
+  if (g_left.dir_fd >= 0 && !g_left.subdir.empty())
+    ::unlinkat(g_left.dir_fd, g_left.subdir.c_str(), AT_REMOVEDIR);
+  if (g_left.dir_fd >= 0 && g_left.data_file) ::unlinkat(g_left.dir_fd, kDataName, 0);
+}
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "pkfs_fs_bench: %s\n", message.c_str());
+  remove_leftovers();
+  std::exit(1);
+}
+
+[[noreturn]] void die_errno(const std::string& what) { die(what + ": " + std::strerror(errno)); }
+
+double now() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void report(const char* workload, uint64_t count, double seconds, bool bytes) {
+  double rate = bytes ? static_cast<double>(count) / static_cast<double>(kChunk) / seconds
+                      : static_cast<double>(count) / seconds;
+  std::printf("workload=%s count=%" PRIu64 " seconds=%.6f rate=%.1f unit=%s\n", workload, count, seconds,
+              rate, bytes ? "MiB/s" : "ops/s");
+  std::fflush(stdout);
+}
+
+std::string file_name(uint64_t i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "f%07" PRIu64, i);
+  return name;
+}
+
+void metadata_workloads(int dir_fd, uint64_t files) {
+  g_left.subdir = "fs_bench." + std::to_string(::getpid());
+  if (::mkdirat(dir_fd, g_left.subdir.c_str(), 0755) != 0) die_errno("mkdir " + g_left.subdir);
+  g_left.subdir_fd = ::openat(dir_fd, g_left.subdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (g_left.subdir_fd < 0) die_errno("open " + g_left.subdir);
+  int sub = g_left.subdir_fd;
+
+  std::vector<std::string>& names = g_left.names;
+  names.reserve(files);
+  for (uint64_t i = 0; i < files; ++i) names.push_back(file_name(i));
+
+  double t0 = now();
+  for (const std::string& name : names) {
+    int fd = ::openat(sub, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) die_errno("create " + name);
+    if (::close(fd) != 0) die_errno("close " + name);
+  }
+  report("create", files, now() - t0, false);
+
+  struct stat st {};
+  for (const std::string& name : names) {
+    if (::fstatat(sub, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) die_errno("stat " + name);
+  }
+  t0 = now();
+  for (const std::string& name : names) {
+    if (::fstatat(sub, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) die_errno("stat " + name);
+  }
+  report("stat", files, now() - t0, false);
+
+  t0 = now();
+  for (const std::string& name : names) {
+    if (::unlinkat(sub, name.c_str(), 0) != 0) die_errno("unlink " + name);
+  }
+  report("unlink", files, now() - t0, false);
+  names.clear();
+  ::close(sub);
+  g_left.subdir_fd = -1;
+  if (::unlinkat(dir_fd, g_left.subdir.c_str(), AT_REMOVEDIR) != 0) die_errno("rmdir " + g_left.subdir);
+  g_left.subdir.clear();
+}
+
+// A 1 MiB buffer, page aligned, with some non-zero content.
+std::byte* chunk_buffer() {
+  void* memory = nullptr;
+  if (::posix_memalign(&memory, 4096, kChunk) != 0) die("out of memory");
+  auto* bytes = static_cast<unsigned char*>(memory);
+  for (size_t i = 0; i < kChunk; ++i) bytes[i] = static_cast<unsigned char>((i * 131) >> 3);
+  return static_cast<std::byte*>(memory);
+}
+
+void write_data(int dir_fd, uint64_t mib, std::byte* buffer) {
+  g_left.data_file = true;
+  int fd = ::openat(dir_fd, kDataName, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) die_errno(std::string("create ") + kDataName);
+  double t0 = now();
+  for (uint64_t i = 0; i < mib; ++i) {
+    uint64_t stamp = kStamp ^ i;
+    std::memcpy(buffer, &stamp, sizeof stamp);
+    size_t done = 0;
+    while (done < kChunk) {
+      ssize_t wrote = ::write(fd, buffer + done, kChunk - done);
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote <= 0) die_errno(std::string("write ") + kDataName);
+      done += static_cast<size_t>(wrote);
+    }
+  }
+  if (::fsync(fd) != 0) die_errno(std::string("fsync ") + kDataName);
+  if (::close(fd) != 0) die_errno(std::string("close ") + kDataName);
+  report("write", mib * kChunk, now() - t0, true);
+}
+
+void read_data(int dir_fd, uint64_t mib, std::byte* buffer, const char* workload) {
+  int fd = ::openat(dir_fd, kDataName, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die_errno(std::string("open ") + kDataName);
+  g_left.data_file = true;
+  double t0 = now();
+  uint64_t total = 0;
+  for (;;) {
+    size_t done = 0;
+    while (done < kChunk) {
+      ssize_t got = ::read(fd, buffer + done, kChunk - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) die_errno(std::string("read ") + kDataName);
+      if (got == 0) break;
+      done += static_cast<size_t>(got);
+    }
+    if (done == 0) break;
+    uint64_t stamp = 0;
+    std::memcpy(&stamp, buffer, sizeof stamp);
+    uint64_t chunk = total / kChunk;
+    if (done != kChunk || stamp != (kStamp ^ chunk)) {
+      die(std::string(kDataName) + ": chunk " + std::to_string(chunk) + " reads back wrong (" +
+          std::to_string(done) + " bytes)");
+    }
+    total += done;
+  }
+  ::close(fd);
+  double seconds = now() - t0;
+  if (total != mib * kChunk) {
+    die(std::string(kDataName) + ": read " + std::to_string(total) + " bytes, expected " +
+        std::to_string(mib * kChunk));
+  }
+  report(workload, total, seconds, true);
+}
+
+uint64_t parse_count(const char* option, const char* text) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long value = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || value == 0 || text[0] == '-') {
+    std::fprintf(stderr, "pkfs_fs_bench: %s wants a positive number, not %s\n", option, text);
+    std::exit(2);
+  }
+  return value;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: pkfs_fs_bench DIR [--files N] [--mib M] [--keep]\n"
+               "       pkfs_fs_bench DIR --cold [--mib M]\n");
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir;
+  uint64_t files = 10000;
+  uint64_t mib = 256;
+  bool keep = false;
+  bool cold = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--files" && i + 1 < argc) {
+      files = parse_count("--files", argv[++i]);
+    } else if (arg == "--mib" && i + 1 < argc) {
+      mib = parse_count("--mib", argv[++i]);
+    } else if (arg == "--keep") {
+      keep = true;
+    } else if (arg == "--cold") {
+      cold = true;
+    } else if (!arg.empty() && arg[0] != '-' && dir.empty()) {
+      dir = arg;
+    } else {
+      usage();
+    }
+  }
+  if (dir.empty() || (cold && keep)) usage();
+
+  g_left.dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (g_left.dir_fd < 0) die_errno(dir);
+  std::byte* buffer = chunk_buffer();
+
+  if (cold) {
+    read_data(g_left.dir_fd, mib, buffer, "read_cold");
+  } else {
+    metadata_workloads(g_left.dir_fd, files);
+    write_data(g_left.dir_fd, mib, buffer);
+    read_data(g_left.dir_fd, mib, buffer, "read_warm");
+    if (keep) g_left.data_file = false;
+  }
+  if (g_left.data_file && ::unlinkat(g_left.dir_fd, kDataName, 0) != 0)
+    die_errno(std::string("unlink ") + kDataName);
+  g_left.data_file = false;
+  std::free(buffer);
+  ::close(g_left.dir_fd);
+  return 0;
+}
