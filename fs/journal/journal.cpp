@@ -57,6 +57,10 @@ Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t 
     return Error(EUCLEAN, "journal header: bad tag or version");
   }
   if (!format::checksum_ok(*header)) return Error(EUCLEAN, "journal header: checksum mismatch");
+  // Outside the checksum, so checked by value: reserved words are zero.
+  for (uint64_t word : header->reserved2) {
+    if (word != 0) return Error(EUCLEAN, "journal header: reserved words are not zero");
+  }
   if (header->journal_bytes != bytes) return Error(EUCLEAN, "journal header: size does not match the superblock");
   uint64_t open = load_word(&header->open_sequence);
   uint64_t last = load_word(&header->last_sequence);

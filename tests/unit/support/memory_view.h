@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "fs/region/region.h"
 
@@ -26,6 +27,10 @@ class MemoryView : public region::Region {
     m_read_only = read_only;
     m_created = false;
   }
+
+  // A view of bytes in a vector the caller keeps alive.
+  explicit MemoryView(std::vector<std::byte>& bytes, bool read_only = false)
+      : MemoryView(bytes.data(), bytes.size(), read_only) {}
 
   // A view of everything `backing` maps.
   static std::unique_ptr<MemoryView> of(const region::Region& backing, bool read_only = false) {
