@@ -124,7 +124,9 @@ struct FormatOptions {
 Result<format::Layout> format_region(region::Region& region, const FormatOptions& options);
 
 // Reads the superblock of a region: the primary, or with `backup` the copy
-// in the last block. Errors as format::verify_superblock.
+// in the last block of the backing (where it is unless the backing grew
+// since mkfs; the fallback when the primary is unreadable). Errors as
+// format::verify_superblock.
 Result<format::Superblock> read_superblock(const region::Region& region, bool backup = false);
 
 class Filesystem {

@@ -20,10 +20,7 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
   clock_gettime(CLOCK_REALTIME, &now_ts);
   int64_t now = from_timespec(now_ts);
 
-  Superblock sb{};
-  sb.magic = format::kSuperblockMagic;
-  sb.format_version = format::kFormatVersion;
-  sb.superblock_bytes = sizeof(Superblock);
+  Superblock sb = format::make_superblock(layout);
   if (options.uuid) {
     std::memcpy(sb.uuid, options.uuid->data(), sizeof sb.uuid);
   } else if (getrandom(sb.uuid, sizeof sb.uuid, 0) != static_cast<ssize_t>(sizeof sb.uuid)) {
@@ -33,28 +30,8 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
     sb.uuid[8] = static_cast<uint8_t>((sb.uuid[8] & 0x3f) | 0x80);
   }
   std::memcpy(sb.label, options.label.data(), options.label.size());
-  sb.region_bytes = layout.region_bytes;
-  sb.block_size = format::kBlockSize;
-  sb.chunk_size = format::kChunkSize;
-  sb.chunk_count = layout.chunk_count;
-  sb.journal_offset = layout.journal_offset;
-  sb.journal_bytes = layout.journal_bytes;
-  sb.inode_table_offset = layout.inode_table_offset;
-  sb.inode_count = layout.inode_count;
-  sb.dirent_table_offset = layout.dirent_table_offset;
-  sb.dirent_count = layout.dirent_count;
-  sb.chunk_map_offset = layout.chunk_map_offset;
-  sb.chunk_map_blocks = layout.chunk_map_blocks;
-  sb.hold_table_offset = layout.hold_table_offset;
-  sb.hold_count = layout.hold_count;
-  sb.data_offset = layout.data_offset;
-  sb.backup_offset = layout.backup_offset;
-  sb.root_ino = format::kRootIno;
-  sb.state = format::kStateClean;
   sb.created_time_ns = now;
   sb.write_time_ns = now;
-  sb.inode_high_water = format::kRootIno + 1;
-  sb.dirent_high_water = 0;
 
   std::byte* base = region.base();
   // Invalidate any old superblock first, so a crash mid-format leaves no

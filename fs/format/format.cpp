@@ -117,6 +117,35 @@ Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& optio
   return layout;
 }
 
+Superblock make_superblock(const Layout& layout) {
+  Superblock sb{};
+  sb.magic = kSuperblockMagic;
+  sb.format_version = kFormatVersion;
+  sb.superblock_bytes = sizeof(Superblock);
+  sb.region_bytes = layout.region_bytes;
+  sb.block_size = kBlockSize;
+  sb.chunk_size = kChunkSize;
+  sb.chunk_count = layout.chunk_count;
+  sb.journal_offset = layout.journal_offset;
+  sb.journal_bytes = layout.journal_bytes;
+  sb.inode_table_offset = layout.inode_table_offset;
+  sb.inode_count = layout.inode_count;
+  sb.dirent_table_offset = layout.dirent_table_offset;
+  sb.dirent_count = layout.dirent_count;
+  sb.chunk_map_offset = layout.chunk_map_offset;
+  sb.chunk_map_blocks = layout.chunk_map_blocks;
+  sb.hold_table_offset = layout.hold_table_offset;
+  sb.hold_count = layout.hold_count;
+  sb.data_offset = layout.data_offset;
+  sb.backup_offset = layout.backup_offset;
+  sb.root_ino = kRootIno;
+  sb.state = kStateClean;
+  sb.inode_high_water = kRootIno + 1;
+  sb.dirent_high_water = 0;
+  seal(sb);
+  return sb;
+}
+
 Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_bytes) {
   if (sb.region_bytes > backing_bytes) {
     return Error(EUCLEAN, "superblock says the region has " + std::to_string(sb.region_bytes) +

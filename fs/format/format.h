@@ -186,7 +186,7 @@ struct Extent {
 };
 static_assert(sizeof(Extent) == 16);
 
-inline constexpr uint16_t kInodeOrphan = 1u << 0;      // nlink 0, still open: free at release or mount
+inline constexpr uint16_t kInodeOrphan = 1u << 0;      // nlink 0: freed at last release or at mount
 inline constexpr uint16_t kInodeTrimming = 1u << 1;    // extents past trim_block are being freed
 inline constexpr uint16_t kInodeFlagsKnown = kInodeOrphan | kInodeTrimming;
 inline constexpr uint32_t kInlineExtents = 7;
@@ -391,6 +391,11 @@ struct Layout {
   uint64_t usable_bytes;     // data chunks: (chunk_count - metadata_chunks - 1) * kChunkSize
 };
 
+// A sealed superblock for a new filesystem of this layout: magic, version,
+// every layout field, root inode, high-water marks of an empty filesystem,
+// state clean. mkfs adds UUID, label and times (and seals again).
+Superblock make_superblock(const Layout& layout);
+
 // `backing_bytes` is the size of the backing; trailing bytes that do not
 // fill a chunk are left unused. Errors: EINVAL for sizes or counts out of range.
 Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& options);
@@ -401,6 +406,8 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
 
 // Where the backup superblock of a region of `backing_bytes` lies, derived
 // from the size alone so it can be found when the primary is unreadable.
+// With a readable primary, use its layout's backup_offset instead: a backing
+// that grew since mkfs has its last block elsewhere.
 uint64_t backup_superblock_offset(uint64_t backing_bytes);
 
 // ---------------------------------------------------------------------------
