@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# fsck_check.sh: fsck.pkfs (check-only version) finds a clean region clean,
+# reports damage with exit 4 and a message naming the structure, and follows
+# e2fsck's exit codes for errors (8) and usage (16). It never changes the
+# region.
+source "$PKFS_SOURCE_DIR/tests/integration/lib/region.sh"
+
+MKFS=$(pkfs_bin mkfs.pkfs) || pkfs_skip "mkfs.pkfs is not built in $PKFS_BIN_DIR"
+FSCK=$(pkfs_bin fsck.pkfs) || pkfs_skip "fsck.pkfs is not built in $PKFS_BIN_DIR"
+pkfs_tmpdir
+T=$PKFS_TMPDIR
+R=$T/region
+
+expect_exit() {  # WANT DESCRIPTION -- ARGS...
+  local want=$1 what=$2 status=0
+  shift 3
+  "$FSCK" "$@" >"$T/out" 2>"$T/err" </dev/null || status=$?
+  [[ $status == "$want" ]] || pkfs_fail "$what: exit $status, want $want (stdout: $(cat "$T/out"); stderr: $(cat "$T/err"))"
+}
+
+"$MKFS" -q -s 32M "$R" || pkfs_fail "mkfs failed"
+sum=$(sha256sum <"$R")
+
+expect_exit 0 "fresh region, skipped as clean" -- -n "$R"
+grep -q "clean" "$T/out" || pkfs_fail "a clean region is not reported clean: $(cat "$T/out")"
+expect_exit 0 "fresh region, forced" -- -n -f -v "$R"
+grep -q "no problems found" "$T/out" || pkfs_fail "forced check did not say no problems: $(cat "$T/out")"
+[[ $(sha256sum <"$R") == "$sum" ]] || pkfs_fail "fsck -n changed the region"
+
+# Damage the backup superblock (the last 4 KiB block of the region).
+size=$(stat -c %s "$R")
+printf '\xff' | dd of="$R" bs=1 seek=$((size - 4096 + 40)) conv=notrunc status=none
+damaged=$(sha256sum <"$R")
+expect_exit 4 "flipped byte in the backup superblock" -- -n -f "$R"
+grep -qi "backup" "$T/out" || pkfs_fail "the report does not name the backup superblock: $(cat "$T/out")"
+[[ $(sha256sum <"$R") == "$damaged" ]] || pkfs_fail "fsck -n changed a damaged region"
+
+expect_exit 8 "missing region" -- -n "$T/missing"
+[[ -s $T/err ]] || pkfs_fail "no message for a missing region"
+expect_exit 16 "unknown option" -- --frobnicate "$R"
+expect_exit 16 "-n with -y" -- -n -y "$R"
+expect_exit 16 "repair not implemented" -- -y "$R"
+grep -q "not implemented" "$T/err" || pkfs_fail "-y does not say repair is not implemented: $(cat "$T/err")"
+echo "fsck_check: all cases passed"
