@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   app.add_flag("-p,--preen", preen, "Repair what is safe (not implemented yet)");
   app.add_flag("-f,--force", force, "Check even a region marked clean");
   app.add_flag("-v,--verbose", verbose, "Print counts of what was checked");
-  app.add_flag("-z,--verify-zero", verify_zero, "Also read every free chunk recorded as zero (slow on large regions)");
+  app.add_flag("-z,--verify-zero", verify_zero,
+               "Also read every free chunk recorded as zero (slow on large regions)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -50,7 +51,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (yes || preen) {
-    std::fprintf(stderr, "fsck.pkfs: repair (-y, -p) is not implemented in this version; run with -n to check\n");
+    std::fprintf(stderr,
+                 "fsck.pkfs: repair (-y, -p) is not implemented in this version; run with -n to check\n");
     return kExitUsage;
   }
 
@@ -68,8 +70,8 @@ int main(int argc, char** argv) {
     }
     const region::Region& region = *opened.value();
     if (!holder.empty()) {
-      std::fprintf(stderr, "fsck.pkfs: warning: %s is in use by %s; results may be inconsistent\n", path.c_str(),
-                   holder.c_str());
+      std::fprintf(stderr, "fsck.pkfs: warning: %s is in use by %s; results may be inconsistent\n",
+                   path.c_str(), holder.c_str());
     }
     auto sb = core::read_superblock(region);
     if (sb && !force && (sb->state & format::kStateClean) && !(sb->state & format::kStateError)) {
@@ -87,12 +89,13 @@ int main(int argc, char** argv) {
       std::printf("%s: %s\n", problem.code.c_str(), problem.message.c_str());
     }
     if (verbose || !report->clean()) {
-      std::printf("%s: %llu inodes, %llu entries, %llu data blocks in use; %llu orphans, %llu unfinished trims\n",
-                  path.c_str(), static_cast<unsigned long long>(report->inodes_in_use),
-                  static_cast<unsigned long long>(report->dirents_in_use),
-                  static_cast<unsigned long long>(report->data_blocks_in_use),
-                  static_cast<unsigned long long>(report->orphan_inodes),
-                  static_cast<unsigned long long>(report->trimming_inodes));
+      std::printf(
+          "%s: %llu inodes, %llu entries, %llu data blocks in use; %llu orphans, %llu unfinished trims\n",
+          path.c_str(), static_cast<unsigned long long>(report->inodes_in_use),
+          static_cast<unsigned long long>(report->dirents_in_use),
+          static_cast<unsigned long long>(report->data_blocks_in_use),
+          static_cast<unsigned long long>(report->orphan_inodes),
+          static_cast<unsigned long long>(report->trimming_inodes));
     }
     if (!report->clean()) {
       std::printf("%s: %zu problems found; not repaired (this version only checks)\n", path.c_str(),

@@ -8,8 +8,8 @@ namespace pkfs::alloc {
 
 namespace bi = boost::intrusive;
 using format::ChunkMapBlock;
-using format::kBlocksPerChunk;
 using format::kBlockSize;
+using format::kBlocksPerChunk;
 using format::kChunkSize;
 using format::kChunksPerMapBlock;
 using format::SplitHeader;
@@ -25,7 +25,9 @@ struct Allocator::FreeRun {
 
 namespace {
 struct ByStart {
-  bool operator()(const Allocator::FreeRun& a, const Allocator::FreeRun& b) const { return a.first < b.first; }
+  bool operator()(const Allocator::FreeRun& a, const Allocator::FreeRun& b) const {
+    return a.first < b.first;
+  }
 };
 struct ByLength {
   bool operator()(const Allocator::FreeRun& a, const Allocator::FreeRun& b) const {
@@ -37,8 +39,9 @@ struct ByLength {
 struct Allocator::Index {
   using StartSet = bi::set<FreeRun, bi::member_hook<FreeRun, bi::set_member_hook<>, &FreeRun::by_start_hook>,
                            bi::compare<ByStart>>;
-  using LengthSet = bi::set<FreeRun, bi::member_hook<FreeRun, bi::set_member_hook<>, &FreeRun::by_length_hook>,
-                            bi::compare<ByLength>>;
+  using LengthSet =
+      bi::set<FreeRun, bi::member_hook<FreeRun, bi::set_member_hook<>, &FreeRun::by_length_hook>,
+              bi::compare<ByLength>>;
   StartSet by_start;
   LengthSet by_length;
 
@@ -73,7 +76,8 @@ void Allocator::format(region::Region& region, const format::Layout& layout, boo
     for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
       uint64_t chunk = map.first_chunk + i;
       bool meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
-      map.state[i] = meta ? format::kChunkMeta : (data_known_zero ? format::kChunkFreeZero : format::kChunkFreeDirty);
+      map.state[i] =
+          meta ? format::kChunkMeta : (data_known_zero ? format::kChunkFreeZero : format::kChunkFreeDirty);
     }
     format::seal(map);
     std::memcpy(region.base() + layout.chunk_map_offset + block * kBlockSize, &map, sizeof map);
@@ -81,8 +85,8 @@ void Allocator::format(region::Region& region, const format::Layout& layout, boo
   region.persist(layout.chunk_map_offset, layout.chunk_map_blocks * kBlockSize);
 }
 
-void Allocator::adjust_undo_image(const format::Layout& layout, uint64_t target, std::byte* image, uint64_t length,
-                                  const std::byte* current) {
+void Allocator::adjust_undo_image(const format::Layout& layout, uint64_t target, std::byte* image,
+                                  uint64_t length, const std::byte* current) {
   uint64_t map_end = layout.chunk_map_offset + layout.chunk_map_blocks * kBlockSize;
   if (length != sizeof(ChunkMapBlock) || target < layout.chunk_map_offset || target >= map_end ||
       (target - layout.chunk_map_offset) % kBlockSize != 0) {
@@ -121,7 +125,8 @@ Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const
   std::unique_ptr<Allocator> allocator(new Allocator(region, layout));
   uint64_t run_first = 0, run_count = 0;
   for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
-    const auto* map = reinterpret_cast<const ChunkMapBlock*>(region.base() + layout.chunk_map_offset + block * kBlockSize);
+    const auto* map =
+        reinterpret_cast<const ChunkMapBlock*>(region.base() + layout.chunk_map_offset + block * kBlockSize);
     std::string what;
     if (!format::chunk_map_block_valid(*map, block, &what)) {
       return Error(EUCLEAN, "chunk map block " + std::to_string(block) + ": " + what);
@@ -131,8 +136,9 @@ Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const
       uint8_t state = map->state[i];
       bool must_be_meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
       if (must_be_meta != (state == format::kChunkMeta)) {
-        return Error(EUCLEAN, "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
-                                  (must_be_meta ? " but lies in the metadata area" : " (metadata) in the data area"));
+        return Error(EUCLEAN,
+                     "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
+                         (must_be_meta ? " but lies in the metadata area" : " (metadata) in the data area"));
       }
       bool is_free = state == format::kChunkFreeZero || state == format::kChunkFreeDirty;
       if (is_free) {
@@ -213,7 +219,8 @@ void Allocator::remove_free(uint64_t first, uint64_t count) {
   add(first + count, run_end - (first + count));
 }
 
-Result<void> Allocator::set_chunk_states(journal::Transaction& txn, uint64_t first, uint64_t count, uint8_t state) {
+Result<void> Allocator::set_chunk_states(journal::Transaction& txn, uint64_t first, uint64_t count,
+                                         uint8_t state) {
   uint64_t chunk = first;
   uint64_t end = first + count;
   while (chunk < end) {
@@ -266,7 +273,8 @@ Result<BlockRun> Allocator::allocate_chunks(journal::Transaction& txn, uint64_t 
     insert_free(start, count);
     m_free_chunks += count;
   });
-  return BlockRun{static_cast<uint32_t>(start * kBlocksPerChunk), static_cast<uint32_t>(count * kBlocksPerChunk)};
+  return BlockRun{static_cast<uint32_t>(start * kBlocksPerChunk),
+                  static_cast<uint32_t>(count * kBlocksPerChunk)};
 }
 
 Result<uint64_t> Allocator::split_new_chunk(journal::Transaction& txn) {
@@ -299,7 +307,8 @@ Result<uint64_t> Allocator::split_new_chunk(journal::Transaction& txn) {
   return chunk;
 }
 
-Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks, uint64_t goal_block) {
+Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks,
+                                            uint64_t goal_block) {
   if (wanted_blocks == 0) return Error(EINVAL, "allocation of zero blocks");
   uint64_t chunk = 0, first_bit = 0;
   bool found = false;
@@ -330,7 +339,8 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
   }
   SplitHeader header = *split_header(chunk);
   uint64_t count = 0;
-  while (count < wanted_blocks && first_bit + count < kBlocksPerChunk && !bit_set(header, first_bit + count)) {
+  while (count < wanted_blocks && first_bit + count < kBlocksPerChunk &&
+         !bit_set(header, first_bit + count)) {
     set_bit(header, first_bit + count, true);
     ++count;
   }
@@ -414,7 +424,8 @@ Result<void> Allocator::free(journal::Transaction& txn, BlockRun run) {
   }
   m_freed_in_transaction.insert(chunk);
   SplitHeader header = *split_header(chunk);
-  for (uint64_t block = first; block < first + run.block_count; ++block) set_bit(header, block % kBlocksPerChunk, false);
+  for (uint64_t block = first; block < first + run.block_count; ++block)
+    set_bit(header, block % kBlocksPerChunk, false);
   header.used_blocks = static_cast<uint16_t>(header.used_blocks - run.block_count);
   if (header.used_blocks == 1) {
     // Last block gone: the chunk becomes whole again. Its header block is

@@ -14,8 +14,8 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "fs/base/result.h"
@@ -32,9 +32,9 @@ struct BlockRun {
 };
 
 struct Usage {
-  uint64_t total_blocks = 0;       // data chunks * 512
-  uint64_t free_blocks = 0;        // whole free chunks * 512 + free blocks of split chunks
-  uint64_t free_chunks = 0;        // whole free chunks
+  uint64_t total_blocks = 0;  // data chunks * 512
+  uint64_t free_blocks = 0;   // whole free chunks * 512 + free blocks of split chunks
+  uint64_t free_chunks = 0;   // whole free chunks
   uint64_t split_chunks = 0;
   uint64_t largest_free_run_chunks = 0;
 };
@@ -55,19 +55,21 @@ class Allocator {
   // a chunk-map block, a chunk recorded "free, known zero" whose state in
   // place is no longer free becomes "free, dirty" (the transaction that
   // took it may have written data to it), and the image is resealed.
-  static void adjust_undo_image(const format::Layout& layout, uint64_t target, std::byte* image, uint64_t length,
-                                const std::byte* current);
+  static void adjust_undo_image(const format::Layout& layout, uint64_t target, std::byte* image,
+                                uint64_t length, const std::byte* current);
 
   // Whole chunks for large files: one run of at most `wanted_chunks`,
   // starting at a multiple of `alignment_chunks` when such a run exists
   // (the first fit of the smallest run that can hold it), else the largest
   // run there is. The caller loops for the rest. Errors: ENOSPC.
-  Result<BlockRun> allocate_chunks(journal::Transaction& txn, uint64_t wanted_chunks, uint64_t alignment_chunks);
+  Result<BlockRun> allocate_chunks(journal::Transaction& txn, uint64_t wanted_chunks,
+                                   uint64_t alignment_chunks);
 
   // Blocks for small files and metadata blocks: one run of at most
   // `wanted_blocks` inside one split chunk, at `goal_block` if it is free
   // (to extend a file contiguously). Errors: ENOSPC.
-  Result<BlockRun> allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks, uint64_t goal_block = 0);
+  Result<BlockRun> allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks,
+                                   uint64_t goal_block = 0);
 
   // Frees a run handed out before: whole chunks (they become dirty) or blocks
   // of one split chunk. Freed space is reusable once the transaction commits.

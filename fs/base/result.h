@@ -29,9 +29,7 @@ class [[nodiscard]] Error {
   const std::string& message() const { return m_message; }
 
   // Adds context in front: "opening region: <old message>".
-  Error with_context(const std::string& context) const {
-    return Error(m_code, context + ": " + m_message);
-  }
+  Error with_context(const std::string& context) const { return Error(m_code, context + ": " + m_message); }
 
  private:
   int m_code;
@@ -41,7 +39,7 @@ class [[nodiscard]] Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : m_value(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : m_value(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : m_value(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(m_value); }
@@ -86,16 +84,16 @@ inline Result<void> success() { return {}; }
 
 // TRY(expr): evaluates a Result<void> (or any Result whose value is unused)
 // and returns its error from the enclosing function.
-#define TRY(expr)                                                      \
-  do {                                                                 \
-    auto&& pkfs_try_result_ = (expr);                                  \
+#define TRY(expr)                                                           \
+  do {                                                                      \
+    auto&& pkfs_try_result_ = (expr);                                       \
     if (!pkfs_try_result_.ok()) return std::move(pkfs_try_result_).error(); \
   } while (0)
 
 // TRY_ASSIGN(decl, expr): `decl = value of expr`, or return its error.
 //   TRY_ASSIGN(auto region, region::open(path, options));
 #define TRY_ASSIGN(decl, expr) TRY_ASSIGN_IMPL(PKFS_CONCAT(pkfs_result_, __LINE__), decl, expr)
-#define TRY_ASSIGN_IMPL(tmp, decl, expr)               \
-  auto tmp = (expr);                                   \
-  if (!tmp.ok()) return std::move(tmp).error();        \
+#define TRY_ASSIGN_IMPL(tmp, decl, expr)        \
+  auto tmp = (expr);                            \
+  if (!tmp.ok()) return std::move(tmp).error(); \
   decl = std::move(tmp).value()

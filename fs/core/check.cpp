@@ -204,16 +204,17 @@ class Checker {
 
   Result<void> check_superblocks() {
     if (m_region.size() < format::kMinRegionBytes) {
-      return Error(ENODATA, "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
+      return Error(ENODATA,
+                   "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
     }
     std::optional<Superblock> chosen;
     const auto primary = read<Superblock>(0);
     auto primary_ok = format::verify_superblock(primary);
     if (!primary_ok) {
-      problem(primary.magic != format::kSuperblockMagic ? "SUPERBLOCK_MAGIC"
+      problem(primary.magic != format::kSuperblockMagic         ? "SUPERBLOCK_MAGIC"
               : primary.format_version > format::kFormatVersion ? "SUPERBLOCK_VERSION"
-              : !format::checksum_ok(primary) ? "SUPERBLOCK_CHECKSUM"
-                                               : "SUPERBLOCK_INVALID",
+              : !format::checksum_ok(primary)                   ? "SUPERBLOCK_CHECKSUM"
+                                                                : "SUPERBLOCK_INVALID",
               "primary superblock: " + primary_ok.error().message());
     } else if (auto layout = format::layout_from_superblock(primary, m_region.size()); !layout) {
       problem("SUPERBLOCK_LAYOUT", "primary superblock: " + layout.error().message());
@@ -228,8 +229,8 @@ class Checker {
     auto backup_ok = format::verify_superblock(backup);
     if (!backup_ok) {
       problem(backup.magic != format::kSuperblockMagic ? "BACKUP_SUPERBLOCK_MAGIC"
-              : !format::checksum_ok(backup) ? "BACKUP_SUPERBLOCK_CHECKSUM"
-                                              : "BACKUP_SUPERBLOCK_INVALID",
+              : !format::checksum_ok(backup)           ? "BACKUP_SUPERBLOCK_CHECKSUM"
+                                                       : "BACKUP_SUPERBLOCK_INVALID",
               "backup superblock at " + std::to_string(backup_offset) + ": " + backup_ok.error().message());
     } else if (auto layout = format::layout_from_superblock(backup, m_region.size()); !layout) {
       problem("BACKUP_SUPERBLOCK_LAYOUT", "backup superblock: " + layout.error().message());
@@ -241,13 +242,15 @@ class Checker {
       // what follows may report slots the primary had counted.
       m_layout = layout.value();
       chosen = backup;
-      problem("SUPERBLOCK_FALLBACK", "checking with the backup superblock (its high-water marks may be stale)");
+      problem("SUPERBLOCK_FALLBACK",
+              "checking with the backup superblock (its high-water marks may be stale)");
     }
     if (!chosen) {
-      return Error(primary_ok ? EUCLEAN : primary_ok.error().code(),
-                   "no usable superblock: primary: " +
-                       (primary_ok ? std::string("impossible layout") : primary_ok.error().message()) +
-                       "; backup: " + (backup_ok ? std::string("impossible layout") : backup_ok.error().message()));
+      return Error(
+          primary_ok ? EUCLEAN : primary_ok.error().code(),
+          "no usable superblock: primary: " +
+              (primary_ok ? std::string("impossible layout") : primary_ok.error().message()) +
+              "; backup: " + (backup_ok ? std::string("impossible layout") : backup_ok.error().message()));
     }
     m_sb = *chosen;
     format::Compatibility compatibility = format::check_compatibility(m_sb);
@@ -261,7 +264,8 @@ class Checker {
     if (m_sb.state & format::kStateError) {
       problem("SUPERBLOCK_ERRORS",
               "superblock: the region has recorded " + std::to_string(m_sb.error_count) + " errors (first: " +
-                  std::string(m_sb.first_error_what, strnlen(m_sb.first_error_what, sizeof m_sb.first_error_what)) +
+                  std::string(m_sb.first_error_what,
+                              strnlen(m_sb.first_error_what, sizeof m_sb.first_error_what)) +
                   ", inode " + std::to_string(m_sb.first_error_ino) + ")");
     }
     m_slots.assign(m_sb.inode_high_water, Slot::kFree);
@@ -314,7 +318,8 @@ class Checker {
     }
     if (std::memcmp(primary.uuid, backup.uuid, sizeof primary.uuid) != 0) {
       problem("BACKUP_SUPERBLOCK_MISMATCH", "backup superblock: uuid " + format::uuid_to_string(backup.uuid) +
-                                                " differs from the primary's " + format::uuid_to_string(primary.uuid));
+                                                " differs from the primary's " +
+                                                format::uuid_to_string(primary.uuid));
     }
   }
 
@@ -326,7 +331,9 @@ class Checker {
     bool tag_ok = header.tag == format::kJournalTag;
     if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
       problem(rejection_code("JOURNAL", header, tag_ok),
-              std::string("journal header: ") + (!tag_ok ? "bad tag" : header.version != 1 ? "unknown version" : "checksum mismatch"));
+              std::string("journal header: ") + (!tag_ok               ? "bad tag"
+                                                 : header.version != 1 ? "unknown version"
+                                                                       : "checksum mismatch"));
       return;
     }
     if (header.reserved0 != 0 || header.reserved1 != 0 || !all_zero(header.reserved2)) {
@@ -334,11 +341,12 @@ class Checker {
     }
     if (header.journal_bytes != m_layout.journal_bytes) {
       problem("JOURNAL_INVALID", "journal header: size " + std::to_string(header.journal_bytes) +
-                                     " does not match the superblock's " + std::to_string(m_layout.journal_bytes));
+                                     " does not match the superblock's " +
+                                     std::to_string(m_layout.journal_bytes));
     }
     if (header.open_sequence != 0) {
-      problem("JOURNAL_OPEN", "journal: transaction " + std::to_string(header.open_sequence) + " is open (last begun: " +
-                                  std::to_string(header.last_sequence) +
+      problem("JOURNAL_OPEN", "journal: transaction " + std::to_string(header.open_sequence) +
+                                  " is open (last begun: " + std::to_string(header.last_sequence) +
                                   (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
                                                                                 : "; they must be equal)"));
     }
@@ -362,14 +370,16 @@ class Checker {
         continue;
       }
       if (map.reserved0 != 0) {
-        problem("CHUNK_MAP_INVALID", "chunk map block " + std::to_string(block) + ": reserved field is not zero");
+        problem("CHUNK_MAP_INVALID",
+                "chunk map block " + std::to_string(block) + ": reserved field is not zero");
       }
       for (uint64_t i = 0; i < format::kChunksPerMapBlock; ++i) {
         uint64_t chunk = block * format::kChunksPerMapBlock + i;
         if (chunk < chunks) {
           m_states[chunk] = map.state[i];
         } else if (map.state[i] != format::kChunkMeta) {
-          problem("CHUNK_STATE", "chunk map block " + std::to_string(block) + ": chunk " + std::to_string(chunk) +
+          problem("CHUNK_STATE", "chunk map block " + std::to_string(block) + ": chunk " +
+                                     std::to_string(chunk) +
                                      " lies past the region but is not marked metadata");
         }
       }
@@ -379,8 +389,9 @@ class Checker {
       if (state == kStateUnknown) continue;
       bool must_be_meta = chunk < m_layout.metadata_chunks || chunk + 1 >= chunks;
       if (must_be_meta != (state == format::kChunkMeta)) {
-        problem("CHUNK_STATE", "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
-                                   (must_be_meta ? " but holds metadata" : " (metadata) but lies in the data area"));
+        problem("CHUNK_STATE",
+                "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
+                    (must_be_meta ? " but holds metadata" : " (metadata) but lies in the data area"));
         if (must_be_meta) m_states[chunk] = kStateUnknown;
         continue;
       }
@@ -398,7 +409,8 @@ class Checker {
       std::memcpy(split.bitmap, header.bitmap, sizeof split.bitmap);
       if (header.used_blocks < 2) {
         // The transaction that frees a split chunk's last block frees the chunk.
-        problem("SPLIT_EMPTY", "split chunk " + std::to_string(chunk) + " has no block in use besides its header");
+        problem("SPLIT_EMPTY",
+                "split chunk " + std::to_string(chunk) + " has no block in use besides its header");
       }
     }
   }
@@ -411,7 +423,8 @@ class Checker {
     uint8_t state = m_states[chunk];
     if (state == kStateUnknown) return "";
     if (state != format::kChunkSplit) {
-      return "lies in chunk " + std::to_string(chunk) + " whose state is " + std::to_string(state) + ", not split";
+      return "lies in chunk " + std::to_string(chunk) + " whose state is " + std::to_string(state) +
+             ", not split";
     }
     SplitChunk& split = m_splits[chunk];
     if (!split.header_ok) return "";
@@ -423,7 +436,8 @@ class Checker {
         continue;
       }
       if (!split.bit(bit)) {
-        if (trouble.empty()) trouble = "block " + std::to_string(block) + " is free in its split chunk's bitmap";
+        if (trouble.empty())
+          trouble = "block " + std::to_string(block) + " is free in its split chunk's bitmap";
         continue;
       }
       note_claim(block, split.is_claimed(bit), ino, what);
@@ -435,12 +449,14 @@ class Checker {
   // Claims whole chunks [first_block/512, ...) for `ino`.
   std::string claim_chunks(uint64_t first_block, uint64_t count, uint64_t ino, const char* what) {
     std::string trouble;
-    for (uint64_t chunk = first_block / kBlocksPerChunk; chunk < (first_block + count) / kBlocksPerChunk; ++chunk) {
+    for (uint64_t chunk = first_block / kBlocksPerChunk; chunk < (first_block + count) / kBlocksPerChunk;
+         ++chunk) {
       uint8_t state = m_states[chunk];
       if (state == kStateUnknown) continue;
       if (state != format::kChunkUsed) {
         if (trouble.empty()) {
-          trouble = "covers chunk " + std::to_string(chunk) + " whose state is " + std::to_string(state) + ", not used";
+          trouble = "covers chunk " + std::to_string(chunk) + " whose state is " + std::to_string(state) +
+                    ", not used";
         }
         continue;
       }
@@ -477,12 +493,14 @@ class Checker {
     m_resolving = false;
     for (const auto& [block, owners] : m_double_claims) {
       std::string text;
-      for (const Owner& owner : owners) text += (text.empty() ? "" : ", ") + describe(owner.ino) + " (" + owner.what + ")";
-      problem("SPACE_CLAIMED_TWICE", "block " + std::to_string(block) + " (chunk " + std::to_string(block / kBlocksPerChunk) +
-                                         ") is claimed by " + text);
+      for (const Owner& owner : owners)
+        text += (text.empty() ? "" : ", ") + describe(owner.ino) + " (" + owner.what + ")";
+      problem("SPACE_CLAIMED_TWICE", "block " + std::to_string(block) + " (chunk " +
+                                         std::to_string(block / kBlocksPerChunk) + ") is claimed by " + text);
     }
     if (m_unnamed_double_claims != 0) {
-      problem("SPACE_CLAIMED_TWICE", "and " + std::to_string(m_unnamed_double_claims) + " more places claimed twice");
+      problem("SPACE_CLAIMED_TWICE",
+              "and " + std::to_string(m_unnamed_double_claims) + " more places claimed twice");
     }
   }
 
@@ -506,13 +524,15 @@ class Checker {
           free_form.generation = inode.generation;
           free_form.checksum = inode.checksum;
           if (std::memcmp(&free_form, &inode, sizeof inode) != 0) {
-            problem("INODE_INVALID", "free inode " + std::to_string(ino) + ": fields besides its generation are not zero");
+            problem("INODE_INVALID",
+                    "free inode " + std::to_string(ino) + ": fields besides its generation are not zero");
           }
         }
         continue;
       }
       if (!format::inode_valid(inode, ino, &what)) {
-        problem(rejection_code("INODE", inode, inode.tag == format::kInodeTag), "inode " + std::to_string(ino) + ": " + what);
+        problem(rejection_code("INODE", inode, inode.tag == format::kInodeTag),
+                "inode " + std::to_string(ino) + ": " + what);
         m_slots[ino] = Slot::kBad;
         m_tree_trusted = false;
         m_space_trusted = false;
@@ -527,7 +547,8 @@ class Checker {
     if (root == Slot::kFree) {
       problem("ROOT_MISSING", "inode 1 (the root directory) is not in use");
     } else if (root == Slot::kInUse && !S_ISDIR(inode_at(format::kRootIno).mode)) {
-      problem("ROOT_NOT_DIRECTORY", "inode 1 (the root directory) is a " + type_name(inode_at(format::kRootIno).mode));
+      problem("ROOT_NOT_DIRECTORY",
+              "inode 1 (the root directory) is a " + type_name(inode_at(format::kRootIno).mode));
     }
   }
 
@@ -553,7 +574,8 @@ class Checker {
       Slot parent = slot_of(dirent.parent_ino), child = slot_of(dirent.ino);
       if (parent == Slot::kBad || child == Slot::kBad) continue;  // reported with the inode
       if (parent == Slot::kFree) {
-        problem("DIRENT_PARENT", where + ": its directory, inode " + std::to_string(dirent.parent_ino) + ", is not in use");
+        problem("DIRENT_PARENT",
+                where + ": its directory, inode " + std::to_string(dirent.parent_ino) + ", is not in use");
         m_tree_trusted = false;
         continue;
       }
@@ -565,7 +587,8 @@ class Checker {
         continue;
       }
       if (child == Slot::kFree) {
-        problem("DIRENT_CHILD", where + ": names inode " + std::to_string(dirent.ino) + ", which is not in use");
+        problem("DIRENT_CHILD",
+                where + ": names inode " + std::to_string(dirent.ino) + ", which is not in use");
         m_tree_trusted = false;
         continue;
       }
@@ -623,22 +646,31 @@ class Checker {
     if (S_ISDIR(inode.mode)) {
       const uint64_t subdirs = m_subdirs.count(ino) ? m_subdirs.at(ino) : 0;
       if (ino == format::kRootIno) {
-        if (entries != 0) problem("DIR_ENTRIES", who + ": the root directory has " + std::to_string(entries) + " entries naming it");
+        if (entries != 0)
+          problem("DIR_ENTRIES",
+                  who + ": the root directory has " + std::to_string(entries) + " entries naming it");
         if (inode.parent != format::kRootIno) {
-          problem("DIR_PARENT", who + ": the root's parent field is " + std::to_string(inode.parent) + ", not 1");
+          problem("DIR_PARENT",
+                  who + ": the root's parent field is " + std::to_string(inode.parent) + ", not 1");
         }
       } else if (orphan) {
-        if (entries != 0) problem("DIR_ENTRIES", who + ": orphan directory still has " + std::to_string(entries) + " entries");
+        if (entries != 0)
+          problem("DIR_ENTRIES",
+                  who + ": orphan directory still has " + std::to_string(entries) + " entries");
       } else if (entries != 1) {
-        problem("DIR_ENTRIES", who + ": directory has " + std::to_string(entries) + " entries naming it, not 1");
+        problem("DIR_ENTRIES",
+                who + ": directory has " + std::to_string(entries) + " entries naming it, not 1");
       } else if (inode.parent != m_dir_entry_parent.at(ino)) {
-        problem("DIR_PARENT", who + ": parent field is " + std::to_string(inode.parent) + " but its entry lies in inode " +
+        problem("DIR_PARENT", who + ": parent field is " + std::to_string(inode.parent) +
+                                  " but its entry lies in inode " +
                                   std::to_string(m_dir_entry_parent.at(ino)));
       }
       uint64_t wanted = orphan ? 0 : 2 + subdirs;
       if (inode.nlink != wanted) {
-        problem("LINK_COUNT", who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
-                                  std::to_string(wanted) + (orphan ? " (orphan)" : " (2 + " + std::to_string(subdirs) + " subdirectories)"));
+        problem("LINK_COUNT",
+                who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
+                    std::to_string(wanted) +
+                    (orphan ? " (orphan)" : " (2 + " + std::to_string(subdirs) + " subdirectories)"));
       }
     } else if (orphan) {
       if (inode.nlink != 0 || entries != 0) {
@@ -648,8 +680,8 @@ class Checker {
     } else if (inode.nlink == 0) {
       problem("LINK_COUNT", who + ": nlink is 0 but the orphan flag is not set");
     } else if (inode.nlink != entries) {
-      problem("LINK_COUNT", who + ": nlink is " + std::to_string(inode.nlink) + " but " + std::to_string(entries) +
-                                " entries name it");
+      problem("LINK_COUNT", who + ": nlink is " + std::to_string(inode.nlink) + " but " +
+                                std::to_string(entries) + " entries name it");
     }
     if (!orphan && m_reached.count(ino) == 0) {
       if (S_ISDIR(inode.mode) && on_cycle(ino)) {
@@ -659,7 +691,8 @@ class Checker {
           problem("DIR_CYCLE", who + ": directory lies on a cycle of directories cut off from the root");
         }
       } else {
-        problem("UNREACHABLE", who + ": " + type_name(inode.mode) + " is in use but not reachable from the root");
+        problem("UNREACHABLE",
+                who + ": " + type_name(inode.mode) + " is in use but not reachable from the root");
       }
     }
   }
@@ -683,7 +716,8 @@ class Checker {
     const std::string who = describe(ino);
     const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode);
     if (!regular && !symlink && inode.size != 0) {
-      problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has size " + std::to_string(inode.size));
+      problem("INODE_INVALID",
+              who + ": a " + type_name(inode.mode) + " has size " + std::to_string(inode.size));
     }
     if (!is_device(inode.mode) && inode.rdev != 0) {
       problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has a device number");
@@ -700,7 +734,8 @@ class Checker {
       uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
       if (inode.trim_block < size_blocks) {
         problem("INODE_INVALID", who + ": trim_block " + std::to_string(inode.trim_block) +
-                                     " lies inside the file's size (" + std::to_string(size_blocks) + " blocks)");
+                                     " lies inside the file's size (" + std::to_string(size_blocks) +
+                                     " blocks)");
       }
     } else if (inode.trim_block != 0) {
       problem("INODE_INVALID", who + ": trim_block is set without the trimming flag");
@@ -733,7 +768,8 @@ class Checker {
       const auto block = read<ExtentBlock>(next);
       std::string what;
       if (!format::extent_block_valid(block, &what)) {
-        problem(rejection_code("EXTENT_BLOCK", block, block.tag == format::kExtentBlockTag), where + ": " + what);
+        problem(rejection_code("EXTENT_BLOCK", block, block.tag == format::kExtentBlockTag),
+                where + ": " + what);
         readable = false;
         break;
       }
@@ -750,8 +786,9 @@ class Checker {
         problem("EXTENT_BLOCK_INVALID", where + ": unused extent entries are not zero");
       }
       if (block.next != 0 && block.count != format::kExtentsPerBlock) {
-        problem("EXTENT_CHAIN", where + ": holds " + std::to_string(block.count) +
-                                    " extents but is not the last block (the writer fills every block but the last)");
+        problem("EXTENT_CHAIN",
+                where + ": holds " + std::to_string(block.count) +
+                    " extents but is not the last block (the writer fills every block but the last)");
       }
       extents.insert(extents.end(), block.extents, block.extents + block.count);
       if (extents.size() > inode.extent_count) {
@@ -805,9 +842,10 @@ class Checker {
     uint64_t xattr_blocks = check_xattrs(ino, inode) ? 1 : 0;
     if (!m_resolving) m_report.data_blocks_in_use += data_blocks + chain_blocks + xattr_blocks;
     if (readable && inode.allocated_blocks != data_blocks + chain_blocks + (inode.xattr_block != 0 ? 1 : 0)) {
-      problem("INODE_BLOCKS", who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) + " but it owns " +
-                                  std::to_string(data_blocks) + " data, " + std::to_string(chain_blocks) +
-                                  " extent and " + std::to_string(inode.xattr_block != 0 ? 1 : 0) + " xattr blocks");
+      problem("INODE_BLOCKS", who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) +
+                                  " but it owns " + std::to_string(data_blocks) + " data, " +
+                                  std::to_string(chain_blocks) + " extent and " +
+                                  std::to_string(inode.xattr_block != 0 ? 1 : 0) + " xattr blocks");
     }
 
     if (S_ISLNK(inode.mode)) {
@@ -844,10 +882,12 @@ class Checker {
       m_space_trusted = false;
       return false;
     }
-    if (std::string trouble = claim_blocks(inode.xattr_block / kBlockSize, 1, ino, "xattr block"); !trouble.empty()) {
+    if (std::string trouble = claim_blocks(inode.xattr_block / kBlockSize, 1, ino, "xattr block");
+        !trouble.empty()) {
       problem("XATTR_BLOCK_SPACE", where + ": " + trouble);
     }
-    if (block.entry_count == 0) problem("XATTR_BLOCK_INVALID", where + ": holds no attribute (it should have been freed)");
+    if (block.entry_count == 0)
+      problem("XATTR_BLOCK_INVALID", where + ": holds no attribute (it should have been freed)");
     if (block.reserved0 != 0) problem("XATTR_BLOCK_INVALID", where + ": reserved field is not zero");
     if (!all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes)) {
       problem("XATTR_BLOCK_INVALID", where + ": payload past used_bytes is not zero");
@@ -859,10 +899,13 @@ class Checker {
       format::XattrEntryHeader header;
       std::memcpy(&header, block.payload + position, sizeof header);
       position += static_cast<uint32_t>(sizeof header);
-      if (header.reserved0 != 0) problem("XATTR_BLOCK_INVALID", where + ": entry " + std::to_string(i) + " has a nonzero reserved byte");
+      if (header.reserved0 != 0)
+        problem("XATTR_BLOCK_INVALID",
+                where + ": entry " + std::to_string(i) + " has a nonzero reserved byte");
       std::string name(reinterpret_cast<const char*>(block.payload + position), header.name_length);
       position += header.name_length + header.value_length;
-      if (!names.insert(name).second) problem("XATTR_BLOCK_INVALID", where + ": attribute \"" + name + "\" appears twice");
+      if (!names.insert(name).second)
+        problem("XATTR_BLOCK_INVALID", where + ": attribute \"" + name + "\" appears twice");
     }
     return true;
   }
@@ -895,7 +938,8 @@ class Checker {
           uint64_t word;
           std::memcpy(&word, bytes + offset, sizeof word);
           if (word != 0) {
-            problem("CHUNK_NOT_ZERO", "chunk " + std::to_string(chunk) + " is marked free and known zero but byte " +
+            problem("CHUNK_NOT_ZERO", "chunk " + std::to_string(chunk) +
+                                          " is marked free and known zero but byte " +
                                           std::to_string(offset) + " of it is not zero");
             break;
           }
@@ -920,8 +964,8 @@ class Checker {
       if (hold.flags != 0) problem("HOLD_INVALID", where + ": reserved flags are set");
       Slot target = slot_of(hold.ino);
       if (target == Slot::kFree) {
-        problem("HOLD_INODE", where + " (pid " + std::to_string(hold.pid) + "): names inode " + std::to_string(hold.ino) +
-                                  ", which is not in use");
+        problem("HOLD_INODE", where + " (pid " + std::to_string(hold.pid) + "): names inode " +
+                                  std::to_string(hold.ino) + ", which is not in use");
       }
     }
   }
@@ -940,7 +984,7 @@ class Checker {
   bool m_tree_trusted = true;
   bool m_space_trusted = true;
 
-  std::vector<uint8_t> m_states;     // chunk -> ChunkState or kStateUnknown
+  std::vector<uint8_t> m_states;      // chunk -> ChunkState or kStateUnknown
   std::vector<bool> m_chunk_claimed;  // kChunkUsed chunk -> a whole-chunk extent covers it
   bool m_resolving = false;           // the second walk of name_double_claims
   uint64_t m_unnamed_double_claims = 0;
@@ -951,8 +995,8 @@ class Checker {
   std::unordered_map<uint64_t, std::vector<size_t>> m_children;  // directory -> indexes into m_entries
   std::unordered_map<uint64_t, uint64_t> m_entry_count;          // inode -> entries naming it
   std::unordered_map<uint64_t, uint64_t> m_subdirs;              // directory -> entries of directories in it
-  std::unordered_map<uint64_t, uint64_t> m_dir_entry_parent;     // directory -> directory of its (first) entry
-  std::unordered_map<uint64_t, size_t> m_reached;                // reachable inode -> entry the walk came by
+  std::unordered_map<uint64_t, uint64_t> m_dir_entry_parent;  // directory -> directory of its (first) entry
+  std::unordered_map<uint64_t, size_t> m_reached;             // reachable inode -> entry the walk came by
   std::unordered_set<uint64_t> m_cycle_reported;
 };
 

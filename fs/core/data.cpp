@@ -43,7 +43,8 @@ void append_extent(std::vector<Extent>& extents, const Extent& extent, bool larg
     bool contiguous = extent_end(last) == extent.file_block &&
                       uint64_t{last.region_block} + last.block_count == extent.region_block;
     bool same_chunk = !large && !is_large(last) &&
-                      last.region_block / kBlocksPerChunk == (extent.region_block + extent.block_count - 1) / kBlocksPerChunk;
+                      last.region_block / kBlocksPerChunk ==
+                          (extent.region_block + extent.block_count - 1) / kBlocksPerChunk;
     bool both_large = large && is_large(last);
     if (contiguous && (same_chunk || both_large) &&
         uint64_t{last.block_count} + extent.block_count <= UINT32_MAX) {
@@ -77,7 +78,8 @@ Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::ve
       return Error(EUCLEAN, where + ": extent block at " + std::to_string(next) + ": " +
                                 (what.empty() ? "owned by another inode" : what));
     }
-    if (extents.size() + block.count > total) return Error(EUCLEAN, where + ": more extents than extent_count");
+    if (extents.size() + block.count > total)
+      return Error(EUCLEAN, where + ": more extents than extent_count");
     if (chain != nullptr) chain->push_back(next);
     extents.insert(extents.end(), block.extents, block.extents + block.count);
     next = block.next;
@@ -88,14 +90,16 @@ Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::ve
     if (extent.block_count == 0 || extent.file_block < previous_end ||
         extent.file_block > format::kMaxFileBytes / kBlockSize ||
         !m_allocator->in_data_area({extent.region_block, extent.block_count})) {
-      return Error(EUCLEAN, where + ": extent at file block " + std::to_string(extent.file_block) + " is invalid");
+      return Error(EUCLEAN,
+                   where + ": extent at file block " + std::to_string(extent.file_block) + " is invalid");
     }
     previous_end = extent_end(extent);
   }
   return extents;
 }
 
-Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode, const std::vector<Extent>& extents) {
+Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode,
+                                       const std::vector<Extent>& extents) {
   std::vector<uint64_t> chain;
   TRY(load_extents(inode, &chain));
   size_t overflow = extents.size() > format::kInlineExtents ? extents.size() - format::kInlineExtents : 0;
@@ -175,9 +179,12 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
       uint64_t wanted = (limit - chunk_start) / kBlocksPerChunk;
       // Each chunk-map block the allocation changes costs one 4 KiB undo
       // record: stay inside what the journal has left.
-      uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes ? txn.journal_bytes_free() - kJournalReserveBytes : 0;
-      uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize)) ) * format::kChunksPerMapBlock;
-      if (affordable <= format::kChunksPerMapBlock * 2) return Error(ENOSPC, "allocation too large for one transaction");
+      uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes
+                            ? txn.journal_bytes_free() - kJournalReserveBytes
+                            : 0;
+      uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize))) * format::kChunksPerMapBlock;
+      if (affordable <= format::kChunksPerMapBlock * 2)
+        return Error(ENOSPC, "allocation too large for one transaction");
       wanted = std::min(wanted, affordable - 2 * format::kChunksPerMapBlock);
       uint64_t gigabyte_blocks = kBlocksPerChunk * format::kChunksPerGigabyte;
       uint64_t alignment = (wanted % format::kChunksPerGigabyte == 0 && chunk_start % gigabyte_blocks == 0)
@@ -200,10 +207,12 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
     uint64_t goal = 0;
     if (position > 0) {
       const Extent& previous = extents[position - 1];
-      if (!is_large(previous) && extent_end(previous) == block) goal = uint64_t{previous.region_block} + previous.block_count;
+      if (!is_large(previous) && extent_end(previous) == block)
+        goal = uint64_t{previous.region_block} + previous.block_count;
     }
     TRY_ASSIGN(alloc::BlockRun run, m_allocator->allocate_blocks(txn, stop - block, goal));
-    extents.insert(extents.begin() + static_cast<ptrdiff_t>(position), Extent{block, run.region_block, run.block_count});
+    extents.insert(extents.begin() + static_cast<ptrdiff_t>(position),
+                   Extent{block, run.region_block, run.block_count});
     block += run.block_count;
   }
   // Merge neighbours that are contiguous in the file and the region.
@@ -235,8 +244,8 @@ Result<size_t> Filesystem::read(Ino ino, uint64_t offset, std::span<std::byte> o
     uint64_t begin = extent.file_block * kBlockSize, end = extent_end(extent) * kBlockSize;
     uint64_t from = std::max(offset, begin), to = std::min(offset + length, end);
     if (from >= to) continue;
-    std::memcpy(out.data() + (from - offset), m_region->base() + uint64_t{extent.region_block} * kBlockSize + (from - begin),
-                to - from);
+    std::memcpy(out.data() + (from - offset),
+                m_region->base() + uint64_t{extent.region_block} * kBlockSize + (from - begin), to - from);
   }
   return static_cast<size_t>(length);
 }
@@ -294,14 +303,17 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
       Extent& last = extents.back();
       bool large = is_large(last);
       uint64_t keep_end = std::max<uint64_t>(first_block, last.file_block);
-      if (large) keep_end = (keep_end - last.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk + last.file_block;
+      if (large)
+        keep_end = (keep_end - last.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk +
+                   last.file_block;
       if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk we keep
       uint64_t free_count = extent_end(last) - keep_end;
       // Bound the chunk-map blocks one transaction touches.
       uint64_t max_blocks = 4 * format::kChunksPerMapBlock * kBlocksPerChunk;
       if (free_count > max_blocks) free_count = max_blocks;
       uint64_t keep_count = last.block_count - free_count;
-      alloc::BlockRun run{static_cast<uint32_t>(last.region_block + keep_count), static_cast<uint32_t>(free_count)};
+      alloc::BlockRun run{static_cast<uint32_t>(last.region_block + keep_count),
+                          static_cast<uint32_t>(free_count)};
       TRY(m_allocator->free(*txn, run));
       progress = true;
       if (keep_count == 0) {
@@ -395,7 +407,8 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) {
     return Error(EOPNOTSUPP, "PUNCH_HOLE needs KEEP_SIZE");
   }
-  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Error(EOPNOTSUPP, "PUNCH_HOLE with ZERO_RANGE");
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
+    return Error(EOPNOTSUPP, "PUNCH_HOLE with ZERO_RANGE");
   if (length == 0) return Error(EINVAL, "zero length");
   uint64_t end = offset + length;
   if (end < offset || end > format::kMaxFileBytes) return Error(EFBIG, "range past the largest file size");
@@ -413,14 +426,19 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
       for (const Extent& extent : extents) {
         uint64_t from = std::max(first, extent.file_block), to = std::min(last, extent_end(extent));
         if (is_large(extent)) {
-          from = (from - extent.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk + extent.file_block;
-          to = to < extent.file_block ? to : (to - extent.file_block) / kBlocksPerChunk * kBlocksPerChunk + extent.file_block;
+          from = (from - extent.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk +
+                 extent.file_block;
+          to = to < extent.file_block
+                   ? to
+                   : (to - extent.file_block) / kBlocksPerChunk * kBlocksPerChunk + extent.file_block;
         }
         if (from >= to || txn->journal_bytes_free() < 2 * kJournalReserveBytes) {
           kept.push_back(extent);
           continue;
         }
-        if (from > extent.file_block) kept.push_back({extent.file_block, extent.region_block, static_cast<uint32_t>(from - extent.file_block)});
+        if (from > extent.file_block)
+          kept.push_back(
+              {extent.file_block, extent.region_block, static_cast<uint32_t>(from - extent.file_block)});
         TRY(m_allocator->free(*txn, {static_cast<uint32_t>(extent.region_block + (from - extent.file_block)),
                                      static_cast<uint32_t>(to - from)}));
         if (to < extent_end(extent)) {

@@ -66,8 +66,8 @@ Result<void> Filesystem::load(const OpenOptions& options) {
     if (primary.error().code() != EUCLEAN) return std::move(primary).error();
     auto backup = read_superblock(*m_region, true);
     if (!backup) {
-      return Error(EUCLEAN, "primary superblock: " + primary.error().message() + "; backup superblock: " +
-                                backup.error().message() + "; run fsck.pkfs");
+      return Error(EUCLEAN, "primary superblock: " + primary.error().message() +
+                                "; backup superblock: " + backup.error().message() + "; run fsck.pkfs");
     }
     sb = backup.value();
   }
@@ -89,7 +89,9 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   m_journal = std::move(journal).value();
   if (m_journal->needs_recovery()) {
     if (m_read_only) {
-      return Error(EROFS, "the journal holds an interrupted transaction; open the region read-write (or run fsck.pkfs) to recover it");
+      return Error(EROFS,
+                   "the journal holds an interrupted transaction; open the region read-write (or run "
+                   "fsck.pkfs) to recover it");
     }
     auto recovery = m_journal->recover();
     if (!recovery) return recovery.error().with_context("journal recovery failed; run fsck.pkfs");
@@ -102,11 +104,13 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   }
   // Recovery may have restored the superblock: read it again.
   auto current = read_superblock(*m_region);
-  if (!current) return Error(current.error().code(), "primary superblock: " + current.error().message() + "; run fsck.pkfs");
+  if (!current)
+    return Error(current.error().code(),
+                 "primary superblock: " + current.error().message() + "; run fsck.pkfs");
   sb = current.value();
   if ((sb.state & format::kStateError) && !options.ignore_error_state) {
-    return Error(EUCLEAN, "the region has recorded errors (" + std::to_string(sb.error_count) +
-                              ", first: " + std::string(sb.first_error_what, strnlen(sb.first_error_what, 32)) +
+    return Error(EUCLEAN, "the region has recorded errors (" + std::to_string(sb.error_count) + ", first: " +
+                              std::string(sb.first_error_what, strnlen(sb.first_error_what, 32)) +
                               "); run fsck.pkfs");
   }
   // The backup must be intact too: it is what fsck falls back on. It lies
@@ -136,8 +140,10 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   std::vector<Ino> orphans, trimming;
   for (const auto& [ino, node] : m_nodes) {
     const Inode& inode = inode_ref(ino);
-    if (inode.flags & format::kInodeOrphan) orphans.push_back(ino);
-    else if (inode.flags & format::kInodeTrimming) trimming.push_back(ino);
+    if (inode.flags & format::kInodeOrphan)
+      orphans.push_back(ino);
+    else if (inode.flags & format::kInodeTrimming)
+      trimming.push_back(ino);
   }
   std::unique_lock lock(m_mutex);
   for (Ino ino : trimming) TRY(finish_trim(ino));
@@ -196,12 +202,13 @@ Result<void> Filesystem::scan_dirents() {
     }
     if (dirent.file_type != IFTODT(inode_ref(dirent.ino).mode)) {
       return Error(EUCLEAN, "directory entry " + std::to_string(slot) + " (\"" + name +
-                                "\"): file type does not match inode " + std::to_string(dirent.ino) + "; run fsck.pkfs");
+                                "\"): file type does not match inode " + std::to_string(dirent.ino) +
+                                "; run fsck.pkfs");
     }
     Directory& dir = *parent->second->dir;
     if (!dir.by_name.emplace(name, slot).second) {
-      return Error(EUCLEAN, "directory " + std::to_string(dirent.parent_ino) + " has two entries named \"" + name +
-                                "\"; run fsck.pkfs");
+      return Error(EUCLEAN, "directory " + std::to_string(dirent.parent_ino) + " has two entries named \"" +
+                                name + "\"; run fsck.pkfs");
     }
     dir.by_slot.emplace(slot, dirent.ino);
     ++m_report.dirents_in_use;
@@ -341,7 +348,8 @@ Result<StatFs> Filesystem::statfs() {
   return result;
 }
 
-Result<Ino> Filesystem::allocate_inode(journal::Transaction& txn, uint32_t mode, const Caller& caller, Ino parent) {
+Result<Ino> Filesystem::allocate_inode(journal::Transaction& txn, uint32_t mode, const Caller& caller,
+                                       Ino parent) {
   Ino ino = 0;
   bool from_free_list = !m_free_inodes.empty();
   if (from_free_list) {
@@ -349,8 +357,8 @@ Result<Ino> Filesystem::allocate_inode(journal::Transaction& txn, uint32_t mode,
   } else if (m_inode_high_water < m_layout.inode_count) {
     ino = m_inode_high_water;
   } else {
-    return Error(ENOSPC, "no free inode (the region was formatted with " + std::to_string(m_layout.inode_count - 1) +
-                             "; see mkfs.pkfs -N)");
+    return Error(ENOSPC, "no free inode (the region was formatted with " +
+                             std::to_string(m_layout.inode_count - 1) + "; see mkfs.pkfs -N)");
   }
   const Inode& old = inode_ref(ino);
   const Inode& parent_inode = inode_ref(parent);
@@ -388,8 +396,8 @@ Result<Ino> Filesystem::allocate_inode(journal::Transaction& txn, uint32_t mode,
   return ino;
 }
 
-Result<uint64_t> Filesystem::add_entry(journal::Transaction& txn, Ino parent, std::string_view name, Ino child,
-                                       uint32_t mode) {
+Result<uint64_t> Filesystem::add_entry(journal::Transaction& txn, Ino parent, std::string_view name,
+                                       Ino child, uint32_t mode) {
   TRY_ASSIGN(Directory * dir, directory(parent));
   uint64_t slot = 0;
   bool from_free_list = !m_free_dirents.empty();
@@ -398,7 +406,8 @@ Result<uint64_t> Filesystem::add_entry(journal::Transaction& txn, Ino parent, st
   } else if (m_dirent_high_water < m_layout.dirent_count) {
     slot = m_dirent_high_water;
   } else {
-    return Error(ENOSPC, "no free directory entry slot (" + std::to_string(m_layout.dirent_count) + " in use)");
+    return Error(ENOSPC,
+                 "no free directory entry slot (" + std::to_string(m_layout.dirent_count) + " in use)");
   }
   Dirent dirent{};
   dirent.tag = format::kDirentTag;
@@ -452,7 +461,8 @@ Result<void> Filesystem::touch_dir(journal::Transaction& txn, Ino dir, int64_t n
   return put_inode(txn, inode);
 }
 
-Result<void> Filesystem::drop_link(journal::Transaction& txn, Ino ino, bool is_dir, std::vector<Ino>& to_reclaim) {
+Result<void> Filesystem::drop_link(journal::Transaction& txn, Ino ino, bool is_dir,
+                                   std::vector<Ino>& to_reclaim) {
   Inode inode = inode_ref(ino);
   inode.nlink = (is_dir || inode.nlink == 0) ? 0 : inode.nlink - 1;
   inode.ctime_ns = now_ns();
@@ -497,7 +507,8 @@ Result<void> Filesystem::open_file(Ino ino) {
 Result<void> Filesystem::release_file(Ino ino) {
   std::unique_lock lock(m_mutex);
   TRY_ASSIGN(Node * n, node(ino));
-  if (n->open_count == 0) return Error(EINVAL, "release of inode " + std::to_string(ino) + " that is not open");
+  if (n->open_count == 0)
+    return Error(EINVAL, "release of inode " + std::to_string(ino) + " that is not open");
   n->open_count -= 1;
   if (n->open_count == 0 && inode_ref(ino).nlink == 0 && !m_read_only) {
     return note(reclaim(ino), ino, "reclaim");
@@ -506,7 +517,9 @@ Result<void> Filesystem::release_file(Ino ino) {
 }
 
 void Filesystem::record_error(int code, Ino ino, const char* what) {
-  if (m_log) m_log(std::string("error ") + strerrordesc_np(code) + " in " + what + " (inode " + std::to_string(ino) + ")");
+  if (m_log)
+    m_log(std::string("error ") + strerrordesc_np(code) + " in " + what + " (inode " + std::to_string(ino) +
+          ")");
   if (m_read_only || m_closed) return;
   auto txn = m_journal->begin();
   Superblock sb = superblock();

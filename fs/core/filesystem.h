@@ -113,7 +113,7 @@ struct FormatOptions {
   format::LayoutOptions layout;
   std::string label;
   std::optional<std::array<uint8_t, 16>> uuid;  // random when absent
-  bool data_known_zero = false;  // every data byte is zero (fresh backing)
+  bool data_known_zero = false;                 // every data byte is zero (fresh backing)
   uint32_t root_mode = 0755;
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;
@@ -217,8 +217,8 @@ class Filesystem {
                              uint32_t mode);
   Result<void> remove_entry(journal::Transaction& txn, Ino parent, uint64_t slot);
   Result<void> touch_dir(journal::Transaction& txn, Ino dir, int64_t nlink_delta);
-  Result<Attr> make_node(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev, const Caller& caller,
-                         std::string_view symlink_target);
+  Result<Attr> make_node(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                         const Caller& caller, std::string_view symlink_target);
   // Drops one link of `ino`; frees it (after the transaction) when no link
   // and no open handle is left, otherwise marks it orphan.
   Result<void> drop_link(journal::Transaction& txn, Ino ino, bool is_dir, std::vector<Ino>& to_reclaim);
@@ -232,8 +232,9 @@ class Filesystem {
                                                    std::vector<uint64_t>* chain = nullptr) const;
   Result<void> store_extents(journal::Transaction& txn, format::Inode& inode,
                              const std::vector<format::Extent>& extents);
-  Result<void> allocate_range(journal::Transaction& txn, format::Inode& inode, std::vector<format::Extent>& extents,
-                              uint64_t first_block, uint64_t end_block, uint64_t file_size_after);
+  Result<void> allocate_range(journal::Transaction& txn, format::Inode& inode,
+                              std::vector<format::Extent>& extents, uint64_t first_block, uint64_t end_block,
+                              uint64_t file_size_after);
   Result<void> free_from(Ino ino, uint64_t first_block);
   void zero_file_range(const std::vector<format::Extent>& extents, uint64_t begin, uint64_t end);
   Result<void> truncate_locked(Ino ino, uint64_t size, const Caller* caller);
@@ -259,10 +260,10 @@ class Filesystem {
   bool m_read_only = false;
   bool m_closed = false;
 
-  mutable std::shared_mutex m_mutex;  // see the file header
+  mutable std::shared_mutex m_mutex;                       // see the file header
   std::unordered_map<Ino, std::unique_ptr<Node>> m_nodes;  // every inode in use
-  std::vector<Ino> m_free_inodes;       // free slots below the high water mark
-  std::vector<uint64_t> m_free_dirents; // free slots below the high water mark
+  std::vector<Ino> m_free_inodes;                          // free slots below the high water mark
+  std::vector<uint64_t> m_free_dirents;                    // free slots below the high water mark
   uint64_t m_inode_high_water = 0;
   uint64_t m_dirent_high_water = 0;
 };

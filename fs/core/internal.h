@@ -2,12 +2,12 @@
 // Not part of the core API.
 #pragma once
 
+#include <dirent.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
-
-#include <dirent.h>
 
 #include "fs/core/filesystem.h"
 

@@ -37,8 +37,8 @@ Result<Attr> Filesystem::make_node(Ino parent, std::string_view name, uint32_t m
   if (S_ISLNK(type)) {
     std::vector<format::Extent> extents;
     TRY(allocate_range(*txn, inode, extents, 0, 1, symlink_target.size()));
-    std::memcpy(m_region->base() + uint64_t{extents[0].region_block} * format::kBlockSize, symlink_target.data(),
-                symlink_target.size());
+    std::memcpy(m_region->base() + uint64_t{extents[0].region_block} * format::kBlockSize,
+                symlink_target.data(), symlink_target.size());
     inode.size = symlink_target.size();
   }
   TRY(put_inode(*txn, inode));
@@ -48,7 +48,8 @@ Result<Attr> Filesystem::make_node(Ino parent, std::string_view name, uint32_t m
   return attr_of(inode_ref(ino));
 }
 
-Result<Attr> Filesystem::mknod(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev, const Caller& caller) {
+Result<Attr> Filesystem::mknod(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                               const Caller& caller) {
   uint32_t type = mode & S_IFMT;
   if (type == 0) type = S_IFREG;
   if (type == S_IFDIR || type == S_IFLNK) return Error(EINVAL, "mknod cannot make directories or symlinks");
@@ -62,9 +63,11 @@ Result<Attr> Filesystem::mkdir(Ino parent, std::string_view name, uint32_t mode,
   return make_node(parent, name, S_IFDIR | (mode & 07777), 0, caller, {});
 }
 
-Result<Attr> Filesystem::symlink(Ino parent, std::string_view name, std::string_view target, const Caller& caller) {
+Result<Attr> Filesystem::symlink(Ino parent, std::string_view name, std::string_view target,
+                                 const Caller& caller) {
   if (target.empty()) return Error(ENOENT, "empty symlink target");
-  if (target.size() > format::kSymlinkMax) return Error(ENAMETOOLONG, "symlink target longer than 4095 bytes");
+  if (target.size() > format::kSymlinkMax)
+    return Error(ENAMETOOLONG, "symlink target longer than 4095 bytes");
   Caller no_umask = caller;
   no_umask.umask = 0;
   return make_node(parent, name, S_IFLNK | 0777, 0, no_umask, target);
@@ -77,8 +80,10 @@ Result<std::string> Filesystem::readlink(Ino ino) {
   if (!S_ISLNK(inode.mode)) return Error(EINVAL, "not a symlink");
   if (inode.size == 0 || inode.size > format::kSymlinkMax) return Error(EUCLEAN, "symlink size out of range");
   TRY_ASSIGN(std::vector<format::Extent> extents, load_extents(inode));
-  if (extents.size() != 1 || extents[0].file_block != 0) return Error(EUCLEAN, "symlink target block missing");
-  return std::string(reinterpret_cast<const char*>(m_region->base() + uint64_t{extents[0].region_block} * format::kBlockSize),
+  if (extents.size() != 1 || extents[0].file_block != 0)
+    return Error(EUCLEAN, "symlink target block missing");
+  return std::string(reinterpret_cast<const char*>(m_region->base() +
+                                                   uint64_t{extents[0].region_block} * format::kBlockSize),
                      inode.size);
 }
 
@@ -144,8 +149,10 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
                                 unsigned flags) {
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
-  if ((flags & ~unsigned{RENAME_NOREPLACE | RENAME_EXCHANGE}) != 0) return Error(EINVAL, "unknown rename flags");
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Error(EINVAL, "NOREPLACE with EXCHANGE");
+  if ((flags & ~unsigned{RENAME_NOREPLACE | RENAME_EXCHANGE}) != 0)
+    return Error(EINVAL, "unknown rename flags");
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+    return Error(EINVAL, "NOREPLACE with EXCHANGE");
   TRY(check_name(new_name));
   TRY_ASSIGN(uint64_t slot, find_entry(parent, name));
   TRY(directory(new_parent));
@@ -262,7 +269,8 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
   return success();
 }
 
-Result<void> Filesystem::readdir(Ino dir_ino, uint64_t cookie, const std::function<bool(const DirEntry&)>& emit) {
+Result<void> Filesystem::readdir(Ino dir_ino, uint64_t cookie,
+                                 const std::function<bool(const DirEntry&)>& emit) {
   std::shared_lock lock(m_mutex);
   TRY_ASSIGN(Directory * dir, directory(dir_ino));
   const Inode& inode = inode_ref(dir_ino);
@@ -274,7 +282,8 @@ Result<void> Filesystem::readdir(Ino dir_ino, uint64_t cookie, const std::functi
   uint64_t first_slot = cookie >= 3 ? cookie - 3 : 0;
   for (auto it = dir->by_slot.lower_bound(first_slot); it != dir->by_slot.end(); ++it) {
     const Dirent& dirent = dirent_ref(it->first);
-    DirEntry entry{format::dirent_name(dirent), it->second, inode_ref(it->second).mode & S_IFMT, it->first + 4};
+    DirEntry entry{format::dirent_name(dirent), it->second, inode_ref(it->second).mode & S_IFMT,
+                   it->first + 4};
     if (!emit(entry)) break;
   }
   return success();

@@ -28,8 +28,8 @@ std::vector<Entry> unpack(const XattrBlock& block) {
     std::memcpy(&header, block.payload + position, sizeof header);
     position += sizeof header;
     const char* text = reinterpret_cast<const char*>(block.payload + position);
-    entries.push_back({std::string(text, header.name_length),
-                       std::string(text + header.name_length, header.value_length)});
+    entries.push_back(
+        {std::string(text, header.name_length), std::string(text + header.name_length, header.value_length)});
     position += header.name_length + header.value_length;
   }
   return entries;
@@ -41,7 +41,8 @@ bool pack(const std::vector<Entry>& entries, XattrBlock& block) {
   for (const Entry& entry : entries) {
     uint64_t need = sizeof(XattrEntryHeader) + entry.name.size() + entry.value.size();
     if (position + need > format::kXattrPayloadBytes) return false;
-    XattrEntryHeader header{static_cast<uint8_t>(entry.name.size()), 0, static_cast<uint16_t>(entry.value.size())};
+    XattrEntryHeader header{static_cast<uint8_t>(entry.name.size()), 0,
+                            static_cast<uint16_t>(entry.value.size())};
     std::memcpy(block.payload + position, &header, sizeof header);
     position += sizeof header;
     std::memcpy(block.payload + position, entry.name.data(), entry.name.size());
@@ -64,8 +65,8 @@ Result<const XattrBlock*> Filesystem::xattr_block(const Inode& inode) const {
   const auto* block = reinterpret_cast<const XattrBlock*>(m_region->base() + inode.xattr_block);
   std::string what;
   if (!format::xattr_block_valid(*block, &what) || block->owner_ino != inode.ino) {
-    return Error(EUCLEAN, "inode " + std::to_string(inode.ino) + ": xattr block: " +
-                              (what.empty() ? "owned by another inode" : what));
+    return Error(EUCLEAN, "inode " + std::to_string(inode.ino) +
+                              ": xattr block: " + (what.empty() ? "owned by another inode" : what));
   }
   return block;
 }
@@ -73,7 +74,8 @@ Result<const XattrBlock*> Filesystem::xattr_block(const Inode& inode) const {
 Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  if (name.empty() || name.size() > format::kXattrNameMax) return Error(ERANGE, "attribute name length out of range");
+  if (name.empty() || name.size() > format::kXattrNameMax)
+    return Error(ERANGE, "attribute name length out of range");
   TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
   if (block != nullptr) {
     for (Entry& entry : unpack(*block)) {
@@ -98,7 +100,8 @@ Result<void> Filesystem::setxattr(Ino ino, std::string_view name, std::string_vi
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
-  if (name.empty() || name.size() > format::kXattrNameMax) return Error(ERANGE, "attribute name length out of range");
+  if (name.empty() || name.size() > format::kXattrNameMax)
+    return Error(ERANGE, "attribute name length out of range");
   if (value.size() > format::kXattrPayloadBytes) return Error(E2BIG, "attribute value too large");
   if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0) return Error(EINVAL, "unknown setxattr flags");
   Inode inode = inode_ref(ino);

@@ -33,11 +33,14 @@ void set_what(std::string* what, std::string text) {
 
 bool known_file_type(uint32_t mode) {
   switch (mode & S_IFMT) {
-    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO:
-    case S_IFCHR: case S_IFBLK: case S_IFSOCK:
-      return true;
-    default:
-      return false;
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFIFO:
+    case S_IFCHR:
+    case S_IFBLK:
+    case S_IFSOCK: return true;
+    default: return false;
   }
 }
 
@@ -81,7 +84,8 @@ Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& optio
     return Error(EINVAL, "journal size must be a multiple of 4 KiB between 512 KiB and 256 MiB");
   }
   // Slot 0 is never used: the table has one slot more than usable inodes.
-  uint64_t usable_inodes = options.inode_count != 0 ? options.inode_count : default_inode_count(layout.region_bytes);
+  uint64_t usable_inodes =
+      options.inode_count != 0 ? options.inode_count : default_inode_count(layout.region_bytes);
   if (usable_inodes < 15 || usable_inodes > kMaxInodes) {
     return Error(EINVAL, "inode count must be between 15 and " + std::to_string(kMaxInodes));
   }
@@ -109,7 +113,8 @@ Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& optio
 
   // The last chunk holds the backup superblock; two data chunks at least.
   if (layout.metadata_chunks + 3 > layout.chunk_count) {
-    return Error(EINVAL, "region of " + std::to_string(backing_bytes) + " bytes leaves no room for data: metadata takes " +
+    return Error(EINVAL, "region of " + std::to_string(backing_bytes) +
+                             " bytes leaves no room for data: metadata takes " +
                              std::to_string(layout.data_offset >> 20) +
                              " MiB (use fewer inodes or a larger region)");
   }
@@ -194,10 +199,12 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
     }
   }
   if (sb.inode_high_water < 2 || sb.inode_high_water > sb.inode_count) {
-    return Error(EUCLEAN, "superblock inode_high_water " + std::to_string(sb.inode_high_water) + " is out of range");
+    return Error(EUCLEAN,
+                 "superblock inode_high_water " + std::to_string(sb.inode_high_water) + " is out of range");
   }
   if (sb.dirent_high_water > sb.dirent_count) {
-    return Error(EUCLEAN, "superblock dirent_high_water " + std::to_string(sb.dirent_high_water) + " is out of range");
+    return Error(EUCLEAN,
+                 "superblock dirent_high_water " + std::to_string(sb.dirent_high_water) + " is out of range");
   }
   return l;
 }
@@ -206,8 +213,8 @@ Result<void> verify_superblock(const Superblock& sb) {
   if (sb.magic != kSuperblockMagic) return Error(ENODATA, "no pkfs superblock (bad magic)");
   if (sb.format_version > kFormatVersion) {
     return Error(EPROTONOSUPPORT, "format version " + std::to_string(sb.format_version) +
-                                      " is newer than this pkfs supports (" +
-                                      std::to_string(kFormatVersion) + ")");
+                                      " is newer than this pkfs supports (" + std::to_string(kFormatVersion) +
+                                      ")");
   }
   if (sb.format_version == 0) return Error(EUCLEAN, "superblock format version 0 is invalid");
   if (sb.superblock_bytes != sizeof(Superblock)) {
@@ -226,12 +233,14 @@ Compatibility check_compatibility(const Superblock& sb) {
   char hex[32];
   if (uint64_t unknown = sb.feature_incompat & ~kFeatureIncompatSupported; unknown != 0) {
     std::snprintf(hex, sizeof hex, "%#llx", static_cast<unsigned long long>(unknown));
-    return {Access::kRefuse, std::string("region uses incompatible features this pkfs does not know (") + hex + ")"};
+    return {Access::kRefuse,
+            std::string("region uses incompatible features this pkfs does not know (") + hex + ")"};
   }
   if (uint64_t unknown = sb.feature_ro_compat & ~kFeatureRoCompatSupported; unknown != 0) {
     std::snprintf(hex, sizeof hex, "%#llx", static_cast<unsigned long long>(unknown));
-    return {Access::kReadOnly, std::string("region uses read-only-compatible features this pkfs does not know (") +
-                                   hex + "); it may only be opened read-only"};
+    return {Access::kReadOnly,
+            std::string("region uses read-only-compatible features this pkfs does not know (") + hex +
+                "); it may only be opened read-only"};
   }
   return {Access::kReadWrite, ""};
 }
@@ -289,7 +298,8 @@ bool extent_block_valid(const ExtentBlock& block, std::string* what) {
   if (block.tag != kExtentBlockTag) return set_what(what, "bad tag"), false;
   if (block.version != 1) return set_what(what, "unknown version"), false;
   if (!checksum_ok(block)) return set_what(what, "checksum mismatch"), false;
-  if (block.count == 0 || block.count > kExtentsPerBlock) return set_what(what, "extent count out of range"), false;
+  if (block.count == 0 || block.count > kExtentsPerBlock)
+    return set_what(what, "extent count out of range"), false;
   if (block.next % kBlockSize != 0) return set_what(what, "next offset not block aligned"), false;
   return true;
 }
@@ -298,7 +308,8 @@ bool chunk_map_block_valid(const ChunkMapBlock& block, uint64_t index, std::stri
   if (block.tag != kChunkMapTag) return set_what(what, "bad tag"), false;
   if (block.version != 1) return set_what(what, "unknown version"), false;
   if (!checksum_ok(block)) return set_what(what, "checksum mismatch"), false;
-  if (block.first_chunk != index * kChunksPerMapBlock) return set_what(what, "first chunk does not match its place"), false;
+  if (block.first_chunk != index * kChunksPerMapBlock)
+    return set_what(what, "first chunk does not match its place"), false;
   for (uint8_t state : block.state) {
     if (state > kChunkStateMax) return set_what(what, "unknown chunk state " + std::to_string(state)), false;
   }
@@ -325,7 +336,8 @@ bool xattr_block_valid(const XattrBlock& block, std::string* what) {
   // Walk the entries: each must fit, and they must fill exactly used_bytes.
   uint32_t position = 0;
   for (uint16_t i = 0; i < block.entry_count; ++i) {
-    if (position + sizeof(XattrEntryHeader) > block.used_bytes) return set_what(what, "entry past the end"), false;
+    if (position + sizeof(XattrEntryHeader) > block.used_bytes)
+      return set_what(what, "entry past the end"), false;
     XattrEntryHeader header;
     std::memcpy(&header, block.payload + position, sizeof header);
     if (header.name_length == 0) return set_what(what, "empty attribute name"), false;
@@ -350,9 +362,8 @@ std::string_view dirent_name(const Dirent& dirent) {
 
 std::string uuid_to_string(const uint8_t (&uuid)[16]) {
   char text[37];
-  std::snprintf(text, sizeof text,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", uuid[0],
-                uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6], uuid[7], uuid[8], uuid[9],
+  std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6], uuid[7], uuid[8], uuid[9],
                 uuid[10], uuid[11], uuid[12], uuid[13], uuid[14], uuid[15]);
   return text;
 }

@@ -26,22 +26,22 @@ static_assert(std::endian::native == std::endian::little,
 // Units and limits.
 
 inline constexpr uint32_t kFormatVersion = 1;
-inline constexpr uint64_t kBlockSize = 4096;               // allocation unit of small files
-inline constexpr uint64_t kChunkSize = 2ull << 20;         // allocation unit of large files
+inline constexpr uint64_t kBlockSize = 4096;                          // allocation unit of small files
+inline constexpr uint64_t kChunkSize = 2ull << 20;                    // allocation unit of large files
 inline constexpr uint64_t kBlocksPerChunk = kChunkSize / kBlockSize;  // 512
 inline constexpr uint64_t kGigabyte = 1ull << 30;
 inline constexpr uint64_t kChunksPerGigabyte = kGigabyte / kChunkSize;  // 512
 inline constexpr uint64_t kMinRegionBytes = 16ull << 20;
 // Extents address regions in 32-bit block numbers: 16 TiB at most.
 inline constexpr uint64_t kMaxRegionBytes = (1ull << 32) * kBlockSize;
-inline constexpr uint64_t kMaxFileBytes = 1ull << 52;       // 4 PiB, well inside off_t
-inline constexpr uint32_t kNameMax = 255;                   // bytes, as NAME_MAX
-inline constexpr uint32_t kSymlinkMax = 4095;               // bytes, as PATH_MAX - 1
+inline constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB, well inside off_t
+inline constexpr uint32_t kNameMax = 255;              // bytes, as NAME_MAX
+inline constexpr uint32_t kSymlinkMax = 4095;          // bytes, as PATH_MAX - 1
 inline constexpr uint32_t kXattrNameMax = 255;
 inline constexpr uint64_t kRootIno = 1;
-inline constexpr uint64_t kChecksumSeed = 0;                // XXH3-64 seed of every checksum
+inline constexpr uint64_t kChecksumSeed = 0;  // XXH3-64 seed of every checksum
 inline constexpr uint64_t kMinJournalBytes = 512 * 1024;
-inline constexpr uint64_t kMaxInodes = (1ull << 32) - 2;    // usable inodes (slot 0 is never used)
+inline constexpr uint64_t kMaxInodes = (1ull << 32) - 2;  // usable inodes (slot 0 is never used)
 
 // Strong type for a byte offset inside the region: never a pointer, because
 // the next mount may map the region at another address. 0 means "none" for
@@ -86,51 +86,51 @@ inline constexpr uint32_t kStateError = 1u << 1;  // an error was detected; fsck
 // Superblock: block 0, and a backup in the last block of the last chunk.
 
 struct Superblock {
-  uint64_t magic;                    // 0x000 kSuperblockMagic
-  uint32_t format_version;           // 0x008 kFormatVersion
-  uint32_t superblock_bytes;         // 0x00c sizeof(Superblock)
-  uint64_t feature_compat;           // 0x010
-  uint64_t feature_ro_compat;        // 0x018
-  uint64_t feature_incompat;         // 0x020
-  uint8_t uuid[16];                  // 0x028
-  char label[64];                    // 0x038 NUL-padded, at most 63 bytes
-  uint64_t region_bytes;             // 0x078 bytes in use: chunk_count * kChunkSize
-  uint64_t block_size;               // 0x080 kBlockSize
-  uint64_t chunk_size;               // 0x088 kChunkSize
-  uint64_t chunk_count;              // 0x090
-  uint64_t journal_offset;           // 0x098
-  uint64_t journal_bytes;            // 0x0a0
-  uint64_t inode_table_offset;       // 0x0a8
-  uint64_t inode_count;              // 0x0b0 slots, including unused slot 0
-  uint64_t dirent_table_offset;      // 0x0b8
-  uint64_t dirent_count;             // 0x0c0
-  uint64_t chunk_map_offset;         // 0x0c8
-  uint64_t chunk_map_blocks;         // 0x0d0
-  uint64_t hold_table_offset;        // 0x0d8
-  uint64_t hold_count;               // 0x0e0
-  uint64_t data_offset;              // 0x0e8 first chunk after the metadata area
-  uint64_t backup_offset;            // 0x0f0 the backup superblock
-  uint64_t root_ino;                 // 0x0f8 kRootIno
-  uint32_t state;                    // 0x100 kState* bits
-  uint32_t mount_count;              // 0x104
-  int64_t created_time_ns;           // 0x108 CLOCK_REALTIME
-  int64_t mount_time_ns;             // 0x110 last mount
-  int64_t write_time_ns;             // 0x118 last mkfs, mount or clean unmount
-  int64_t check_time_ns;             // 0x120 last fsck
-  uint64_t inode_high_water;         // 0x128 inode slots >= this were never used
-  uint64_t dirent_high_water;        // 0x130 dirent slots >= this were never used
-  uint32_t error_count;              // 0x138
-  uint32_t first_error_code;         // 0x13c errno
-  int64_t first_error_time_ns;       // 0x140
-  uint64_t first_error_ino;          // 0x148
-  char first_error_what[32];         // 0x150 NUL-padded
-  int64_t last_error_time_ns;        // 0x170
-  uint64_t last_error_ino;           // 0x178
-  uint32_t last_error_code;          // 0x180
-  uint32_t reserved0;                // 0x184
-  char last_error_what[32];          // 0x188
-  uint8_t reserved1[80];             // 0x1a8
-  uint64_t checksum;                 // 0x1f8 XXH3-64 of bytes 0x000-0x1f7
+  uint64_t magic;                // 0x000 kSuperblockMagic
+  uint32_t format_version;       // 0x008 kFormatVersion
+  uint32_t superblock_bytes;     // 0x00c sizeof(Superblock)
+  uint64_t feature_compat;       // 0x010
+  uint64_t feature_ro_compat;    // 0x018
+  uint64_t feature_incompat;     // 0x020
+  uint8_t uuid[16];              // 0x028
+  char label[64];                // 0x038 NUL-padded, at most 63 bytes
+  uint64_t region_bytes;         // 0x078 bytes in use: chunk_count * kChunkSize
+  uint64_t block_size;           // 0x080 kBlockSize
+  uint64_t chunk_size;           // 0x088 kChunkSize
+  uint64_t chunk_count;          // 0x090
+  uint64_t journal_offset;       // 0x098
+  uint64_t journal_bytes;        // 0x0a0
+  uint64_t inode_table_offset;   // 0x0a8
+  uint64_t inode_count;          // 0x0b0 slots, including unused slot 0
+  uint64_t dirent_table_offset;  // 0x0b8
+  uint64_t dirent_count;         // 0x0c0
+  uint64_t chunk_map_offset;     // 0x0c8
+  uint64_t chunk_map_blocks;     // 0x0d0
+  uint64_t hold_table_offset;    // 0x0d8
+  uint64_t hold_count;           // 0x0e0
+  uint64_t data_offset;          // 0x0e8 first chunk after the metadata area
+  uint64_t backup_offset;        // 0x0f0 the backup superblock
+  uint64_t root_ino;             // 0x0f8 kRootIno
+  uint32_t state;                // 0x100 kState* bits
+  uint32_t mount_count;          // 0x104
+  int64_t created_time_ns;       // 0x108 CLOCK_REALTIME
+  int64_t mount_time_ns;         // 0x110 last mount
+  int64_t write_time_ns;         // 0x118 last mkfs, mount or clean unmount
+  int64_t check_time_ns;         // 0x120 last fsck
+  uint64_t inode_high_water;     // 0x128 inode slots >= this were never used
+  uint64_t dirent_high_water;    // 0x130 dirent slots >= this were never used
+  uint32_t error_count;          // 0x138
+  uint32_t first_error_code;     // 0x13c errno
+  int64_t first_error_time_ns;   // 0x140
+  uint64_t first_error_ino;      // 0x148
+  char first_error_what[32];     // 0x150 NUL-padded
+  int64_t last_error_time_ns;    // 0x170
+  uint64_t last_error_ino;       // 0x178
+  uint32_t last_error_code;      // 0x180
+  uint32_t reserved0;            // 0x184
+  char last_error_what[32];      // 0x188
+  uint8_t reserved1[80];         // 0x1a8
+  uint64_t checksum;             // 0x1f8 XXH3-64 of bytes 0x000-0x1f7
 };
 static_assert(sizeof(Superblock) == 0x200);
 static_assert(offsetof(Superblock, region_bytes) == 0x78);
@@ -142,17 +142,17 @@ static_assert(offsetof(Superblock, checksum) == 0x1f8);
 // Journal: an undo log. See FORMAT.md, "Journal".
 
 struct JournalHeader {
-  uint32_t tag;                      // 0x00 kJournalTag
-  uint16_t version;                  // 0x04 1
-  uint16_t reserved0;                // 0x06
-  uint64_t journal_bytes;            // 0x08 whole area, header block included
-  uint64_t reserved1;                // 0x10
-  uint64_t checksum;                 // 0x18 of bytes 0x00-0x17
-  uint64_t reserved2[4];             // 0x20
+  uint32_t tag;            // 0x00 kJournalTag
+  uint16_t version;        // 0x04 1
+  uint16_t reserved0;      // 0x06
+  uint64_t journal_bytes;  // 0x08 whole area, header block included
+  uint64_t reserved1;      // 0x10
+  uint64_t checksum;       // 0x18 of bytes 0x00-0x17
+  uint64_t reserved2[4];   // 0x20
   // Commit words: not covered by the checksum. Each is an aligned 8-byte
   // store, which a process kill cannot tear; recovery checks their ranges.
-  uint64_t last_sequence;            // 0x40 sequence of the newest transaction begun
-  uint64_t open_sequence;            // 0x48 0, or the transaction to roll back
+  uint64_t last_sequence;  // 0x40 sequence of the newest transaction begun
+  uint64_t open_sequence;  // 0x48 0, or the transaction to roll back
 };
 static_assert(sizeof(JournalHeader) == 0x50);
 static_assert(offsetof(JournalHeader, checksum) == 0x18);
@@ -163,13 +163,13 @@ inline constexpr uint64_t kJournalRecordsOffset = kBlockSize;  // records follow
 // An undo record: header, `length` old bytes padded to 8, then a u64 checksum
 // of header and padded data.
 struct UndoRecordHeader {
-  uint32_t tag;                      // 0x00 kUndoTag
-  uint16_t version;                  // 0x04 1
-  uint16_t reserved0;                // 0x06
-  uint64_t sequence;                 // 0x08 transaction this record belongs to
-  uint64_t target_offset;            // 0x10 region offset the old bytes came from
-  uint32_t length;                   // 0x18 bytes of old data
-  uint32_t reserved1;                // 0x1c
+  uint32_t tag;            // 0x00 kUndoTag
+  uint16_t version;        // 0x04 1
+  uint16_t reserved0;      // 0x06
+  uint64_t sequence;       // 0x08 transaction this record belongs to
+  uint64_t target_offset;  // 0x10 region offset the old bytes came from
+  uint32_t length;         // 0x18 bytes of old data
+  uint32_t reserved1;      // 0x1c
 };
 static_assert(sizeof(UndoRecordHeader) == 0x20);
 constexpr uint64_t undo_record_bytes(uint64_t length) {
@@ -180,42 +180,42 @@ constexpr uint64_t undo_record_bytes(uint64_t length) {
 // Extents and inodes.
 
 struct Extent {
-  uint64_t file_block;               // 0x00 first file block (file offset / kBlockSize)
-  uint32_t region_block;             // 0x08 first region block (region offset / kBlockSize)
-  uint32_t block_count;              // 0x0c > 0
+  uint64_t file_block;    // 0x00 first file block (file offset / kBlockSize)
+  uint32_t region_block;  // 0x08 first region block (region offset / kBlockSize)
+  uint32_t block_count;   // 0x0c > 0
 };
 static_assert(sizeof(Extent) == 16);
 
-inline constexpr uint16_t kInodeOrphan = 1u << 0;      // nlink 0: freed at last release or at mount
-inline constexpr uint16_t kInodeTrimming = 1u << 1;    // extents past trim_block are being freed
+inline constexpr uint16_t kInodeOrphan = 1u << 0;    // nlink 0: freed at last release or at mount
+inline constexpr uint16_t kInodeTrimming = 1u << 1;  // extents past trim_block are being freed
 inline constexpr uint16_t kInodeFlagsKnown = kInodeOrphan | kInodeTrimming;
 inline constexpr uint32_t kInlineExtents = 7;
 
 struct Inode {
-  uint32_t tag;                      // 0x00 kInodeTag
-  uint16_t version;                  // 0x04 1
-  uint16_t flags;                    // 0x06 kInode* bits
-  uint64_t ino;                      // 0x08 its own slot number
-  uint64_t generation;               // 0x10 bumped each time the slot is reused
-  uint32_t mode;                     // 0x18 st_mode; 0 = free slot
-  uint32_t nlink;                    // 0x1c
-  uint32_t uid;                      // 0x20
-  uint32_t gid;                      // 0x24
-  uint64_t size;                     // 0x28 bytes
-  int64_t atime_ns;                  // 0x30
-  int64_t mtime_ns;                  // 0x38
-  int64_t ctime_ns;                  // 0x40
-  int64_t btime_ns;                  // 0x48
-  uint64_t rdev;                     // 0x50 character/block devices
-  uint64_t parent;                   // 0x58 directories: parent directory ino
-  uint64_t xattr_block;              // 0x60 RegionOffset of an XattrBlock, or 0
-  uint64_t extent_block;             // 0x68 RegionOffset of the first ExtentBlock, or 0
-  uint32_t extent_count;             // 0x70 inline and overflow extents together
-  uint32_t reserved0;                // 0x74
-  uint64_t trim_block;               // 0x78 with kInodeTrimming: free extents from here on
-  Extent extents[kInlineExtents];    // 0x80 first extents, sorted by file_block
-  uint64_t allocated_blocks;         // 0xf0 data blocks in extents + extent and xattr blocks
-  uint64_t checksum;                 // 0xf8
+  uint32_t tag;                    // 0x00 kInodeTag
+  uint16_t version;                // 0x04 1
+  uint16_t flags;                  // 0x06 kInode* bits
+  uint64_t ino;                    // 0x08 its own slot number
+  uint64_t generation;             // 0x10 bumped each time the slot is reused
+  uint32_t mode;                   // 0x18 st_mode; 0 = free slot
+  uint32_t nlink;                  // 0x1c
+  uint32_t uid;                    // 0x20
+  uint32_t gid;                    // 0x24
+  uint64_t size;                   // 0x28 bytes
+  int64_t atime_ns;                // 0x30
+  int64_t mtime_ns;                // 0x38
+  int64_t ctime_ns;                // 0x40
+  int64_t btime_ns;                // 0x48
+  uint64_t rdev;                   // 0x50 character/block devices
+  uint64_t parent;                 // 0x58 directories: parent directory ino
+  uint64_t xattr_block;            // 0x60 RegionOffset of an XattrBlock, or 0
+  uint64_t extent_block;           // 0x68 RegionOffset of the first ExtentBlock, or 0
+  uint32_t extent_count;           // 0x70 inline and overflow extents together
+  uint32_t reserved0;              // 0x74
+  uint64_t trim_block;             // 0x78 with kInodeTrimming: free extents from here on
+  Extent extents[kInlineExtents];  // 0x80 first extents, sorted by file_block
+  uint64_t allocated_blocks;       // 0xf0 data blocks in extents + extent and xattr blocks
+  uint64_t checksum;               // 0xf8
 };
 static_assert(sizeof(Inode) == 0x100);
 static_assert(offsetof(Inode, extents) == 0x80);
@@ -239,15 +239,15 @@ static_assert(offsetof(ExtentBlock, checksum) == 0xff8);
 // slots whose parent_ino names it.
 
 struct Dirent {
-  uint32_t tag;                      // 0x000 kDirentTag; 0 = free slot
-  uint8_t version;                   // 0x004 1
-  uint8_t file_type;                 // 0x005 DT_* of the child (DT_REG, DT_DIR, ...)
-  uint8_t name_length;               // 0x006 1..255
-  uint8_t reserved0;                 // 0x007
-  uint64_t parent_ino;               // 0x008
-  uint64_t ino;                      // 0x010
-  char name[256];                    // 0x018 name_length bytes, then NULs
-  uint64_t checksum;                 // 0x118
+  uint32_t tag;         // 0x000 kDirentTag; 0 = free slot
+  uint8_t version;      // 0x004 1
+  uint8_t file_type;    // 0x005 DT_* of the child (DT_REG, DT_DIR, ...)
+  uint8_t name_length;  // 0x006 1..255
+  uint8_t reserved0;    // 0x007
+  uint64_t parent_ino;  // 0x008
+  uint64_t ino;         // 0x010
+  char name[256];       // 0x018 name_length bytes, then NULs
+  uint64_t checksum;    // 0x118
 };
 static_assert(sizeof(Dirent) == 0x120);
 static_assert(offsetof(Dirent, name) == 0x18);
@@ -267,24 +267,24 @@ inline constexpr uint8_t kChunkStateMax = kChunkMeta;
 
 inline constexpr uint32_t kChunksPerMapBlock = 4072;
 struct ChunkMapBlock {
-  uint32_t tag;                      // 0x000 kChunkMapTag
-  uint16_t version;                  // 0x004 1
-  uint16_t reserved0;                // 0x006
-  uint64_t first_chunk;              // 0x008 chunk index of state[0]
-  uint8_t state[kChunksPerMapBlock]; // 0x010 ChunkState; past chunk_count: kChunkMeta
-  uint64_t checksum;                 // 0xff8
+  uint32_t tag;                       // 0x000 kChunkMapTag
+  uint16_t version;                   // 0x004 1
+  uint16_t reserved0;                 // 0x006
+  uint64_t first_chunk;               // 0x008 chunk index of state[0]
+  uint8_t state[kChunksPerMapBlock];  // 0x010 ChunkState; past chunk_count: kChunkMeta
+  uint64_t checksum;                  // 0xff8
 };
 static_assert(sizeof(ChunkMapBlock) == kBlockSize);
 
 // Blocks of a split chunk are zeroed when they are handed out, never when
 // freed (a freeing transaction may still abort and must find its data).
 struct SplitHeader {
-  uint32_t tag;                      // 0x00 kSplitHeaderTag
-  uint16_t version;                  // 0x04 1
-  uint16_t used_blocks;              // 0x06 bits set in `bitmap`, header block included
-  uint64_t chunk_index;              // 0x08
+  uint32_t tag;                           // 0x00 kSplitHeaderTag
+  uint16_t version;                       // 0x04 1
+  uint16_t used_blocks;                   // 0x06 bits set in `bitmap`, header block included
+  uint64_t chunk_index;                   // 0x08
   uint64_t bitmap[kBlocksPerChunk / 64];  // 0x10 bit i set: block i in use; bit 0 always set
-  uint64_t checksum;                 // 0x50
+  uint64_t checksum;                      // 0x50
 };
 static_assert(sizeof(SplitHeader) == 0x58);
 
@@ -292,22 +292,22 @@ static_assert(sizeof(SplitHeader) == 0x58);
 // Extended attributes: one block per inode, entries packed.
 
 struct XattrEntryHeader {
-  uint8_t name_length;               // 0x00 1..255
-  uint8_t reserved0;                 // 0x01
-  uint16_t value_length;             // 0x02
-};  // then name bytes, then value bytes; no padding
+  uint8_t name_length;    // 0x00 1..255
+  uint8_t reserved0;      // 0x01
+  uint16_t value_length;  // 0x02
+};                        // then name bytes, then value bytes; no padding
 static_assert(sizeof(XattrEntryHeader) == 4);
 
 inline constexpr uint32_t kXattrPayloadBytes = 4064;
 struct XattrBlock {
-  uint32_t tag;                      // 0x000 kXattrBlockTag
-  uint16_t version;                  // 0x004 1
-  uint16_t entry_count;              // 0x006
-  uint64_t owner_ino;                // 0x008
-  uint32_t used_bytes;               // 0x010 bytes of `payload` in use
-  uint32_t reserved0;                // 0x014
+  uint32_t tag;                         // 0x000 kXattrBlockTag
+  uint16_t version;                     // 0x004 1
+  uint16_t entry_count;                 // 0x006
+  uint64_t owner_ino;                   // 0x008
+  uint32_t used_bytes;                  // 0x010 bytes of `payload` in use
+  uint32_t reserved0;                   // 0x014
   uint8_t payload[kXattrPayloadBytes];  // 0x018
-  uint64_t checksum;                 // 0xff8
+  uint64_t checksum;                    // 0xff8
 };
 static_assert(sizeof(XattrBlock) == kBlockSize);
 
@@ -315,24 +315,24 @@ static_assert(sizeof(XattrBlock) == kBlockSize);
 // Holds: a process maps a file directly; see FORMAT.md, "Holds".
 
 struct Hold {
-  uint32_t tag;                      // 0x00 kHoldTag; 0 = free slot
-  uint16_t version;                  // 0x04 1
-  uint16_t flags;                    // 0x06 reserved, 0
-  uint64_t ino;                      // 0x08
-  uint64_t generation;               // 0x10
-  uint32_t pid;                      // 0x18 holder
-  uint32_t uid;                      // 0x1c holder's uid
-  uint64_t start_ticks;              // 0x20 holder's start time (/proc/PID/stat field 22)
-  uint8_t boot_id[16];               // 0x28 holds from another boot are stale
-  uint64_t checksum;                 // 0x38
+  uint32_t tag;          // 0x00 kHoldTag; 0 = free slot
+  uint16_t version;      // 0x04 1
+  uint16_t flags;        // 0x06 reserved, 0
+  uint64_t ino;          // 0x08
+  uint64_t generation;   // 0x10
+  uint32_t pid;          // 0x18 holder
+  uint32_t uid;          // 0x1c holder's uid
+  uint64_t start_ticks;  // 0x20 holder's start time (/proc/PID/stat field 22)
+  uint8_t boot_id[16];   // 0x28 holds from another boot are stale
+  uint64_t checksum;     // 0x38
 };
 static_assert(sizeof(Hold) == 0x40);
 
 // ---------------------------------------------------------------------------
 // Every struct above: no hidden padding may reach a checksum.
-#define PKFS_ASSERT_ON_REGION(T)                                   \
-  static_assert(std::is_trivially_copyable_v<T>);                  \
-  static_assert(std::has_unique_object_representations_v<T>);      \
+#define PKFS_ASSERT_ON_REGION(T)                              \
+  static_assert(std::is_trivially_copyable_v<T>);             \
+  static_assert(std::has_unique_object_representations_v<T>); \
   static_assert(sizeof(T) % 8 == 0 || sizeof(T) == 4)
 PKFS_ASSERT_ON_REGION(Superblock);
 PKFS_ASSERT_ON_REGION(JournalHeader);
@@ -378,7 +378,7 @@ struct LayoutOptions {
 };
 
 struct Layout {
-  uint64_t region_bytes;     // chunk_count * kChunkSize
+  uint64_t region_bytes;  // chunk_count * kChunkSize
   uint64_t chunk_count;
   uint64_t journal_offset, journal_bytes;
   uint64_t inode_table_offset, inode_count;

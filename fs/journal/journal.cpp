@@ -61,7 +61,8 @@ Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t 
   for (uint64_t word : header->reserved2) {
     if (word != 0) return Error(EUCLEAN, "journal header: reserved words are not zero");
   }
-  if (header->journal_bytes != bytes) return Error(EUCLEAN, "journal header: size does not match the superblock");
+  if (header->journal_bytes != bytes)
+    return Error(EUCLEAN, "journal header: size does not match the superblock");
   uint64_t open = load_word(&header->open_sequence);
   uint64_t last = load_word(&header->last_sequence);
   if (open != 0 && open != last) {

@@ -29,7 +29,8 @@ class Transaction;
 // `target`; `current` points at the bytes in place now. The allocator uses
 // it so that a chunk handed out by a rolled-back transaction comes back as
 // "free, dirty" rather than "free, known zero": it may hold data by then.
-using UndoFilter = std::function<void(uint64_t target, std::byte* image, uint64_t length, const std::byte* current)>;
+using UndoFilter =
+    std::function<void(uint64_t target, std::byte* image, uint64_t length, const std::byte* current)>;
 
 class Journal {
  public:
@@ -123,7 +124,7 @@ class Transaction {
   uint64_t m_sequence = 0;  // 0 until the first log()
   uint64_t m_used = 0;      // bytes of records written
   bool m_finished = false;
-  std::map<uint64_t, uint64_t> m_logged;  // offset -> end of ranges already saved
+  std::map<uint64_t, uint64_t> m_logged;    // offset -> end of ranges already saved
   uint64_t m_low = UINT64_MAX, m_high = 0;  // span of changed bytes, for the final persist
   std::vector<std::function<void()>> m_commit_actions;
   std::vector<std::function<void()>> m_abort_actions;

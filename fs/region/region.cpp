@@ -154,8 +154,7 @@ class OpenRegions {
     forget_if_forked();
     Use& use = m_uses[key];
     if (use.count > 0 && (use.locked || locks)) {
-      return Error(EBUSY, "region " + path + " is already open in this process (" +
-                              describe_pid(::getpid()) +
+      return Error(EBUSY, "region " + path + " is already open in this process (" + describe_pid(::getpid()) +
                               "); a second open would release its lock when closed");
     }
     ++use.count;
@@ -299,8 +298,8 @@ Result<Info> probe_path(const std::string& path, struct stat* st_out) {
 
 Result<void> check_geometry(const std::string& path, uint64_t size, uint64_t page_size) {
   if (size < kMinimumRegionBytes) {
-    return Error(EINVAL, path + ": too small to format: " + bytes_text(size) +
-                             ", pkfs needs at least 16 MiB");
+    return Error(EINVAL,
+                 path + ": too small to format: " + bytes_text(size) + ", pkfs needs at least 16 MiB");
   }
   if (page_size == 0 || size % page_size != 0) {
     return Error(EINVAL, path + ": size " + bytes_text(size) + " is not a multiple of the page size (" +
@@ -365,7 +364,8 @@ Error hugepage_shortage(const std::string& path, int fd, const Info& info) {
   uint64_t page_kb = info.page_size / 1024;
   std::string pool = "/sys/kernel/mm/hugepages/hugepages-" + std::to_string(page_kb) + "kB/";
   // /proc/sys/vm/nr_hugepages sizes the default hugepage pool only.
-  std::string nr_path = page_kb == default_hugepage_kb() ? "/proc/sys/vm/nr_hugepages" : pool + "nr_hugepages";
+  std::string nr_path =
+      page_kb == default_hugepage_kb() ? "/proc/sys/vm/nr_hugepages" : pool + "nr_hugepages";
   std::string pages = std::to_string(page_kb) + " kB hugepages";
   auto nr = read_number(pool + "nr_hugepages");
   auto free_pages = read_number(pool + "free_hugepages");
@@ -409,7 +409,8 @@ Result<std::byte*> map_aligned(int fd, const Info& info, bool writable, bool pop
   uint64_t align = std::max(kMapAlignment, info.page_size);
   uint64_t size = info.size_bytes;
   size_t reserve_length = size + align;
-  void* reserve = ::mmap(nullptr, reserve_length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* reserve =
+      ::mmap(nullptr, reserve_length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reserve == MAP_FAILED) {
     return Error(ENOMEM, info.path + ": cannot reserve " + bytes_text(reserve_length) + " of address space");
   }
@@ -503,8 +504,8 @@ Result<std::unique_ptr<Region>> finish_open(const std::string& path, UniqueFd& f
   TRY(check_geometry(path, info.size_bytes, info.page_size));
   bool writable = options.access == Access::kReadWrite;
   TRY_ASSIGN(std::byte * base, map_aligned(fd.get(), info, writable, options.populate));
-  return std::unique_ptr<Region>(
-      std::make_unique<FileRegion>(fd.release(), base, std::move(info), !writable, created, std::move(claim)));
+  return std::unique_ptr<Region>(std::make_unique<FileRegion>(fd.release(), base, std::move(info), !writable,
+                                                              created, std::move(claim)));
 }
 
 Result<std::unique_ptr<Region>> open_existing(const std::string& path, const OpenOptions& options) {
@@ -536,7 +537,8 @@ Result<std::unique_ptr<Region>> create(const std::string& path, uint64_t size, c
   struct statfs fs {};
   if (::statfs(parent.c_str(), &fs) != 0) {
     int err = errno;
-    if (err == ENOENT) return Error(ENOENT, path + ": cannot create, directory " + parent + " does not exist");
+    if (err == ENOENT)
+      return Error(ENOENT, path + ": cannot create, directory " + parent + " does not exist");
     return Error::from_errno(err, path + ": cannot create");
   }
   auto magic = static_cast<uint64_t>(fs.f_type);
@@ -603,7 +605,8 @@ Result<std::unique_ptr<Region>> open(const std::string& path, const OpenOptions&
     int err = errno;
     if (err != ENOENT) return Error::from_errno(err, path);
     if (options.create_size_bytes) return create(path, *options.create_size_bytes, options);
-    return Error(ENOENT, path + ": does not exist (give a size to create a region file on hugetlbfs or tmpfs)");
+    return Error(ENOENT,
+                 path + ": does not exist (give a size to create a region file on hugetlbfs or tmpfs)");
   }
   return open_existing(path, options);
 }

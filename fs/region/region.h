@@ -32,9 +32,9 @@ inline constexpr uint64_t kMinimumRegionBytes = uint64_t{16} << 20;
 struct Info {
   std::string path;
   Kind kind = Kind::kMemory;
-  uint64_t size_bytes = 0;     // bytes mapped; fixed for the region's life
-  uint64_t page_size = 4096;   // backing page size: 4 KiB, 2 MiB or 1 GiB
-  bool survives_kexec = false; // true only for device-dax
+  uint64_t size_bytes = 0;      // bytes mapped; fixed for the region's life
+  uint64_t page_size = 4096;    // backing page size: 4 KiB, 2 MiB or 1 GiB
+  bool survives_kexec = false;  // true only for device-dax
 };
 
 enum class Access { kReadOnly, kReadWrite };

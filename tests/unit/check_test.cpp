@@ -8,6 +8,8 @@
 // read structures with EUCLEAN and a message naming the structure and
 // fsck.pkfs. Lazily read structures (extent and xattr blocks) must make the
 // operation that reads them fail with EUCLEAN instead.
+#include "fs/core/check.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,7 +21,6 @@
 #include <string>
 #include <vector>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
 #include "fs/region/region.h"
@@ -64,7 +65,8 @@ core::CheckReport check(Bytes& bytes, const core::CheckOptions& options = {}) {
 
 std::vector<std::byte> pattern(size_t length, unsigned seed) {
   std::vector<std::byte> data(length);
-  for (size_t i = 0; i < length; ++i) data[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 12)) & 0xff);
+  for (size_t i = 0; i < length; ++i)
+    data[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 12)) & 0xff);
   return data;
 }
 
@@ -108,7 +110,8 @@ struct Populated {
   uint64_t dirent_slot(Ino parent, const std::string& name) const {
     for (uint64_t slot = 0; slot < superblock().dirent_high_water; ++slot) {
       auto dirent = get<Dirent>(image, dirent_offset(slot));
-      if (dirent.tag == format::kDirentTag && dirent.parent_ino == parent && format::dirent_name(dirent) == name) {
+      if (dirent.tag == format::kDirentTag && dirent.parent_ino == parent &&
+          format::dirent_name(dirent) == name) {
         return slot;
       }
     }
@@ -286,24 +289,28 @@ void expect_refused_at_mount(const std::vector<Flip>& flips, const std::string& 
 }
 
 TEST_CASE("a flipped byte in the primary superblock is reported and refused by mount", "[corruption]") {
-  expect_refused_at_mount({{0x38, "SUPERBLOCK_CHECKSUM"}, {0x90, "SUPERBLOCK_CHECKSUM"}, {0x1f8, "SUPERBLOCK_CHECKSUM"}},
-                          "superblock");
+  expect_refused_at_mount(
+      {{0x38, "SUPERBLOCK_CHECKSUM"}, {0x90, "SUPERBLOCK_CHECKSUM"}, {0x1f8, "SUPERBLOCK_CHECKSUM"}},
+      "superblock");
 }
 
 TEST_CASE("a flipped byte in the backup superblock is reported and refused by mount", "[corruption]") {
   uint64_t backup = populated().layout.backup_offset;
-  expect_refused_at_mount({{backup + 0x38, "BACKUP_SUPERBLOCK_CHECKSUM"}, {backup + 0x1f8, "BACKUP_SUPERBLOCK_CHECKSUM"}},
-                          "backup superblock");
+  expect_refused_at_mount(
+      {{backup + 0x38, "BACKUP_SUPERBLOCK_CHECKSUM"}, {backup + 0x1f8, "BACKUP_SUPERBLOCK_CHECKSUM"}},
+      "backup superblock");
 }
 
 TEST_CASE("a flipped byte in the journal header is reported and refused by mount", "[corruption]") {
   uint64_t journal = populated().layout.journal_offset;
-  expect_refused_at_mount({{journal + 0x00, "JOURNAL_TAG"}, {journal + 0x10, "JOURNAL_CHECKSUM"}}, "journal header");
+  expect_refused_at_mount({{journal + 0x00, "JOURNAL_TAG"}, {journal + 0x10, "JOURNAL_CHECKSUM"}},
+                          "journal header");
 }
 
 TEST_CASE("a flipped commit word in the journal header is an open transaction", "[corruption]") {
   uint64_t journal = populated().layout.journal_offset;
-  expect_refused_at_mount({{journal + offsetof(format::JournalHeader, open_sequence), "JOURNAL_OPEN"}}, "journal header");
+  expect_refused_at_mount({{journal + offsetof(format::JournalHeader, open_sequence), "JOURNAL_OPEN"}},
+                          "journal header");
 }
 
 TEST_CASE("a flipped byte in an inode is reported and refused by mount", "[corruption]") {
@@ -327,10 +334,11 @@ TEST_CASE("a flipped byte in a directory entry is reported and refused by mount"
 TEST_CASE("a flipped byte in a chunk-map block is reported and refused by mount", "[corruption]") {
   const Populated& p = populated();
   uint64_t map = p.layout.chunk_map_offset;
-  expect_refused_at_mount({{map + 0x00, "CHUNK_MAP_TAG"},
-                           {map + offsetof(format::ChunkMapBlock, state) + p.layout.metadata_chunks + 3, "CHUNK_MAP_CHECKSUM"},
-                           {map + offsetof(format::ChunkMapBlock, checksum), "CHUNK_MAP_CHECKSUM"}},
-                          "chunk map");
+  expect_refused_at_mount(
+      {{map + 0x00, "CHUNK_MAP_TAG"},
+       {map + offsetof(format::ChunkMapBlock, state) + p.layout.metadata_chunks + 3, "CHUNK_MAP_CHECKSUM"},
+       {map + offsetof(format::ChunkMapBlock, checksum), "CHUNK_MAP_CHECKSUM"}},
+      "chunk map");
 }
 
 TEST_CASE("a flipped byte in a split-chunk header is reported and refused by mount", "[corruption]") {
@@ -347,7 +355,8 @@ TEST_CASE("a flipped byte in a hold is reported and refused by mount", "[corrupt
   Bytes with_hold = p.image;
   put_raw(with_hold, p.hold_offset(3), make_hold(p, p.readme));
   uint64_t hold = p.hold_offset(3);
-  for (const Flip& flip : std::vector<Flip>{{hold + 0x00, "HOLD_TAG"}, {hold + offsetof(format::Hold, pid), "HOLD_CHECKSUM"}}) {
+  for (const Flip& flip :
+       std::vector<Flip>{{hold + 0x00, "HOLD_TAG"}, {hold + offsetof(format::Hold, pid), "HOLD_CHECKSUM"}}) {
     INFO("flipped byte at region offset " << flip.offset << ", expecting " << flip.code);
     Bytes image = with_hold;
     image[flip.offset] ^= std::byte{0x40};
@@ -365,8 +374,9 @@ TEST_CASE("a flipped byte in an extent block is reported and fails the read that
   const Populated& p = populated();
   uint64_t block = p.inode(p.many).extent_block;
   REQUIRE(block != 0);
-  for (const Flip& flip : std::vector<Flip>{{block + 0x00, "EXTENT_BLOCK_TAG"},
-                                            {block + offsetof(format::ExtentBlock, extents) + 17, "EXTENT_BLOCK_CHECKSUM"}}) {
+  for (const Flip& flip :
+       std::vector<Flip>{{block + 0x00, "EXTENT_BLOCK_TAG"},
+                         {block + offsetof(format::ExtentBlock, extents) + 17, "EXTENT_BLOCK_CHECKSUM"}}) {
     INFO("flipped byte at region offset " << flip.offset << ", expecting " << flip.code);
     Bytes image = p.image;
     image[flip.offset] ^= std::byte{0x40};
@@ -391,12 +401,14 @@ TEST_CASE("a flipped byte in an extent block is reported and fails the read that
   }
 }
 
-TEST_CASE("a flipped byte in an xattr block is reported and fails the xattr calls that need it", "[corruption]") {
+TEST_CASE("a flipped byte in an xattr block is reported and fails the xattr calls that need it",
+          "[corruption]") {
   const Populated& p = populated();
   uint64_t block = p.inode(p.readme).xattr_block;
   REQUIRE(block != 0);
-  for (const Flip& flip : std::vector<Flip>{{block + 0x00, "XATTR_BLOCK_TAG"},
-                                            {block + offsetof(format::XattrBlock, payload) + 6, "XATTR_BLOCK_CHECKSUM"}}) {
+  for (const Flip& flip :
+       std::vector<Flip>{{block + 0x00, "XATTR_BLOCK_TAG"},
+                         {block + offsetof(format::XattrBlock, payload) + 6, "XATTR_BLOCK_CHECKSUM"}}) {
     INFO("flipped byte at region offset " << flip.offset << ", expecting " << flip.code);
     Bytes image = p.image;
     image[flip.offset] ^= std::byte{0x40};
@@ -440,7 +452,8 @@ TEST_CASE("no flipped byte of any structure crashes the check or the mount", "[c
       {"file inode", p.inode_offset(p.many), sizeof(Inode), 1, true},
       {"directory entry", p.dirent_offset(p.dirent_slot(p.sub, "fifo")), sizeof(Dirent), 1, true},
       {"chunk map block", p.layout.chunk_map_offset, kBlock, 13, true},
-      {"split header", p.chunk_in_state(format::kChunkSplit) * format::kChunkSize, sizeof(format::SplitHeader), 1, true},
+      {"split header", p.chunk_in_state(format::kChunkSplit) * format::kChunkSize,
+       sizeof(format::SplitHeader), 1, true},
       {"extent block", p.inode(p.many).extent_block, kBlock, 13, false},
       {"xattr block", p.inode(p.readme).xattr_block, kBlock, 13, false},
       {"hold", p.hold_offset(0), sizeof(format::Hold), 1, true},

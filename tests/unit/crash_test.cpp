@@ -45,23 +45,25 @@ constexpr uint64_t kBlock = format::kBlockSize;
 // Every crash point of every case run in this process.
 uint64_t g_total_points = 0;
 
-#define REQUIRE_OK(expr)                                                          \
-  do {                                                                            \
-    auto&& require_ok_result_ = (expr);                                           \
+#define REQUIRE_OK(expr)                                                                                \
+  do {                                                                                                  \
+    auto&& require_ok_result_ = (expr);                                                                 \
     INFO(#expr << ": " << (require_ok_result_ ? std::string() : require_ok_result_.error().message())); \
-    REQUIRE(require_ok_result_);                                                  \
+    REQUIRE(require_ok_result_);                                                                        \
   } while (0)
 
 std::vector<std::byte> pattern(size_t length, unsigned seed) {
   std::vector<std::byte> data(length);
-  for (size_t i = 0; i < length; ++i) data[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 12)) & 0xff);
+  for (size_t i = 0; i < length; ++i)
+    data[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 12)) & 0xff);
   return data;
 }
 
 void write_pattern(Filesystem& fs, Ino ino, uint64_t offset, size_t length, unsigned seed) {
   auto data = pattern(length, seed);
   auto written = fs.write(ino, offset, data);
-  INFO("write of " << length << " bytes at " << offset << ": " << (written ? std::string() : written.error().message()));
+  INFO("write of " << length << " bytes at " << offset << ": "
+                   << (written ? std::string() : written.error().message()));
   REQUIRE(written);
   REQUIRE(written.value() == length);
 }
@@ -133,8 +135,8 @@ void dump_into(Filesystem& fs, Ino ino, const std::string& path, bool namespace_
   std::snprintf(mode, sizeof mode, "%06o", attr->mode);
   std::string line = std::string(mode).substr(0, 2);  // the type digits
   if (!namespace_only) {
-    line = std::string(mode) + " uid " + std::to_string(attr->uid) + " gid " + std::to_string(attr->gid) + " nlink " +
-           std::to_string(attr->nlink);
+    line = std::string(mode) + " uid " + std::to_string(attr->uid) + " gid " + std::to_string(attr->gid) +
+           " nlink " + std::to_string(attr->nlink);
     if (S_ISREG(attr->mode)) {
       line += " size " + std::to_string(attr->size) + " hash " + content_hash(fs, ino, attr->size);
     }
@@ -248,13 +250,15 @@ uint64_t run_case(const Bytes& base, const CrashCase& crash_case, std::vector<st
     REQUIRE_OK(mounted.fs->close());
     auto report = core::check_region(mounted.fs->region(), {.verify_known_zero = true});
     REQUIRE(report);
-    if (!report->clean()) failures.push_back(crash_case.name + ", completed: check found" + describe(*report));
+    if (!report->clean())
+      failures.push_back(crash_case.name + ", completed: check found" + describe(*report));
   }
   REQUIRE(points > 0);
   REQUIRE(before != after);
 
   for (uint64_t n = 1; n <= points; ++n) {
-    std::string where = crash_case.name + ", crash at persist " + std::to_string(n) + " of " + std::to_string(points);
+    std::string where =
+        crash_case.name + ", crash at persist " + std::to_string(n) + " of " + std::to_string(points);
     Mounted mounted = mount_copy(base);
     mounted.state->crash_at = n;
     crash_case.op(*mounted.fs);
@@ -275,8 +279,8 @@ uint64_t run_case(const Bytes& base, const CrashCase& crash_case, std::vector<st
     REQUIRE(report);
     if (!report->clean()) failures.push_back(where + ", after recovery: check found" + describe(*report));
     if (now != before && now != after) {
-      failures.push_back(where + ": the tree is neither the one before nor the one after\n--- before\n" + before +
-                         "--- after\n" + after + "--- recovered\n" + now);
+      failures.push_back(where + ": the tree is neither the one before nor the one after\n--- before\n" +
+                         before + "--- after\n" + after + "--- recovered\n" + now);
     } else if (n == points && now != after) {
       // Past its last persist the operation is complete: a crash keeps it.
       failures.push_back(where + ": the operation's last persist did not make it durable");
@@ -296,7 +300,8 @@ void run_cases(const Bytes& base, const std::vector<CrashCase>& cases) {
               << (failures.size() > failed_before ? " (FAILED)" : "") << "\n";
   }
   g_total_points += points;
-  std::cout << "crash points covered: " << points << " (total in this run: " << g_total_points << ")" << std::endl;
+  std::cout << "crash points covered: " << points << " (total in this run: " << g_total_points << ")"
+            << std::endl;
   CHECK(points > 0);
   // The first few failures in full, the count of all.
   std::string shown;
@@ -363,7 +368,8 @@ TEST_CASE("namespace operations recover to before or after at every crash point"
       {"create file", [](Filesystem& fs) { create(fs, "/a/new", S_IFREG | 0640); }},
       {"mkdir", [](Filesystem& fs) { make_dir(fs, "/a/newdir"); }},
       {"symlink", [](Filesystem& fs) { REQUIRE_OK(fs.symlink(resolve(fs, "/b"), "sl", "../a/f2", {})); }},
-      {"link", [](Filesystem& fs) { REQUIRE_OK(fs.link(resolve(fs, "/a/f1"), resolve(fs, "/c"), "f1link")); }},
+      {"link",
+       [](Filesystem& fs) { REQUIRE_OK(fs.link(resolve(fs, "/a/f1"), resolve(fs, "/c"), "f1link")); }},
       {"unlink", [](Filesystem& fs) { REQUIRE_OK(fs.unlink(resolve(fs, "/a"), "f2")); }},
       {"unlink of one of two links", [](Filesystem& fs) { REQUIRE_OK(fs.unlink(format::kRootIno, "l1")); }},
       {"unlink of an open file, then release",
@@ -379,7 +385,8 @@ TEST_CASE("namespace operations recover to before or after at every crash point"
       {"rename of a directory", [](Filesystem& fs) { rename_ok(fs, "/b/sub", "/c/sub2", 0); }},
       {"rename over an existing file", [](Filesystem& fs) { rename_ok(fs, "/a/f1", "/a/victim", 0); }},
       {"rename over an empty directory", [](Filesystem& fs) { rename_ok(fs, "/c/d", "/b/empty", 0); }},
-      {"rename with RENAME_NOREPLACE", [](Filesystem& fs) { rename_ok(fs, "/a/f2", "/b/f2new", RENAME_NOREPLACE); }},
+      {"rename with RENAME_NOREPLACE",
+       [](Filesystem& fs) { rename_ok(fs, "/a/f2", "/b/f2new", RENAME_NOREPLACE); }},
       {"RENAME_EXCHANGE of a file and a directory across directories",
        [](Filesystem& fs) { rename_ok(fs, "/a/f1", "/b/sub", RENAME_EXCHANGE); }},
   };
@@ -392,18 +399,22 @@ TEST_CASE("data operations recover to before or after at every crash point", "[c
       {"write extending", [](Filesystem& fs) { write_pattern(fs, resolve(fs, "/a/f2"), 5000, 9000, 20); }},
       {"write extending into a new chunk",
        [](Filesystem& fs) { write_pattern(fs, resolve(fs, "/big"), 2 * kMiB, 64 * 1024, 21); }},
-      {"write into a hole", [](Filesystem& fs) { write_pattern(fs, resolve(fs, "/hole"), kBlock, 2 * kBlock, 22); }},
+      {"write into a hole",
+       [](Filesystem& fs) { write_pattern(fs, resolve(fs, "/hole"), kBlock, 2 * kBlock, 22); }},
       {"write adding the extent that needs an extent block",
        [](Filesystem& fs) { write_pattern(fs, resolve(fs, "/seven"), 14 * kBlock, 100, 23); }},
       {"fallocate PUNCH_HOLE that drops the extent block",
        [](Filesystem& fs) {
-         REQUIRE_OK(fs.fallocate(resolve(fs, "/many8"), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 2 * kBlock));
+         REQUIRE_OK(
+             fs.fallocate(resolve(fs, "/many8"), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 2 * kBlock));
        }},
       {"truncate shrink", [](Filesystem& fs) { set_size(fs, resolve(fs, "/t"), 5000); }},
       {"truncate shrink to zero", [](Filesystem& fs) { set_size(fs, resolve(fs, "/t"), 0); }},
       {"truncate grow", [](Filesystem& fs) { set_size(fs, resolve(fs, "/a/f2"), 20000); }},
-      {"truncate grow from empty to whole chunks", [](Filesystem& fs) { set_size(fs, resolve(fs, "/grow"), 4 * kMiB + 100); }},
-      {"fallocate", [](Filesystem& fs) { REQUIRE_OK(fs.fallocate(resolve(fs, "/fa"), 0, 16 * 1024, 32 * 1024)); }},
+      {"truncate grow from empty to whole chunks",
+       [](Filesystem& fs) { set_size(fs, resolve(fs, "/grow"), 4 * kMiB + 100); }},
+      {"fallocate",
+       [](Filesystem& fs) { REQUIRE_OK(fs.fallocate(resolve(fs, "/fa"), 0, 16 * 1024, 32 * 1024)); }},
       {"fallocate KEEP_SIZE",
        [](Filesystem& fs) {
          Ino ino = resolve(fs, "/fa");
@@ -412,9 +423,13 @@ TEST_CASE("data operations recover to before or after at every crash point", "[c
          set_size(fs, ino, 80 * 1024);
        }},
       {"fallocate PUNCH_HOLE",
-       [](Filesystem& fs) { REQUIRE_OK(fs.fallocate(resolve(fs, "/fa"), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 8192)); }},
+       [](Filesystem& fs) {
+         REQUIRE_OK(fs.fallocate(resolve(fs, "/fa"), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 8192));
+       }},
       {"fallocate ZERO_RANGE",
-       [](Filesystem& fs) { REQUIRE_OK(fs.fallocate(resolve(fs, "/hole"), FALLOC_FL_ZERO_RANGE, 1000, 12000)); }},
+       [](Filesystem& fs) {
+         REQUIRE_OK(fs.fallocate(resolve(fs, "/hole"), FALLOC_FL_ZERO_RANGE, 1000, 12000));
+       }},
   };
   run_cases(base, cases);
 }
@@ -422,8 +437,10 @@ TEST_CASE("data operations recover to before or after at every crash point", "[c
 TEST_CASE("attribute operations recover to before or after at every crash point", "[crash]") {
   const Bytes& base = common_base();
   std::vector<CrashCase> cases = {
-      {"setxattr new", [](Filesystem& fs) { REQUIRE_OK(fs.setxattr(resolve(fs, "/a/f1"), "user.new", "value", 0)); }},
-      {"setxattr replace", [](Filesystem& fs) { REQUIRE_OK(fs.setxattr(resolve(fs, "/x"), "user.a", "22", XATTR_REPLACE)); }},
+      {"setxattr new",
+       [](Filesystem& fs) { REQUIRE_OK(fs.setxattr(resolve(fs, "/a/f1"), "user.new", "value", 0)); }},
+      {"setxattr replace",
+       [](Filesystem& fs) { REQUIRE_OK(fs.setxattr(resolve(fs, "/x"), "user.a", "22", XATTR_REPLACE)); }},
       {"removexattr", [](Filesystem& fs) { REQUIRE_OK(fs.removexattr(resolve(fs, "/x"), "user.b")); }},
       {"removexattr of the last attribute",
        [](Filesystem& fs) { REQUIRE_OK(fs.removexattr(resolve(fs, "/y"), "user.only")); }},
@@ -472,7 +489,8 @@ void populate_many(Filesystem& fs) {
   REQUIRE(extents->size() == 256);
 }
 
-TEST_CASE("unlinking a file with many extents recovers at every crash point of its chained frees", "[crash]") {
+TEST_CASE("unlinking a file with many extents recovers at every crash point of its chained frees",
+          "[crash]") {
   static const Bytes base = build_base(populate_many);
   CrashCase unlink_many{"unlink of a file with 256 extents",
                         [](Filesystem& fs) { REQUIRE_OK(fs.unlink(format::kRootIno, "many")); }};

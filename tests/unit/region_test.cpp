@@ -5,6 +5,8 @@
 // hugetlbfs case restores nr_hugepages and unmounts whatever happens. Lock
 // conflicts are checked from forked children: POSIX locks never conflict
 // within one process.
+#include "fs/region/region.h"
+
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -21,8 +23,6 @@
 #include <fstream>
 #include <optional>
 #include <string>
-
-#include "fs/region/region.h"
 
 namespace {
 
@@ -94,7 +94,9 @@ OpenOptions read_only_options(Locking locking) {
   return options;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 std::string own_comm() {
   std::ifstream in("/proc/self/comm");
@@ -173,7 +175,8 @@ TEST_CASE("a memory region is zero-filled, writable and has no descriptor", "[re
   CHECK(region.base()[region.size() - 1] == std::byte{0x5a});
 }
 
-TEST_CASE("a tmpfs region is created, mapped 2 MiB-aligned, and keeps its contents across reopen", "[region]") {
+TEST_CASE("a tmpfs region is created, mapped 2 MiB-aligned, and keeps its contents across reopen",
+          "[region]") {
   ShmDir dir;
   if (!dir.usable()) {
     WARN("skipped: /dev/shm is not a writable tmpfs");
@@ -281,7 +284,8 @@ TEST_CASE("a second read-write open from another process fails with EBUSY naming
     if (!contains(second.error().message(), path)) return child_fail(4, second.error().message());
     // A read-only open that asks for the lock wants no writer: refused too.
     auto reader = open(path, read_only_options(Locking::kExclusive));
-    if (reader.ok() || reader.error().code() != EBUSY) return child_fail(5, "locked read-only open not refused");
+    if (reader.ok() || reader.error().code() != EBUSY)
+      return child_fail(5, "locked read-only open not refused");
     if (lock_holder(path) != holder) return child_fail(6, "lock_holder gave '" + lock_holder(path) + "'");
     return 0;
   });
@@ -311,7 +315,8 @@ TEST_CASE("a read-only open without locking works while another process holds th
     }
     // Closing the read-only view did not release the holder's lock.
     auto writer = open(path, OpenOptions{});
-    if (writer.ok() || writer.error().code() != EBUSY) return child_fail(4, "lock lost after read-only close");
+    if (writer.ok() || writer.error().code() != EBUSY)
+      return child_fail(4, "lock lost after read-only close");
     return 0;
   });
   CHECK(code == 0);

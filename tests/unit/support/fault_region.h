@@ -18,16 +18,17 @@
 namespace pkfs::test {
 
 struct FaultState {
-  uint64_t persists = 0;              // persist() calls so far
-  uint64_t crash_at = 0;              // take the crash image at this call; 0: never
-  std::optional<Bytes> crash_image;   // set at call crash_at
+  uint64_t persists = 0;                 // persist() calls so far
+  uint64_t crash_at = 0;                 // take the crash image at this call; 0: never
+  std::optional<Bytes> crash_image;      // set at call crash_at
   uint64_t watched_offset = UINT64_MAX;  // persists of exactly this offset are counted apart
   uint64_t watched_persists = 0;
 };
 
 class FaultRegion : public region::Region {
  public:
-  FaultRegion(Bytes bytes, std::shared_ptr<FaultState> state) : m_bytes(std::move(bytes)), m_state(std::move(state)) {
+  FaultRegion(Bytes bytes, std::shared_ptr<FaultState> state)
+      : m_bytes(std::move(bytes)), m_state(std::move(state)) {
     m_base = m_bytes.data();
     m_info.path = "(fault-injecting test region)";
     m_info.kind = region::Kind::kMemory;

@@ -1,10 +1,9 @@
 // tests/unit/support/test_region.h: regions over memory the test owns.
 //
-// Owns: BufferRegion (the MemoryView of memory_view.h), a Region view over caller-owned bytes (so the bytes of
-// a region outlive the Filesystem that took ownership of its Region, and can
-// be inspected, damaged and reopened), HeapRegion, a Region that owns its
-// bytes, and helpers to snapshot region contents and edit on-region structs
-// in such a snapshot.
+// Owns: BufferRegion (the MemoryView of memory_view.h), a Region view over caller-owned bytes (so the bytes
+// of a region outlive the Filesystem that took ownership of its Region, and can be inspected, damaged and
+// reopened), HeapRegion, a Region that owns its bytes, and helpers to snapshot region contents and edit
+// on-region structs in such a snapshot.
 #pragma once
 
 #include <cstddef>
@@ -43,7 +42,9 @@ class HeapRegion : public region::Region {
 };
 
 // A copy of every byte of `region`.
-inline Bytes snapshot(const region::Region& region) { return Bytes(region.base(), region.base() + region.size()); }
+inline Bytes snapshot(const region::Region& region) {
+  return Bytes(region.base(), region.base() + region.size());
+}
 
 // A Region the Filesystem can own, viewing `bytes` in place.
 inline std::unique_ptr<region::Region> view(Bytes& bytes, bool read_only = false) {
@@ -51,7 +52,9 @@ inline std::unique_ptr<region::Region> view(Bytes& bytes, bool read_only = false
 }
 
 // A Region the Filesystem can own, over a private copy of `bytes`.
-inline std::unique_ptr<region::Region> copy_of(const Bytes& bytes) { return std::make_unique<HeapRegion>(bytes); }
+inline std::unique_ptr<region::Region> copy_of(const Bytes& bytes) {
+  return std::make_unique<HeapRegion>(bytes);
+}
 
 // Reads the struct at `offset` of an image.
 template <typename T>
