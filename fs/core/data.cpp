@@ -62,7 +62,7 @@ uint64_t Filesystem::allocated_blocks(const Inode& inode) const { return inode.a
 Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::vector<uint64_t>* chain) const {
   std::vector<Extent> extents;
   uint32_t total = inode.extent_count;
-  extents.reserve(total);
+  extents.reserve(std::min<uint32_t>(total, 4096));  // an untrusted count
   uint32_t inline_count = std::min(total, format::kInlineExtents);
   extents.insert(extents.end(), inode.extents, inode.extents + inline_count);
   uint64_t next = inode.extent_block;
@@ -260,6 +260,13 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
   if (data.empty()) return size_t{0};
   uint64_t end = offset + data.size();
   if (end < offset || end > format::kMaxFileBytes) return Error(EFBIG, "write past the largest file size");
+  // A shrink whose freeing failed part way left its trim mark: finish it
+  // before the file grows again, or the next mount would free new data.
+  if (inode.flags & format::kInodeTrimming) {
+    if (auto trimmed = finish_trim(ino); !trimmed)
+      return note(Result<size_t>(std::move(trimmed).error()), ino, "trim");
+    inode = inode_ref(ino);
+  }
   auto loaded = load_extents(inode);
   if (!loaded) return note(Result<size_t>(std::move(loaded).error()), ino, "write");
   std::vector<Extent> extents = std::move(loaded).value();
@@ -353,6 +360,12 @@ Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size, const Caller* c
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");
   if (size > format::kMaxFileBytes) return Error(EFBIG, "size past the largest file size");
+  // A shrink whose freeing failed part way left its trim mark: finish it
+  // before the file grows again, or the next mount would free new data.
+  if (inode.flags & format::kInodeTrimming) {
+    TRY(finish_trim(ino));
+    inode = inode_ref(ino);
+  }
   TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
   int64_t now = now_ns();
   if (size >= inode.size) {
@@ -412,6 +425,12 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   if (length == 0) return Error(EINVAL, "zero length");
   uint64_t end = offset + length;
   if (end < offset || end > format::kMaxFileBytes) return Error(EFBIG, "range past the largest file size");
+  // A shrink whose freeing failed part way left its trim mark: finish it
+  // before the file grows again, or the next mount would free new data.
+  if (inode.flags & format::kInodeTrimming) {
+    TRY(finish_trim(ino));
+    inode = inode_ref(ino);
+  }
   TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
   int64_t now = now_ns();
 

@@ -471,7 +471,7 @@ Result<void> Filesystem::drop_link(journal::Transaction& txn, Ino ino, bool is_d
     // and leaks nothing: mount reclaims orphans.
     inode.flags |= format::kInodeOrphan;
     TRY_ASSIGN(Node * n, node(ino));
-    if (n->open_count == 0) to_reclaim.push_back(ino);
+    if (n->unreferenced()) to_reclaim.push_back(ino);
   }
   return put_inode(txn, inode);
 }
@@ -510,10 +510,27 @@ Result<void> Filesystem::release_file(Ino ino) {
   if (n->open_count == 0)
     return Error(EINVAL, "release of inode " + std::to_string(ino) + " that is not open");
   n->open_count -= 1;
-  if (n->open_count == 0 && inode_ref(ino).nlink == 0 && !m_read_only) {
+  if (n->unreferenced() && inode_ref(ino).nlink == 0 && !m_read_only) {
     return note(reclaim(ino), ino, "reclaim");
   }
   return success();
+}
+
+void Filesystem::add_references(Ino ino, uint64_t count) {
+  std::unique_lock lock(m_mutex);
+  auto it = m_nodes.find(ino);
+  if (it != m_nodes.end()) it->second->references += count;
+}
+
+void Filesystem::drop_references(Ino ino, uint64_t count) {
+  std::unique_lock lock(m_mutex);
+  auto it = m_nodes.find(ino);
+  if (it == m_nodes.end()) return;
+  Node& n = *it->second;
+  n.references = count >= n.references ? 0 : n.references - count;
+  if (n.unreferenced() && inode_ref(ino).nlink == 0 && !m_read_only && !m_closed) {
+    (void)note(reclaim(ino), ino, "reclaim");  // on failure mount reclaims it
+  }
 }
 
 void Filesystem::record_error(int code, Ino ino, const char* what) {

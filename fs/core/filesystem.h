@@ -170,6 +170,14 @@ class Filesystem {
   Result<void> open_file(Ino ino);
   Result<void> release_file(Ino ino);
 
+  // References the kernel holds by inode number (FUSE lookup counts): an
+  // unlinked inode is not freed, and its number not reused, while any
+  // remain, since an O_PATH descriptor or a working directory reaches it
+  // by number alone. DRAM only: references do not survive a restart, and
+  // mount reclaims what is unlinked.
+  void add_references(Ino ino, uint64_t count);
+  void drop_references(Ino ino, uint64_t count);
+
   // Data.
   Result<size_t> read(Ino ino, uint64_t offset, std::span<std::byte> out);
   Result<size_t> write(Ino ino, uint64_t offset, std::span<const std::byte> data);

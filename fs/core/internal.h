@@ -22,7 +22,11 @@ struct Filesystem::Directory {
 // DRAM state of an inode in use.
 struct Filesystem::Node {
   uint32_t open_count = 0;
+  uint64_t references = 0;         // kernel lookups; see add_references()
   std::unique_ptr<Directory> dir;  // directories only
+
+  // An unlinked inode may be freed only when nothing can reach it.
+  bool unreferenced() const { return open_count == 0 && references == 0; }
 };
 
 inline timespec to_timespec(int64_t ns) {

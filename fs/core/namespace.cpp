@@ -156,6 +156,7 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
   TRY(check_name(new_name));
   TRY_ASSIGN(uint64_t slot, find_entry(parent, name));
   TRY(directory(new_parent));
+  if (inode_ref(new_parent).nlink == 0) return Error(ENOENT, "target directory was removed");
   Ino ino = dirent_ref(slot).ino;
   const bool is_dir = S_ISDIR(inode_ref(ino).mode);
   auto target = find_entry(new_parent, new_name);

@@ -697,31 +697,8 @@ int Adapter::to_errno(const Error& error, const char* operation) const {
   return code;
 }
 
-void Adapter::add_lookups(fuse_ino_t ino, uint64_t count) {
-  std::lock_guard lock(m_lookup_mutex);
-  m_lookups[ino] += count;
-}
+void Adapter::add_lookups(fuse_ino_t ino, uint64_t count) { m_fs->add_references(ino, count); }
 
-void Adapter::forget(fuse_ino_t ino, uint64_t count) {
-  std::lock_guard lock(m_lookup_mutex);
-  auto it = m_lookups.find(ino);
-  if (it == m_lookups.end()) return;
-  if (it->second <= count) {
-    m_lookups.erase(it);
-  } else {
-    it->second -= count;
-  }
-}
-
-uint64_t Adapter::lookup_count(fuse_ino_t ino) const {
-  std::lock_guard lock(m_lookup_mutex);
-  auto it = m_lookups.find(ino);
-  return it == m_lookups.end() ? 0 : it->second;
-}
-
-size_t Adapter::referenced_nodes() const {
-  std::lock_guard lock(m_lookup_mutex);
-  return m_lookups.size();
-}
+void Adapter::forget(fuse_ino_t ino, uint64_t count) { m_fs->drop_references(ino, count); }
 
 }  // namespace pkfs::fuse

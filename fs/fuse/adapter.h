@@ -10,13 +10,12 @@
 // the generation of a reused slot comes from core::Attr. Permission checks
 // are the kernel's (the daemon always mounts with default_permissions).
 //
-// Lookup counts are bookkeeping only: they do not hold back the freeing of
-// an unlinked inode (libfuse suggests deferring it to the last FORGET).
-// FORGET arrives asynchronously, and a RAM filesystem must give the space of
-// a deleted guest-RAM file back when rm(1) returns, not some time later. An
-// inode with an open handle lives on (core counts opens); a request for a
-// node id whose slot was reused meets a new generation, and the kernel
-// marks its stale inode bad (EIO) instead of confusing the two files.
+// Lookup counts are kept by core: an unlinked inode is freed, and its
+// number reused, only once no open handle and no kernel reference (lookup
+// count) remains, because an O_PATH descriptor or a working directory
+// reaches an inode by node id alone. The kernel forgets an unlinked inode
+// right after the unlink when nothing else holds it, so the space of a
+// deleted guest-RAM file comes back a moment after rm(1) returns.
 #pragma once
 
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
@@ -52,11 +51,6 @@ class Adapter {
   // The table to pass to fuse_session_new with `this` as userdata.
   static const fuse_lowlevel_ops& operations();
 
-  // The kernel's outstanding lookup count for a node id (0 if none), and
-  // how many node ids the kernel holds. For diagnostics and tests.
-  uint64_t lookup_count(fuse_ino_t ino) const;
-  size_t referenced_nodes() const;
-
   // The filesystem requests go to. Attach it before the session is mounted
   // (no request arrives earlier); it must outlive the session. The daemon
   // creates the session first so that bad FUSE options are refused before
@@ -69,16 +63,15 @@ class Adapter {
   // is logged; core already recorded it in the superblock.
   int to_errno(const Error& error, const char* operation) const;
 
-  // Lookup accounting: every successful fuse_reply_entry/create/direntplus
-  // adds one, forget subtracts what the kernel says.
+  // Lookup accounting, kept by core (it decides when an unlinked inode may
+  // be freed): every fuse_reply_entry/create/direntplus adds one, forget
+  // subtracts what the kernel says.
   void add_lookups(fuse_ino_t ino, uint64_t count);
   void forget(fuse_ino_t ino, uint64_t count);
 
  private:
   core::Filesystem* m_fs = nullptr;
   Log m_log;
-  mutable std::mutex m_lookup_mutex;
-  std::unordered_map<fuse_ino_t, uint64_t> m_lookups;  // guarded by m_lookup_mutex
 };
 
 }  // namespace pkfs::fuse

@@ -223,6 +223,34 @@ os.removexattr("c", "user.dir")
 assert os.listxattr("c") == []
 PY
 
+pkfs_log "an unlinked inode still referenced by number (O_PATH, cwd) keeps its number"
+python3 - <<'PY'
+import os
+with open("opath-old", "w") as f:
+    f.write("old")
+fd = os.open("opath-old", os.O_PATH)
+os.unlink("opath-old")
+with open("opath-new", "w") as f:
+    f.write("new")
+assert os.stat("opath-new").st_ino != os.fstat(fd).st_ino, "a referenced inode number was reused"
+reopened = os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+assert os.read(reopened, 10) == b"old", "the O_PATH descriptor reached another file"
+os.close(reopened)
+os.close(fd)
+os.unlink("opath-new")
+os.mkdir("gone")
+os.chdir("gone")
+os.rmdir("../gone")
+os.mkdir("../other")
+try:
+    os.chmod(".", 0o700)
+except OSError:
+    pass
+assert os.stat("../other").st_mode & 0o777 != 0o700, "chmod of a removed cwd changed another directory"
+os.chdir("..")
+os.rmdir("other")
+PY
+
 cd /
 pkfs_log "everything above survives a remount"
 pkfs_manifest "$MNT" > "$WORK/manifest.before"
