@@ -24,6 +24,7 @@
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
 #include "fs/region/region.h"
+#include "support/data_pattern.h"
 #include "support/test_region.h"
 
 namespace {
@@ -61,21 +62,6 @@ core::CheckReport check(Bytes& bytes, const core::CheckOptions& options = {}) {
   INFO((report ? std::string() : report.error().message()));
   REQUIRE(report);
   return std::move(report).value();
-}
-
-std::vector<std::byte> pattern(size_t length, unsigned seed) {
-  std::vector<std::byte> data(length);
-  for (size_t i = 0; i < length; ++i)
-    data[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 12)) & 0xff);
-  return data;
-}
-
-void write_pattern(Filesystem& fs, Ino ino, uint64_t offset, size_t length, unsigned seed) {
-  auto data = pattern(length, seed);
-  auto written = fs.write(ino, offset, data);
-  INFO((written ? std::string() : written.error().message()));
-  REQUIRE(written);
-  REQUIRE(written.value() == length);
 }
 
 Ino make_file(Filesystem& fs, Ino parent, const std::string& name, uint32_t mode = S_IFREG | 0644) {

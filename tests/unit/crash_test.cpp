@@ -29,6 +29,7 @@
 #include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
+#include "support/data_pattern.h"
 #include "support/fault_region.h"
 #include "support/test_region.h"
 
@@ -51,22 +52,6 @@ uint64_t g_total_points = 0;
     INFO(#expr << ": " << (require_ok_result_ ? std::string() : require_ok_result_.error().message())); \
     REQUIRE(require_ok_result_);                                                                        \
   } while (0)
-
-std::vector<std::byte> pattern(size_t length, unsigned seed) {
-  std::vector<std::byte> data(length);
-  for (size_t i = 0; i < length; ++i)
-    data[i] = static_cast<std::byte>((i * 131 + seed * 7 + (i >> 12)) & 0xff);
-  return data;
-}
-
-void write_pattern(Filesystem& fs, Ino ino, uint64_t offset, size_t length, unsigned seed) {
-  auto data = pattern(length, seed);
-  auto written = fs.write(ino, offset, data);
-  INFO("write of " << length << " bytes at " << offset << ": "
-                   << (written ? std::string() : written.error().message()));
-  REQUIRE(written);
-  REQUIRE(written.value() == length);
-}
 
 Ino resolve(Filesystem& fs, const std::string& path) {
   Ino at = format::kRootIno;
