@@ -155,6 +155,7 @@ Result<void> Filesystem::load(const OpenOptions& options) {
 
 Result<void> Filesystem::scan_inodes() {
   m_free_inodes.clear();
+  m_nodes.reserve(m_inode_high_water);
   for (Ino ino = m_inode_high_water; ino-- > 1;) {
     const Inode& inode = inode_ref(ino);
     if (format::inode_is_free(inode)) {
@@ -206,11 +207,11 @@ Result<void> Filesystem::scan_dirents() {
                                 "; run fsck.pkfs");
     }
     Directory& dir = *parent->second->dir;
-    if (!dir.by_name.emplace(name, slot).second) {
+    if (!dir.by_name.try_emplace(std::move(name), slot).second) {
       return Error(EUCLEAN, "directory " + std::to_string(dirent.parent_ino) + " has two entries named \"" +
-                                name + "\"; run fsck.pkfs");
+                                std::string(format::dirent_name(dirent)) + "\"; run fsck.pkfs");
     }
-    dir.by_slot.emplace(slot, dirent.ino);
+    dir.by_slot.emplace_hint(dir.by_slot.begin(), slot, dirent.ino);
     ++m_report.dirents_in_use;
   }
   return success();
