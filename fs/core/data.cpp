@@ -57,9 +57,7 @@ void append_extent(std::vector<Extent>& extents, const Extent& extent, bool larg
 
 }  // namespace
 
-uint64_t Filesystem::allocated_blocks(const Inode& inode) const { return inode.allocated_blocks; }
-
-Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::vector<uint64_t>* chain) const {
+Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode) const {
   std::vector<Extent> extents;
   uint32_t total = inode.extent_count;
   extents.reserve(std::min<uint32_t>(total, 4096));  // an untrusted count
@@ -80,7 +78,6 @@ Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::ve
     }
     if (extents.size() + block.count > total)
       return Error(EUCLEAN, where + ": more extents than extent_count");
-    if (chain != nullptr) chain->push_back(next);
     extents.insert(extents.end(), block.extents, block.extents + block.count);
     next = block.next;
   }
@@ -98,24 +95,34 @@ Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode, std::ve
   return extents;
 }
 
+// The region offsets of the inode's extent blocks, in chain order.
+// REQUIRES: the caller loaded (so validated) its extents under the exclusive
+// lock it still holds, so the chain is known to be sound.
+std::vector<uint64_t> Filesystem::extent_chain(const Inode& inode) const {
+  std::vector<uint64_t> chain;
+  uint64_t overflow =
+      inode.extent_count > format::kInlineExtents ? inode.extent_count - format::kInlineExtents : 0;
+  for (uint64_t next = inode.extent_block; next != 0 && chain.size() * format::kExtentsPerBlock < overflow;) {
+    chain.push_back(next);
+    next = reinterpret_cast<const ExtentBlock*>(m_region->base() + next)->next;
+  }
+  return chain;
+}
+
 Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode,
                                        const std::vector<Extent>& extents) {
-  std::vector<uint64_t> chain;
-  TRY(load_extents(inode, &chain));
+  std::vector<uint64_t> chain = extent_chain(inode);
   size_t overflow = extents.size() > format::kInlineExtents ? extents.size() - format::kInlineExtents : 0;
   size_t blocks_needed = (overflow + format::kExtentsPerBlock - 1) / format::kExtentsPerBlock;
-  uint64_t meta_blocks_delta = 0;
   while (chain.size() < blocks_needed) {
     uint64_t goal = chain.empty() ? 0 : chain.back() / kBlockSize + 1;
     TRY_ASSIGN(alloc::BlockRun run, m_allocator->allocate_blocks(txn, 1, goal));
     txn.fresh(uint64_t{run.region_block} * kBlockSize, kBlockSize);
     chain.push_back(uint64_t{run.region_block} * kBlockSize);
-    ++meta_blocks_delta;
   }
   while (chain.size() > blocks_needed) {
     TRY(m_allocator->free(txn, {static_cast<uint32_t>(chain.back() / kBlockSize), 1}));
     chain.pop_back();
-    --meta_blocks_delta;
   }
   std::memset(inode.extents, 0, sizeof inode.extents);
   size_t inline_count = std::min(extents.size(), size_t{format::kInlineExtents});
@@ -138,7 +145,6 @@ Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode,
   inode.extent_count = static_cast<uint32_t>(extents.size());
   inode.extent_block = chain.empty() ? 0 : chain.front();
   inode.allocated_blocks = data_blocks + chain.size() + (inode.xattr_block != 0 ? 1 : 0);
-  (void)meta_blocks_delta;
   return success();
 }
 
@@ -354,8 +360,7 @@ Result<void> Filesystem::finish_trim(Ino ino) {
 }
 
 // REQUIRES: m_mutex held exclusively; no transaction open.
-Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size, const Caller* caller) {
-  (void)caller;
+Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
   Inode inode = inode_ref(ino);
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");

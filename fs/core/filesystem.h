@@ -236,8 +236,8 @@ class Filesystem {
   Result<void> finish_trim(Ino ino);
 
   // Extents (data.cpp).
-  Result<std::vector<format::Extent>> load_extents(const format::Inode& inode,
-                                                   std::vector<uint64_t>* chain = nullptr) const;
+  Result<std::vector<format::Extent>> load_extents(const format::Inode& inode) const;
+  std::vector<uint64_t> extent_chain(const format::Inode& inode) const;
   Result<void> store_extents(journal::Transaction& txn, format::Inode& inode,
                              const std::vector<format::Extent>& extents);
   Result<void> allocate_range(journal::Transaction& txn, format::Inode& inode,
@@ -245,8 +245,7 @@ class Filesystem {
                               uint64_t file_size_after);
   Result<void> free_from(Ino ino, uint64_t first_block);
   void zero_file_range(const std::vector<format::Extent>& extents, uint64_t begin, uint64_t end);
-  Result<void> truncate_locked(Ino ino, uint64_t size, const Caller* caller);
-  uint64_t allocated_blocks(const format::Inode& inode) const;
+  Result<void> truncate_locked(Ino ino, uint64_t size);
 
   // Xattr block (xattr.cpp).
   Result<const format::XattrBlock*> xattr_block(const format::Inode& inode) const;

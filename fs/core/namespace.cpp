@@ -294,7 +294,7 @@ Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& changes, [[maybe_unused
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
-  if (changes.size) TRY(note(truncate_locked(ino, *changes.size, &caller), ino, "truncate"));
+  if (changes.size) TRY(note(truncate_locked(ino, *changes.size), ino, "truncate"));
   Inode inode = inode_ref(ino);
   int64_t now = now_ns();
   bool changed = changes.size.has_value();
