@@ -245,14 +245,19 @@ Result<size_t> Filesystem::read(Ino ino, uint64_t offset, std::span<std::byte> o
     return note(Result<size_t>(std::move(loaded).error()), ino, "read");
   }
   const std::vector<Extent>& extents = loaded.value();
-  std::memset(out.data(), 0, length);  // holes read as zeros
+  // Extents are sorted and disjoint: copy each, and zero only the holes
+  // between them (each output byte is written once).
+  uint64_t filled = offset;
   for (const Extent& extent : extents) {
     uint64_t begin = extent.file_block * kBlockSize, end = extent_end(extent) * kBlockSize;
     uint64_t from = std::max(offset, begin), to = std::min(offset + length, end);
     if (from >= to) continue;
+    if (from > filled) std::memset(out.data() + (filled - offset), 0, from - filled);
     std::memcpy(out.data() + (from - offset),
                 m_region->base() + uint64_t{extent.region_block} * kBlockSize + (from - begin), to - from);
+    filled = to;
   }
+  if (filled < offset + length) std::memset(out.data() + (filled - offset), 0, offset + length - filled);
   return static_cast<size_t>(length);
 }
 
