@@ -81,6 +81,22 @@ struct DirEntry {
   uint64_t next_cookie;  // pass to readdir to continue after this entry
 };
 
+// A process that maps a file of the region directly (fs/client); see
+// FORMAT.md, "Holds". `start_ticks` (/proc/PID/stat field 22) tells a
+// recycled pid from the holder.
+struct Holder {
+  uint32_t pid = 0;
+  uint32_t uid = 0;
+  uint64_t start_ticks = 0;
+};
+
+struct HoldInfo {
+  uint64_t id = 0;  // hold table slot
+  Ino ino = 0;
+  uint64_t generation = 0;
+  Holder holder;
+};
+
 struct StatFs {
   uint64_t block_size = format::kBlockSize;
   uint64_t blocks = 0;
@@ -193,6 +209,17 @@ class Filesystem {
   Result<void> removexattr(Ino ino, std::string_view name);
 
   Result<StatFs> statfs();
+
+  // Holds (holds.cpp). A held regular file keeps its extents where they are:
+  // unlink defers freeing until the last hold goes; shrinking and punching
+  // return EBUSY. Holds are on the region and survive restarts.
+  // acquire_hold errors: ENOSPC (hold table full), EINVAL (not a regular
+  // file), ENOENT/ESTALE. release_hold errors: ENOENT (no such hold).
+  Result<uint64_t> acquire_hold(Ino ino, const Holder& holder);
+  Result<void> release_hold(uint64_t id);
+  Result<std::vector<HoldInfo>> list_holds();
+  // Releases every hold whose holder is gone; returns how many.
+  Result<uint64_t> release_stale_holds();
 
  private:
   struct Directory;
