@@ -403,6 +403,9 @@ Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
   // Shrink: the new size and a trim mark commit first; the blocks past it
   // are freed after, in bounded transactions; mount finishes a trim that a
   // crash interrupted.
+  TRY_ASSIGN(Node * n, node(ino));
+  if (n->holds > 0)
+    return Error(EBUSY, "inode " + std::to_string(ino) + " is mapped (held): it cannot shrink");
   uint64_t keep_blocks = (size + kBlockSize - 1) / kBlockSize;
   bool has_blocks_past = !extents.empty() && extent_end(extents.back()) > keep_blocks;
   auto txn = m_journal->begin();
@@ -421,7 +424,7 @@ Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
 Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
-  TRY(node(ino));
+  TRY_ASSIGN(Node * n, node(ino));
   Inode inode = inode_ref(ino);
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(ENODEV, "not a regular file");
@@ -440,6 +443,11 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   if (inode.flags & format::kInodeTrimming) {
     TRY(finish_trim(ino));
     inode = inode_ref(ino);
+  }
+  // A held file's extents are mapped: none may be freed. ZERO_RANGE zeroes
+  // in place and keeps (or adds) blocks, so it stays allowed.
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && n->holds > 0) {
+    return Error(EBUSY, "inode " + std::to_string(ino) + " is mapped (held): no hole can be punched");
   }
   TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
   int64_t now = now_ns();
@@ -503,6 +511,129 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   inode.ctime_ns = now;
   TRY(put_inode(*txn, inode));
   txn->commit();
+  return success();
+}
+
+// A mapping with pages of P bytes maps the file page by page: page w of
+// the file must lie in one extent, at a region offset that is a multiple of
+// P. With P = 4 KiB that only asks for no holes; with larger pages the pages
+// that are not so (holes, 4 KiB blocks of split chunks, chunks not aligned
+// to P) get whole chunks of their own, aligned to P: the data is copied,
+// the old blocks freed, in transactions of whole pages each.
+Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
+  Inode inode = inode_ref(ino);
+  TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
+  if (page_bytes % kBlockSize != 0 || (page_bytes > kBlockSize && page_bytes % kChunkSize != 0)) {
+    return Error(EINVAL, "the region's page size (" + std::to_string(page_bytes) +
+                             " bytes) cannot be mapped: not 4 KiB or a multiple of 2 MiB");
+  }
+  const uint64_t page_blocks = page_bytes / kBlockSize;
+  const uint64_t mapped_end = (inode.size + page_bytes - 1) / page_bytes * page_blocks;  // in blocks
+
+  if (page_blocks == 1) {
+    uint64_t covered = 0;
+    for (const Extent& extent : extents) {
+      if (extent.file_block > covered || covered >= mapped_end) break;
+      covered = std::max(covered, extent_end(extent));
+    }
+    if (covered >= mapped_end) return success();
+    auto txn = m_journal->begin();
+    TRY(allocate_range(*txn, inode, extents, 0, mapped_end, inode.size));
+    TRY(put_inode(*txn, inode));
+    txn->commit();
+    return success();
+  }
+
+  // True when file page `page` lies in one extent, page aligned in the region.
+  auto page_mappable = [&](uint64_t page) {
+    uint64_t start = page * page_blocks;
+    auto it = std::upper_bound(extents.begin(), extents.end(), start,
+                               [](uint64_t b, const Extent& e) { return b < extent_end(e); });
+    return it != extents.end() && it->file_block <= start && extent_end(*it) >= start + page_blocks &&
+           (it->region_block + (start - it->file_block)) % page_blocks == 0;
+  };
+  const uint64_t pages = mapped_end / page_blocks;
+  const uint64_t page_chunks = page_bytes / kChunkSize;
+  uint64_t page = 0;
+  while (page < pages) {
+    if (page_mappable(page)) {
+      ++page;
+      continue;
+    }
+    uint64_t run_end = page + 1;
+    while (run_end < pages && !page_mappable(run_end)) ++run_end;
+    // Pages [page, run_end) move, in as many transactions as the journal needs.
+    while (page < run_end) {
+      auto txn = m_journal->begin();
+      bool moved = false;
+      while (page < run_end) {
+        // Each chunk-map block the allocation changes costs one undo record.
+        uint64_t budget = txn->journal_bytes_free() > 2 * kJournalReserveBytes
+                              ? txn->journal_bytes_free() - 2 * kJournalReserveBytes
+                              : 0;
+        uint64_t affordable = budget / format::undo_record_bytes(kBlockSize) * format::kChunksPerMapBlock;
+        affordable =
+            affordable > 2 * format::kChunksPerMapBlock ? affordable - 2 * format::kChunksPerMapBlock : 0;
+        uint64_t wanted = std::min((run_end - page) * page_chunks, affordable / page_chunks * page_chunks);
+        if (wanted == 0) break;
+        auto allocated = m_allocator->allocate_chunks(*txn, wanted, page_chunks);
+        if (!allocated) {
+          return Error(allocated.error().code(), "no space to make inode " + std::to_string(ino) +
+                                                     " mappable: " + allocated.error().message());
+        }
+        alloc::BlockRun run = allocated.value();
+        if (run.region_block % page_blocks != 0 || run.block_count % page_blocks != 0) {
+          return Error(ENOSPC, "no free run of " + std::to_string(page_bytes) +
+                                   "-byte aligned chunks left to make inode " + std::to_string(ino) +
+                                   " mappable");
+        }
+        const uint64_t from = page * page_blocks, to = from + run.block_count;
+        // Copy what is allocated there (new chunks are zero: holes read as
+        // zeros), free it, and let the new run replace it.
+        std::vector<Extent> kept;
+        kept.reserve(extents.size() + 2);
+        for (const Extent& extent : extents) {
+          uint64_t piece_from = std::max(from, extent.file_block),
+                   piece_to = std::min(to, extent_end(extent));
+          if (piece_from >= piece_to) {
+            kept.push_back(extent);
+            continue;
+          }
+          if (txn->journal_bytes_free() < 2 * kJournalReserveBytes) {
+            return Error(ENOSPC,
+                         "inode " + std::to_string(ino) + " is too fragmented to move in one transaction");
+          }
+          uint64_t old_block = extent.region_block + (piece_from - extent.file_block);
+          std::memcpy(m_region->base() + (uint64_t{run.region_block} + (piece_from - from)) * kBlockSize,
+                      m_region->base() + old_block * kBlockSize, (piece_to - piece_from) * kBlockSize);
+          TRY(m_allocator->free(
+              *txn, {static_cast<uint32_t>(old_block), static_cast<uint32_t>(piece_to - piece_from)}));
+          if (extent.file_block < piece_from) {
+            kept.push_back({extent.file_block, extent.region_block,
+                            static_cast<uint32_t>(piece_from - extent.file_block)});
+          }
+          if (piece_to < extent_end(extent)) {
+            kept.push_back({piece_to,
+                            static_cast<uint32_t>(extent.region_block + (piece_to - extent.file_block)),
+                            static_cast<uint32_t>(extent_end(extent) - piece_to)});
+          }
+        }
+        m_region->persist(uint64_t{run.region_block} * kBlockSize, uint64_t{run.block_count} * kBlockSize);
+        kept.push_back({from, run.region_block, run.block_count});
+        std::sort(kept.begin(), kept.end(),
+                  [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; });
+        extents.clear();
+        for (const Extent& extent : kept) append_extent(extents, extent, is_large(extent));
+        page += run.block_count / page_blocks;
+        moved = true;
+      }
+      if (!moved)
+        return Error(ENOSPC, "the journal is too small to make inode " + std::to_string(ino) + " mappable");
+      TRY(store_extents(*txn, inode, extents));
+      TRY(put_inode(*txn, inode));
+      txn->commit();
+    }
+  }
   return success();
 }
 

@@ -54,6 +54,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::open(std::unique_ptr<region::Reg
 
 Result<void> Filesystem::load(const OpenOptions& options) {
   m_log = options.log;
+  m_holder_alive = options.holder_alive;
   m_read_only = options.read_only || m_region->read_only();
 
   // The primary superblock locates the journal; if a crash tore it in the
@@ -136,16 +137,20 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   TRY(scan_holds());
   if (m_read_only) return success();
 
-  // Nothing is open at mount: every orphan goes, every trim completes.
+  // Holds whose holder is gone go first. Nothing is open at mount: every
+  // orphan goes but those a live holder still maps, every trim completes.
+  std::unique_lock lock(m_mutex);
+  TRY_ASSIGN(m_report.stale_holds_released, release_stale_locked(false));
+  m_report.holds_kept = m_holds.size();
   std::vector<Ino> orphans, trimming;
   for (const auto& [ino, node] : m_nodes) {
     const Inode& inode = inode_ref(ino);
-    if (inode.flags & format::kInodeOrphan)
-      orphans.push_back(ino);
-    else if (inode.flags & format::kInodeTrimming)
+    if (inode.flags & format::kInodeOrphan) {
+      if (node->holds == 0) orphans.push_back(ino);
+    } else if (inode.flags & format::kInodeTrimming) {
       trimming.push_back(ino);
+    }
   }
-  std::unique_lock lock(m_mutex);
   for (Ino ino : trimming) TRY(finish_trim(ino));
   for (Ino ino : orphans) TRY(reclaim(ino));
   m_report.orphans_reclaimed = orphans.size();
@@ -213,25 +218,6 @@ Result<void> Filesystem::scan_dirents() {
     }
     dir.by_slot.emplace_hint(dir.by_slot.begin(), slot, dirent.ino);
     ++m_report.dirents_in_use;
-  }
-  return success();
-}
-
-// Holds are not used by this version yet (direct mappings come later), but
-// every slot must be free or a valid hold on an inode in use.
-Result<void> Filesystem::scan_holds() {
-  for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
-    format::Hold hold;
-    std::memcpy(&hold, m_region->base() + m_layout.hold_table_offset + slot * sizeof hold, sizeof hold);
-    if (format::hold_is_free(hold)) continue;
-    std::string what;
-    if (!format::hold_valid(hold, &what)) {
-      return Error(EUCLEAN, "hold " + std::to_string(slot) + ": " + what + "; run fsck.pkfs");
-    }
-    if (m_nodes.find(hold.ino) == m_nodes.end()) {
-      return Error(EUCLEAN, "hold " + std::to_string(slot) + " names inode " + std::to_string(hold.ino) +
-                                ", which is not in use; run fsck.pkfs");
-    }
   }
   return success();
 }

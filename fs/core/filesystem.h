@@ -16,8 +16,10 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -110,8 +112,12 @@ struct OpenOptions {
   bool read_only = false;
   // Open a region whose superblock records an error (fsck uses this).
   bool ignore_error_state = false;
-  // One line per notable event: journal recovery, orphans reclaimed.
+  // One line per notable event: journal recovery, orphans reclaimed, stale
+  // holds released.
   std::function<void(const std::string&)> log;
+  // Whether the process that took a hold still holds it (see FORMAT.md,
+  // "Holds"). Empty: holder_alive() below, the /proc check. Tests inject.
+  std::function<bool(const format::Hold&)> holder_alive;
 };
 
 // What open() found and did.
@@ -120,6 +126,8 @@ struct OpenReport {
   uint64_t recovered_sequence = 0;  // 0: no transaction was rolled back
   uint64_t recovered_records = 0;
   uint64_t orphans_reclaimed = 0;
+  uint64_t stale_holds_released = 0;  // read-write opens
+  uint64_t holds_kept = 0;            // live holds left in the table
   uint64_t inodes_in_use = 0;
   uint64_t dirents_in_use = 0;
 };
@@ -144,6 +152,19 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
 // since mkfs; the fallback when the primary is unreadable). Errors as
 // format::verify_superblock.
 Result<format::Superblock> read_superblock(const region::Region& region, bool backup = false);
+
+// The start time of process `pid` in clock ticks after boot (field 22 of
+// /proc/PID/stat), what Holder::start_ticks records. Errors: ESRCH when
+// there is no such process (or it is a zombie), EIO when stat is unreadable.
+Result<uint64_t> process_start_ticks(uint32_t pid);
+
+// This boot's id (/proc/sys/kernel/random/boot_id as 16 bytes); all zero
+// when it cannot be read.
+std::array<uint8_t, 16> current_boot_id();
+
+// The default liveness check of a hold: taken in this boot, and its pid runs
+// a process (not a zombie) that started at `start_ticks`.
+bool holder_alive(const format::Hold& hold);
 
 class Filesystem {
  public:
@@ -210,16 +231,27 @@ class Filesystem {
 
   Result<StatFs> statfs();
 
-  // Holds (holds.cpp). A held regular file keeps its extents where they are:
-  // unlink defers freeing until the last hold goes; shrinking and punching
-  // return EBUSY. Holds are on the region and survive restarts.
-  // acquire_hold errors: ENOSPC (hold table full), EINVAL (not a regular
-  // file), ENOENT/ESTALE. release_hold errors: ENOENT (no such hold).
+  // Holds (holds.cpp; FORMAT.md, "Holds"). A held regular file keeps its
+  // extents where they are: unlink defers freeing until the last hold goes;
+  // shrinking truncate and punch-hole return EBUSY. Holds are on the region
+  // and survive restarts.
+  // acquire_hold first makes the file mappable with pages of
+  // mapping_page_size(): every page of [0, round_up(size, page)) allocated
+  // and, for pages over 4 KiB, every extent there page aligned (a file
+  // packed in 4 KiB blocks is moved into whole chunks first).
+  // acquire_hold errors: ENOSPC (hold table full, or no space to make the
+  // file mappable), EINVAL (not a regular file, or empty), ENOENT (no such
+  // inode), EROFS. release_hold errors: ENOENT (no such hold), EROFS.
   Result<uint64_t> acquire_hold(Ino ino, const Holder& holder);
   Result<void> release_hold(uint64_t id);
   Result<std::vector<HoldInfo>> list_holds();
-  // Releases every hold whose holder is gone; returns how many.
+  // Releases every hold whose holder is gone (OpenOptions::holder_alive, or
+  // a generation that no longer matches the inode), reclaiming unlinked
+  // files no one holds any more; returns how many. Errors: EROFS.
   Result<uint64_t> release_stale_holds();
+  // The page size a direct mapping of this region uses (the region's page
+  // size: 4 KiB on tmpfs and memory, 2 MiB or 1 GiB on hugetlbfs/device-dax).
+  uint64_t mapping_page_size() const;
 
  private:
   struct Directory;
@@ -231,6 +263,12 @@ class Filesystem {
   Result<void> scan_inodes();
   Result<void> scan_dirents();
   Result<void> scan_holds();
+  // Releases stale holds (REQUIRES: m_mutex exclusive, read-write); with
+  // `reclaim_orphans`, frees unlinked files no one references any more.
+  Result<uint64_t> release_stale_locked(bool reclaim_orphans);
+  // Clears hold slot `slot` in `txn` and its DRAM state.
+  Result<void> clear_hold(journal::Transaction& txn, uint64_t slot);
+  uint64_t hold_offset(uint64_t slot) const;
   Result<void> stamp_mount();
 
   // Region access. REQUIRES: ino < inode_count (checked by node()).
@@ -273,6 +311,11 @@ class Filesystem {
   Result<void> free_from(Ino ino, uint64_t first_block);
   void zero_file_range(const std::vector<format::Extent>& extents, uint64_t begin, uint64_t end);
   Result<void> truncate_locked(Ino ino, uint64_t size);
+  // acquire_hold's first step (data.cpp): allocates the holes and moves
+  // the extents that a mapping with pages of `page_bytes` cannot map, in
+  // as many transactions as it takes (each leaves the file's contents
+  // unchanged). REQUIRES: m_mutex exclusive, a regular file, no trim mark.
+  Result<void> make_mappable(Ino ino, uint64_t page_bytes);
 
   // Xattr block (xattr.cpp).
   Result<const format::XattrBlock*> xattr_block(const format::Inode& inode) const;
@@ -293,6 +336,8 @@ class Filesystem {
   std::function<void(const std::string&)> m_log;
   bool m_read_only = false;
   bool m_closed = false;
+  std::function<bool(const format::Hold&)> m_holder_alive;
+  std::map<uint64_t, format::Hold> m_holds;  // used hold slots
 
   mutable std::shared_mutex m_mutex;                       // see the file header
   std::unordered_map<Ino, std::unique_ptr<Node>> m_nodes;  // every inode in use

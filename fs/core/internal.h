@@ -23,10 +23,12 @@ struct Filesystem::Directory {
 struct Filesystem::Node {
   uint32_t open_count = 0;
   uint64_t references = 0;         // kernel lookups; see add_references()
+  uint32_t holds = 0;              // used hold slots naming it (rebuilt at open)
   std::unique_ptr<Directory> dir;  // directories only
 
-  // An unlinked inode may be freed only when nothing can reach it.
-  bool unreferenced() const { return open_count == 0 && references == 0; }
+  // An unlinked inode may be freed only when nothing can reach it: no open
+  // handle, no kernel reference, no process mapping it.
+  bool unreferenced() const { return open_count == 0 && references == 0 && holds == 0; }
 };
 
 inline timespec to_timespec(int64_t ns) {

@@ -45,6 +45,12 @@ class FaultRegion : public region::Region {
 
   Bytes& bytes() { return m_bytes; }
 
+  // As MemoryView::test_report_page_size.
+  void test_report_page_size(uint64_t page_size) {
+    m_info.page_size = page_size;
+    m_info.kind = page_size > 4096 ? region::Kind::kHugetlbfs : region::Kind::kMemory;
+  }
+
  private:
   Bytes m_bytes;
   std::shared_ptr<FaultState> m_state;

@@ -28,6 +28,14 @@ class MemoryView : public region::Region {
     m_created = false;
   }
 
+  // Reports a hugetlbfs backing with pages of `page_size` bytes (2 MiB, 1
+  // GiB), so core takes the paths a direct mapping of such a region needs;
+  // 4096 reports memory again. The bytes stay ordinary memory.
+  void test_report_page_size(uint64_t page_size) {
+    m_info.page_size = page_size;
+    m_info.kind = page_size > 4096 ? region::Kind::kHugetlbfs : region::Kind::kMemory;
+  }
+
   // A view of bytes in a vector the caller keeps alive.
   explicit MemoryView(std::vector<std::byte>& bytes, bool read_only = false)
       : MemoryView(bytes.data(), bytes.size(), read_only) {}
