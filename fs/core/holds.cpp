@@ -131,6 +131,7 @@ Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder) {
   TRY_ASSIGN(Node * n, node(ino));
   Inode inode = inode_ref(ino);
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "inode " + std::to_string(ino) + " is not a regular file");
+  if (holder.pid == 0) return Error(EINVAL, "a holder needs a pid");
   if (inode.size == 0)
     return Error(EINVAL, "inode " + std::to_string(ino) + " is an empty file: nothing to map");
   // The lowest free slot; checked before any space moves.

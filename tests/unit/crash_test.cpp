@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -159,6 +160,13 @@ std::string dump(Filesystem& fs, bool namespace_only) {
   dump_into(fs, format::kRootIno, "/", namespace_only, lines, 0);
   std::string text;
   for (const auto& [path, line] : lines) text += path + " " + line + "\n";
+  // Holds are observable too (pkfsctl lists them).
+  auto holds = fs.list_holds();
+  if (!holds) return text + "list_holds failed: " + holds.error().message() + "\n";
+  for (const core::HoldInfo& hold : holds.value()) {
+    text += "hold " + std::to_string(hold.id) + ": inode " + std::to_string(hold.ino) + " pid " +
+            std::to_string(hold.holder.pid) + "\n";
+  }
   return text;
 }
 
@@ -173,6 +181,7 @@ std::string describe(const core::CheckReport& report) {
 
 struct BaseOptions {
   uint64_t region_bytes = 32 * kMiB;
+  std::function<bool(const format::Hold&)> holder_alive;  // empty: the /proc check
 };
 
 // Formats a region, runs `populate` on it and unmounts: the base image.
@@ -181,7 +190,9 @@ Bytes build_base(const std::function<void(Filesystem&)>& populate, const BaseOpt
   core::FormatOptions format_options;
   format_options.data_known_zero = true;
   REQUIRE_OK(core::format_region(*region, format_options));
-  auto opened = Filesystem::open(std::move(region));
+  core::OpenOptions open_options;
+  open_options.holder_alive = options.holder_alive;
+  auto opened = Filesystem::open(std::move(region), open_options);
   REQUIRE_OK(opened);
   Filesystem& fs = *opened.value();
   populate(fs);
@@ -199,16 +210,29 @@ struct CrashCase {
   std::function<void(Filesystem&)> op;
   bool namespace_only = false;  // an open file's fate is not in the tree
   uint64_t min_transactions = 1;
+  // The page size the operation's region reports (2 MiB: as on hugetlbfs).
+  uint64_t page_size = 4096;
+  // Used by the operation's mount and the recovery mount; empty: /proc.
+  std::function<bool(const format::Hold&)> holder_alive = {};
 };
+
+// The holder of the "ghost" hold in the holds base: alive until a case says
+// its process is gone. Every mount of a case's base starts with it alive.
+bool g_ghost_alive = true;
 
 struct Mounted {
   std::unique_ptr<Filesystem> fs;
   std::shared_ptr<FaultState> state;
 };
 
-Mounted mount_copy(const Bytes& base) {
+Mounted mount_copy(const Bytes& base, const CrashCase& crash_case) {
   auto state = std::make_shared<FaultState>();
-  auto opened = Filesystem::open(std::make_unique<FaultRegion>(base, state));
+  auto region = std::make_unique<FaultRegion>(base, state);
+  region->test_report_page_size(crash_case.page_size);
+  g_ghost_alive = true;
+  core::OpenOptions options;
+  options.holder_alive = crash_case.holder_alive;
+  auto opened = Filesystem::open(std::move(region), options);
   REQUIRE_OK(opened);
   state->persists = 0;  // the mount's own transaction is not the operation's
   state->watched_offset = opened.value()->superblock().journal_offset;
@@ -223,7 +247,7 @@ uint64_t run_case(const Bytes& base, const CrashCase& crash_case, std::vector<st
   std::string before, after;
   uint64_t points = 0;
   {
-    Mounted mounted = mount_copy(base);
+    Mounted mounted = mount_copy(base, crash_case);
     before = dump(*mounted.fs, namespace_only);
     crash_case.op(*mounted.fs);
     points = mounted.state->persists;
@@ -244,14 +268,16 @@ uint64_t run_case(const Bytes& base, const CrashCase& crash_case, std::vector<st
   for (uint64_t n = 1; n <= points; ++n) {
     std::string where =
         crash_case.name + ", crash at persist " + std::to_string(n) + " of " + std::to_string(points);
-    Mounted mounted = mount_copy(base);
+    Mounted mounted = mount_copy(base, crash_case);
     mounted.state->crash_at = n;
     crash_case.op(*mounted.fs);
     REQUIRE(mounted.state->crash_image);
     Bytes image = std::move(*mounted.state->crash_image);
     mounted.fs.reset();  // the process died: no close, no destructor work matters
 
-    auto recovered = Filesystem::open(std::make_unique<HeapRegion>(std::move(image)));
+    core::OpenOptions recovery_options;
+    recovery_options.holder_alive = crash_case.holder_alive;
+    auto recovered = Filesystem::open(std::make_unique<HeapRegion>(std::move(image)), recovery_options);
     if (!recovered) {
       failures.push_back(where + ": mount failed: " + recovered.error().message());
       continue;
@@ -486,6 +512,77 @@ TEST_CASE("unlinking a file with many extents recovers at every crash point of i
   // the size and trim mark; the bounded frees; clearing the mark.
   shrink_many.min_transactions = 3;
   run_cases(base, {unlink_many, shrink_many});
+}
+
+// ---------------------------------------------------------------------------
+// Holds.
+
+core::Holder self_holder() {
+  auto ticks = core::process_start_ticks(static_cast<uint32_t>(getpid()));
+  REQUIRE_OK(ticks);
+  return {static_cast<uint32_t>(getpid()), 0, ticks.value()};
+}
+
+constexpr uint32_t kGhostPid = 999999999;  // no process: alive only while g_ghost_alive says so
+
+bool holds_base_alive(const format::Hold& hold) {
+  return hold.pid == kGhostPid ? g_ghost_alive : core::holder_alive(hold);
+}
+
+// Small files packed in one split chunk, a large file with a packed page
+// and a hole, and three holds: on /held (slot 0), on an unlinked file (slot
+// 1), and the ghost's on another unlinked file (slot 2).
+void populate_holds(Filesystem& fs) {
+  make_dir(fs, "/iommu");
+  write_pattern(fs, create(fs, "/iommu/a"), 0, 9000, 40);
+  write_pattern(fs, create(fs, "/iommu/small"), 0, 10000, 41);
+  write_pattern(fs, create(fs, "/iommu/b"), 0, 3000, 42);
+  Ino sparse = create(fs, "/sparse");
+  write_pattern(fs, sparse, 0, 100, 43);           // page 0: 4 KiB blocks
+  write_pattern(fs, sparse, 2 * kMiB, 50000, 44);  // page 1: a whole chunk
+  set_size(fs, sparse, 5 * kMiB);                  // page 2: a hole
+  Ino held = create(fs, "/held");
+  write_pattern(fs, held, 0, 20000, 45);
+  REQUIRE(fs.acquire_hold(held, self_holder()).value() == 0);
+  Ino orphan = create(fs, "/orphan");
+  write_pattern(fs, orphan, 0, 30000, 46);
+  REQUIRE(fs.acquire_hold(orphan, self_holder()).value() == 1);
+  REQUIRE_OK(fs.unlink(format::kRootIno, "orphan"));
+  Ino ghost = create(fs, "/ghost");
+  write_pattern(fs, ghost, 0, 40000, 47);
+  REQUIRE(fs.acquire_hold(ghost, {kGhostPid, 0, 1}).value() == 2);
+  REQUIRE_OK(fs.unlink(format::kRootIno, "ghost"));
+}
+
+TEST_CASE("hold operations recover to before or after at every crash point", "[crash][holds]") {
+  static const Bytes base =
+      build_base(populate_holds, {.region_bytes = 32 * kMiB, .holder_alive = holds_base_alive});
+  auto acquire = [](const std::string& path) {
+    return [path](Filesystem& fs) { REQUIRE_OK(fs.acquire_hold(resolve(fs, path), self_holder())); };
+  };
+  std::vector<CrashCase> cases = {
+      {"acquire a hold on a small file (4 KiB pages)", acquire("/iommu/small")},
+      {"acquire a hold that moves a small file into a chunk (2 MiB pages)", acquire("/iommu/small")},
+      {"acquire a hold that moves a packed page and fills a hole (2 MiB pages)", acquire("/sparse")},
+      {"release a hold", [](Filesystem& fs) { REQUIRE_OK(fs.release_hold(0)); }},
+      {"release the last hold of an unlinked file", [](Filesystem& fs) { REQUIRE_OK(fs.release_hold(1)); }},
+      {"unlink a held file", [](Filesystem& fs) { REQUIRE_OK(fs.unlink(format::kRootIno, "held")); }},
+      {"release a stale hold and reclaim its unlinked file",
+       [](Filesystem& fs) {
+         g_ghost_alive = false;
+         auto released = fs.release_stale_holds();
+         REQUIRE_OK(released);
+         REQUIRE(released.value() == 1);
+       }},
+  };
+  cases[1].page_size = format::kChunkSize;
+  cases[2].page_size = format::kChunkSize;
+  cases[2].min_transactions = 3;  // page 0, page 2, the hold
+  cases[4].min_transactions = 3;  // the hold, the frees, the inode slot
+  cases[6].min_transactions = 3;
+  for (CrashCase& crash_case : cases) crash_case.holder_alive = holds_base_alive;
+  run_cases(base, cases);
+  g_ghost_alive = true;
 }
 
 }  // namespace

@@ -206,6 +206,9 @@ TEST_CASE("acquire_hold refuses what cannot be mapped", "[holds]") {
   Ino empty = create(*m.fs, "empty");
   CHECK(code_of(m->acquire_hold(empty, self_holder())) == EINVAL);
   CHECK(code_of(m->acquire_hold(9999, self_holder())) == ENOENT);
+  Ino file = create(*m.fs, "f");
+  test::write_pattern(*m.fs, file, 0, 100, 1);
+  CHECK(code_of(m->acquire_hold(file, Holder{0, 0, 0})) == EINVAL);
   CHECK(m->list_holds()->empty());
 }
 
