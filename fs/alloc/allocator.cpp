@@ -315,10 +315,16 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
   if (goal_block != 0) {
     uint64_t goal_chunk = goal_block / kBlocksPerChunk;
     auto it = m_partial.find(goal_chunk);
-    if (it != m_partial.end() && !m_freed_in_transaction.count(goal_chunk) &&
-        !bit_set(*split_header(goal_chunk), goal_block % kBlocksPerChunk)) {
+    if (it != m_partial.end() && !m_freed_in_transaction.count(goal_chunk)) {
+      // The goal block, else the first free block of the goal's chunk.
+      const SplitHeader& header = *split_header(goal_chunk);
       chunk = goal_chunk;
       first_bit = goal_block % kBlocksPerChunk;
+      if (first_bit == 0 || bit_set(header, first_bit)) {
+        first_bit = 1;
+        while (first_bit < kBlocksPerChunk && bit_set(header, first_bit)) ++first_bit;
+        if (first_bit == kBlocksPerChunk) std::abort();  // broken invariant: m_partial says it has room
+      }
       found = true;
     }
   }

@@ -67,7 +67,9 @@ class Allocator {
 
   // Blocks for small files and metadata blocks: one run of at most
   // `wanted_blocks` inside one split chunk, at `goal_block` if it is free
-  // (to extend a file contiguously). Errors: ENOSPC.
+  // (to extend a file contiguously), else in the goal's split chunk if it
+  // has a free block (to keep related files together), else in the lowest
+  // split chunk with room, else in a newly split chunk. Errors: ENOSPC.
   Result<BlockRun> allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks,
                                    uint64_t goal_block = 0);
 

@@ -216,7 +216,15 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
       if (!is_large(previous) && extent_end(previous) == block)
         goal = uint64_t{previous.region_block} + previous.block_count;
     }
+    // Otherwise near the small files of the directory the file was made in.
+    Directory* near = nullptr;
+    if (auto n = m_nodes.find(inode.ino); n != m_nodes.end() && n->second->directory != 0) {
+      auto d = m_nodes.find(n->second->directory);
+      if (d != m_nodes.end() && d->second->dir) near = d->second->dir.get();
+    }
+    if (goal == 0 && near) goal = near->small_goal;
     TRY_ASSIGN(alloc::BlockRun run, m_allocator->allocate_blocks(txn, stop - block, goal));
+    if (near) near->small_goal = uint64_t{run.region_block} + run.block_count;
     extents.insert(extents.begin() + static_cast<ptrdiff_t>(position),
                    Extent{block, run.region_block, run.block_count});
     block += run.block_count;

@@ -211,6 +211,7 @@ Result<void> Filesystem::scan_dirents() {
                                 "\"): file type does not match inode " + std::to_string(dirent.ino) +
                                 "; run fsck.pkfs");
     }
+    if (!child->second->dir && child->second->directory == 0) child->second->directory = dirent.parent_ino;
     Directory& dir = *parent->second->dir;
     if (!dir.by_name.try_emplace(std::move(name), slot).second) {
       return Error(EUCLEAN, "directory " + std::to_string(dirent.parent_ino) + " has two entries named \"" +
@@ -378,6 +379,7 @@ Result<Ino> Filesystem::allocate_inode(journal::Transaction& txn, uint32_t mode,
   }
   auto node = std::make_unique<Node>();
   if (S_ISDIR(mode)) node->dir = std::make_unique<Directory>();
+  if (!S_ISDIR(mode)) node->directory = parent;
   m_nodes.emplace(ino, std::move(node));
   txn.on_abort([this, ino] { m_nodes.erase(ino); });
   return ino;

@@ -17,6 +17,10 @@ namespace pkfs::core {
 struct Filesystem::Directory {
   std::unordered_map<std::string, uint64_t> by_name;  // name -> dirent slot
   std::map<uint64_t, Ino> by_slot;                    // slot -> child, readdir order
+  // Placement hint: the region block just past the last 4 KiB blocks given
+  // to a file created in this directory (0: none yet). Small files of one
+  // directory (vm1/iommu/*) then share split chunks.
+  uint64_t small_goal = 0;
 };
 
 // DRAM state of an inode in use.
@@ -24,6 +28,7 @@ struct Filesystem::Node {
   uint32_t open_count = 0;
   uint64_t references = 0;         // kernel lookups; see add_references()
   uint32_t holds = 0;              // used hold slots naming it (rebuilt at open)
+  Ino directory = 0;               // non-directories: where it was created (placement hint)
   std::unique_ptr<Directory> dir;  // directories only
 
   // An unlinked inode may be freed only when nothing can reach it: no open

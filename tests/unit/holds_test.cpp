@@ -669,3 +669,49 @@ TEST_CASE("growing an empty file by whole gigabytes is 1 GiB aligned", "[holds][
 }
 
 }  // namespace
+
+namespace {
+
+uint64_t chunk_of(Filesystem& fs, Ino ino) {
+  auto extents = extents_of(fs, ino);
+  REQUIRE(extents.size() == 1);
+  return extents[0].region_block / format::kBlocksPerChunk;
+}
+
+TEST_CASE("small files of one directory share split chunks", "[holds][alloc]") {
+  Mounted m;
+  Ino vm1 = m->mkdir(kRootIno, "vm1", 0755, {})->ino;
+  Ino vm2 = m->mkdir(kRootIno, "vm2", 0755, {})->ino;
+  Ino first = create(*m.fs, "f0", vm1);
+  test::write_pattern(*m.fs, first, 0, 100, 30);
+  const uint64_t vm1_chunk = chunk_of(*m.fs, first);
+  // Fill the rest of that chunk, so the next small file splits another.
+  Ino filler = create(*m.fs, "filler");
+  test::write_pattern(*m.fs, filler, 0, (format::kBlocksPerChunk - 2) * kBlockSize, 31);
+  REQUIRE(chunk_of(*m.fs, filler) == vm1_chunk);
+  Ino other = create(*m.fs, "x", vm2);
+  test::write_pattern(*m.fs, other, 0, 100, 32);
+  const uint64_t vm2_chunk = chunk_of(*m.fs, other);
+  REQUIRE(vm2_chunk != vm1_chunk);
+  // Both chunks have room now; the lowest is the allocator's default.
+  REQUIRE_OK(m->unlink(kRootIno, "filler"));
+  Ino second = create(*m.fs, "f1", vm1);
+  test::write_pattern(*m.fs, second, 0, 5000, 33);
+  CHECK(chunk_of(*m.fs, second) == vm1_chunk);
+  Ino third = create(*m.fs, "y", vm2);
+  test::write_pattern(*m.fs, third, 0, 5000, 34);
+  CHECK(chunk_of(*m.fs, third) == vm2_chunk);
+  Ino loose = create(*m.fs, "z");
+  test::write_pattern(*m.fs, loose, 0, 100, 35);
+  CHECK(chunk_of(*m.fs, loose) == std::min(vm1_chunk, vm2_chunk));
+  for (Ino ino : {first, other, second, third, loose}) {
+    CHECK(read_all(*m.fs, ino) == test::pattern(m->getattr(ino)->size, ino == first    ? 30
+                                                                       : ino == other  ? 32
+                                                                       : ino == second ? 33
+                                                                       : ino == third  ? 34
+                                                                                       : 35));
+  }
+  m.require_clean();
+}
+
+}  // namespace
