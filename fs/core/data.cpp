@@ -580,8 +580,8 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
                               ? txn->journal_bytes_free() - 2 * kJournalReserveBytes
                               : 0;
         uint64_t affordable = budget / format::undo_record_bytes(kBlockSize) * format::kChunksPerMapBlock;
-        affordable =
-            affordable > 2 * format::kChunksPerMapBlock ? affordable - 2 * format::kChunksPerMapBlock : 0;
+        const uint64_t reserve_chunks = uint64_t{2} * format::kChunksPerMapBlock;
+        affordable = affordable > reserve_chunks ? affordable - reserve_chunks : 0;
         uint64_t wanted = std::min((run_end - page) * page_chunks, affordable / page_chunks * page_chunks);
         if (wanted == 0) break;
         auto allocated = m_allocator->allocate_chunks(*txn, wanted, page_chunks);
@@ -595,14 +595,15 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
                                    "-byte aligned chunks left to make inode " + std::to_string(ino) +
                                    " mappable");
         }
-        const uint64_t from = page * page_blocks, to = from + run.block_count;
+        const uint64_t from = page * page_blocks;
+        const uint64_t to = from + run.block_count;
         // Copy what is allocated there (new chunks are zero: holes read as
         // zeros), free it, and let the new run replace it.
         std::vector<Extent> kept;
         kept.reserve(extents.size() + 2);
         for (const Extent& extent : extents) {
-          uint64_t piece_from = std::max(from, extent.file_block),
-                   piece_to = std::min(to, extent_end(extent));
+          uint64_t piece_from = std::max(from, extent.file_block);
+          uint64_t piece_to = std::min(to, extent_end(extent));
           if (piece_from >= piece_to) {
             kept.push_back(extent);
             continue;

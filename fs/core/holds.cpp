@@ -61,7 +61,8 @@ std::array<uint8_t, 16> current_boot_id() {
       if (c >= 'A' && c <= 'F') return c - 'A' + 10;
       return -1;
     };
-    int high = nibble(text[i]), low = nibble(text[i + 1]);
+    int high = nibble(text[i]);
+    int low = nibble(text[i + 1]);
     if (high < 0 || low < 0) return std::array<uint8_t, 16>{};
     id[byte++] = static_cast<uint8_t>(high << 4 | low);
     i += 2;
@@ -141,10 +142,9 @@ Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder) {
     ++slot;
   }
   if (slot >= m_layout.hold_count) {
-    return Error(
-        ENOSPC, "hold table full (" + std::to_string(m_layout.hold_count) + " holds; see mkfs.pkfs --holds)");
+    return Error(ENOSPC, "hold table full (" + std::to_string(m_layout.hold_count) + " slots, all in use)");
   }
-  if (inode.flags & format::kInodeTrimming) TRY(note(finish_trim(ino), ino, "trim"));
+  if ((inode.flags & format::kInodeTrimming) != 0) TRY(note(finish_trim(ino), ino, "trim"));
   TRY(note(make_mappable(ino, mapping_page_size()), ino, "make mappable"));
   inode = inode_ref(ino);
 
