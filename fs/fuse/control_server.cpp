@@ -630,8 +630,10 @@ void ControlServer::sync_holds() {
   // writes bypass; released, so the cache starts afresh.
   for (core::Ino ino : m_held.replace(std::move(inodes))) {
     if (m_session != nullptr) {
+      // ENOSYS: the kernel has not said hello yet (INIT), so it has
+      // nothing cached; ENOENT: it does not know the inode.
       int rc = fuse_lowlevel_notify_inval_inode(m_session, ino, 0, 0);
-      if (rc != 0 && rc != -ENOENT)
+      if (rc != 0 && rc != -ENOENT && rc != -ENOSYS)
         m_log("invalidating inode " + std::to_string(ino) + ": " + errno_text(-rc));
     }
   }
