@@ -365,8 +365,11 @@ Result<void> Filesystem::finish_trim(Ino ino) {
 }
 
 // REQUIRES: m_mutex held exclusively; no transaction open.
+bool temp_held(const std::byte* base, const format::Layout& layout, Ino ino);
+
 Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
   Inode inode = inode_ref(ino);
+  if (size < inode.size && temp_held(m_region->base(), m_layout, ino)) return Error(EBUSY, "held");
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");
   if (size > format::kMaxFileBytes) return Error(EFBIG, "size past the largest file size");
@@ -433,6 +436,7 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
     return Error(EOPNOTSUPP, "PUNCH_HOLE with ZERO_RANGE");
   if (length == 0) return Error(EINVAL, "zero length");
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && temp_held(m_region->base(), m_layout, ino)) return Error(EBUSY, "held");
   uint64_t end = offset + length;
   if (end < offset || end > format::kMaxFileBytes) return Error(EFBIG, "range past the largest file size");
   // A shrink whose freeing failed part way left its trim mark: finish it

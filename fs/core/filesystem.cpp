@@ -140,7 +140,7 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   std::vector<Ino> orphans, trimming;
   for (const auto& [ino, node] : m_nodes) {
     const Inode& inode = inode_ref(ino);
-    if (inode.flags & format::kInodeOrphan)
+    if ((inode.flags & format::kInodeOrphan) && node->open_count == 0)  // TEMP: held orphans stay
       orphans.push_back(ino);
     else if (inode.flags & format::kInodeTrimming)
       trimming.push_back(ino);
@@ -232,6 +232,7 @@ Result<void> Filesystem::scan_holds() {
       return Error(EUCLEAN, "hold " + std::to_string(slot) + " names inode " + std::to_string(hold.ino) +
                                 ", which is not in use; run fsck.pkfs");
     }
+    m_nodes[hold.ino]->open_count += 1;  // TEMP
   }
   return success();
 }
