@@ -8,11 +8,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -59,6 +61,17 @@ bool holder_alive(const core::Holder& holder) {
   bool zombie = false;
   uint64_t start = process_start_ticks(holder.pid, &zombie);
   return start != 0 && start == holder.start_ticks && !zombie;
+}
+
+// Device and inode of a descriptor a client sent, from cached attributes
+// only (AT_STATX_DONT_SYNC): a descriptor of a hung network or FUSE
+// filesystem must not stall the control thread.
+bool identify(int fd, dev_t& dev, ino_t& ino) {
+  struct statx sx {};
+  if (::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO | STATX_TYPE, &sx) != 0) return false;
+  dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  ino = static_cast<ino_t>(sx.stx_ino);
+  return true;
 }
 
 std::string errno_text(int code) {
@@ -200,6 +213,8 @@ void ControlServer::stop() {
 
 void ControlServer::run() {
   sync_holds();
+  // The scan runs every kStaleScanSeconds however busy the socket is.
+  auto next_scan = std::chrono::steady_clock::now() + std::chrono::seconds(kStaleScanSeconds);
   for (;;) {
     std::vector<pollfd> fds;
     std::vector<std::pair<uint32_t, uint64_t>> holders;
@@ -209,28 +224,32 @@ void ControlServer::run() {
       fds.push_back({pidfd, POLLIN, 0});
       holders.push_back(holder);
     }
-    int ready = ::poll(fds.data(), fds.size(), kStaleScanSeconds * 1000);
+    auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_scan - std::chrono::steady_clock::now());
+    int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(wait.count(), 0)));
     if (ready < 0 && errno != EINTR) {
       m_log("control socket: poll: " + errno_text(errno));
       return;
     }
-    if (ready <= 0) {
+    if (ready > 0) {
+      if (fds[0].revents != 0) return;
+      for (size_t i = 2; i < fds.size(); ++i) {
+        if (fds[i].revents != 0) holder_exited(holders[i - 2]);
+      }
+      if (fds[1].revents != 0) {
+        int connection = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (connection >= 0) {
+          serve_connection(connection);
+          ::close(connection);
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() >= next_scan) {
       if (auto released = m_fs.release_stale_holds(); released && *released > 0) {
         m_log("released " + std::to_string(*released) + " stale hold(s)");
       }
       sync_holds();
-      continue;
-    }
-    if (fds[0].revents != 0) return;
-    for (size_t i = 2; i < fds.size(); ++i) {
-      if (fds[i].revents != 0) holder_exited(holders[i - 2]);
-    }
-    if (fds[1].revents != 0) {
-      int connection = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (connection >= 0) {
-        serve_connection(connection);
-        ::close(connection);
-      }
+      next_scan = std::chrono::steady_clock::now() + std::chrono::seconds(kStaleScanSeconds);
     }
   }
 }
@@ -366,17 +385,18 @@ int ControlServer::file_of(int fd, core::Ino& ino, std::string& message) {
     m_mount_dev = root.st_dev;
     m_have_mount_dev = true;
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
+  dev_t dev = 0;
+  ino_t file_ino = 0;
+  if (!identify(fd, dev, file_ino)) {
     int err = errno;
-    message = "fstat of the passed descriptor: " + errno_text(err);
+    message = "statx of the passed descriptor: " + errno_text(err);
     return err;
   }
-  if (st.st_dev != m_mount_dev) {
+  if (dev != m_mount_dev) {
     message = "the file is not on the pkfs mount at " + m_mountpoint;
     return EXDEV;
   }
-  ino = st.st_ino;
+  ino = file_ino;
   return 0;
 }
 
