@@ -95,7 +95,18 @@ int run_mounted(const Target& target, bool long_format) {
     entries.push_back(std::move(entry));
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
-  bool header = false;
+  if (long_format) {
+    // The region and its page size, from the daemon's info lines.
+    auto info = request_info(target);
+    if (!info) return fail(info.error().message());
+    auto value = [&info](const std::string& key) {
+      size_t at = info->find(key + ": ");
+      if (at == std::string::npos) return std::string("?");
+      at += key.size() + 2;
+      return info->substr(at, info->find('\n', at) - at);
+    };
+    std::printf("region %s page_size=%s\n", value("Region").c_str(), value("Page size").c_str());
+  }
   int status = kExitOk;
   for (Entry& entry : entries) {
     if (::lstat(entry.path.c_str(), &st) != 0) {
@@ -115,11 +126,6 @@ int run_mounted(const Target& target, bool long_format) {
         std::fprintf(stderr, "pkfsctl ls: %s\n", layout.error().message().c_str());
         status = kExitFailure;
       } else {
-        if (!header) {
-          std::printf("region %s page_size=%" PRIu64 "\n", layout->region_path.c_str(),
-                      layout->head.page_size);
-          header = true;
-        }
         entry.layout = std::move(layout).value();
       }
     }
