@@ -18,6 +18,9 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/client/protocol.h"
+#include "fs/fuse/control_server.h"
+
 namespace pkfs::fuse {
 namespace {
 
@@ -363,9 +366,16 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     auto opened = r.fs().open_file(ino);
     if (!opened) return r.fail(opened.error());
     fi->fh = ino;
-    // Only this mount writes, so cached pages stay valid across opens. FLUSH
-    // stays on: it is what pushes dirty mmap pages out at close(2).
-    fi->keep_cache = 1;
+    if (r.adapter().held(ino)) {
+      // Held: a VMM maps the file's pages directly and writes them behind
+      // the kernel's back, so no page cache may serve this open (see
+      // control_server.h, "Coherence").
+      fi->direct_io = 1;
+    } else {
+      // Only this mount writes, so cached pages stay valid across opens.
+      // FLUSH stays on: it is what pushes dirty mmap pages out at close(2).
+      fi->keep_cache = 1;
+    }
     // An interrupted open gets no release from the kernel: undo it here.
     if (!r.open(fi)) (void)r.fs().release_file(ino);
   });
@@ -585,6 +595,7 @@ void reply_sized(Request& r, const std::string& bytes, size_t size) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
   serve(req, "setxattr", [&](Request& r) {
+    if (std::strcmp(name, control::kControlXattr) == 0) return r.error(EPERM);
     auto result = r.fs().setxattr(ino, name, std::string_view(value, size), flags);
     if (!result) return r.fail(result.error());
     r.ok();
@@ -593,6 +604,13 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
   serve(req, "getxattr", [&](Request& r) {
+    // Virtual, answered on every inode: where libpkfs and pkfsctl find the
+    // daemon of this file (see fs/client/protocol.h).
+    if (std::strcmp(name, control::kControlXattr) == 0) {
+      const std::string& path = r.adapter().control_path();
+      if (path.empty()) return r.error(ENODATA);
+      return reply_sized(r, path, size);
+    }
     auto value = r.fs().getxattr(ino, name);
     if (!value) return r.fail(value.error());
     reply_sized(r, value.value(), size);
@@ -614,6 +632,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   serve(req, "removexattr", [&](Request& r) {
+    if (std::strcmp(name, control::kControlXattr) == 0) return r.error(EPERM);
     auto result = r.fs().removexattr(ino, name);
     if (!result) return r.fail(result.error());
     r.ok();
@@ -696,6 +715,8 @@ int Adapter::to_errno(const Error& error, const char* operation) const {
   if (code == EIO) log(std::string(operation) + ": " + error.message());
   return code;
 }
+
+bool Adapter::held(fuse_ino_t ino) const { return m_held != nullptr && m_held->contains(ino); }
 
 void Adapter::add_lookups(fuse_ino_t ino, uint64_t count) { m_fs->add_references(ino, count); }
 

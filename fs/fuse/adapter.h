@@ -32,6 +32,8 @@
 
 namespace pkfs::fuse {
 
+class HeldInodes;
+
 // Entries and attributes may be cached this long: only this mount changes
 // the filesystem's metadata, so the kernel's copy cannot go stale behind
 // its back.
@@ -56,6 +58,14 @@ class Adapter {
   // creates the session first so that bad FUSE options are refused before
   // the region is opened.
   void attach(core::Filesystem& fs) { m_fs = &fs; }
+  // The control socket (answered as the virtual xattr user.pkfs.control)
+  // and the held inodes (opened with direct_io). Set before mounting.
+  void set_control(std::string socket_path, const HeldInodes* held) {
+    m_control_path = std::move(socket_path);
+    m_held = held;
+  }
+  const std::string& control_path() const { return m_control_path; }
+  bool held(fuse_ino_t ino) const;
   core::Filesystem& filesystem() const { return *m_fs; }
   void log(const std::string& line) const;
 
@@ -72,6 +82,8 @@ class Adapter {
  private:
   core::Filesystem* m_fs = nullptr;
   Log m_log;
+  std::string m_control_path;
+  const HeldInodes* m_held = nullptr;
 };
 
 }  // namespace pkfs::fuse

@@ -12,6 +12,8 @@
 //   allow_other         let other users in (permissions are still checked)
 //   fsname=NAME         source shown in /proc/mounts (default: the region)
 //   subtype=NAME        default pkfs, so the type reads fuse.pkfs
+//   control=PATH        the control socket for libpkfs and pkfsctl
+//                       (default /run/pkfs/<filesystem uuid>.sock)
 //   default_permissions always on: the kernel checks permissions
 //   anything else libfuse knows (rw, dev, nosuid, noatime, ...) passes on;
 //   fstab-only words (defaults, auto, noauto, user, nofail, _netdev, x-*,
@@ -51,6 +53,7 @@
 
 #include "fs/core/filesystem.h"
 #include "fs/fuse/adapter.h"
+#include "fs/fuse/control_server.h"
 #include "fs/region/region.h"
 
 namespace {
@@ -106,6 +109,7 @@ struct Options {
   bool read_only = false;
   std::optional<std::string> fsname;
   std::optional<std::string> subtype;
+  std::optional<std::string> control;
   std::vector<std::string> fuse_options;  // passed to libfuse as they are
 };
 
@@ -119,6 +123,8 @@ void usage(FILE* out) {
                "  -o ro              mount read-only\n"
                "  -o allow_other     let other users in (permissions are checked)\n"
                "  -o fsname=NAME     source shown in /proc/mounts (default: REGION)\n"
+               "  -o control=PATH    control socket for libpkfs and pkfsctl\n"
+               "                     (default: /run/pkfs/<filesystem uuid>.sock)\n"
                "  -o OPT             other FUSE and mount options (rw, nosuid, noatime, ...)\n"
                "  -f                 stay in the foreground, log to stderr\n"
                "  -d                 debug: print every FUSE request (implies -f)\n"
@@ -156,6 +162,9 @@ std::optional<std::string> add_option(Options& options, const std::string& word)
     options.foreground = true;
   } else if (starts_with(word, "fsname=")) {
     options.fsname = word.substr(7);
+  } else if (starts_with(word, "control=")) {
+    if (word.size() == 8) return std::string("control= needs a socket path");
+    options.control = std::filesystem::absolute(word.substr(8)).lexically_normal().string();
   } else if (starts_with(word, "subtype=")) {
     options.subtype = word.substr(8);
   } else if (word == "default_permissions" || word == "defaults" || word == "auto" || word == "noauto" ||
@@ -416,6 +425,11 @@ int run(const Options& options, Detacher& detacher) {
                      " was not cleanly unmounted (the previous daemon was killed or crashed)");
   }
   adapter.attach(*fs);
+  fuse::HeldInodes held;
+  fuse::ControlServer control(*fs, held, options.control.value_or(fuse::ControlServer::default_path(*fs)),
+                              options.mountpoint, options.region,
+                              [](const std::string& line) { g_logger.info(line); });
+  adapter.set_control(control.socket_path(), &held);
 
   // Marks the region clean; the one step every exit after open takes.
   auto close_fs = [&fs, &options]() {
@@ -433,8 +447,15 @@ int run(const Options& options, Detacher& detacher) {
     close_fs();
     return 1;
   }
+  if (auto started = control.start(session); !started) {
+    g_logger.error(started.error().message());
+    fuse_session_unmount(session);
+    end_session();
+    close_fs();
+    return 1;
+  }
   g_logger.info("mounted " + options.region + " on " + options.mountpoint +
-                (options.read_only ? " (read-only)" : ""));
+                (options.read_only ? " (read-only)" : "") + "; control socket " + control.socket_path());
   if (g_logger.to_syslog()) {
     g_logger.set_stderr(false);
     fuse_set_log_func(fuse_log_to_syslog);
@@ -452,6 +473,7 @@ int run(const Options& options, Detacher& detacher) {
     fuse_loop_cfg_destroy(config);
   }
   if (loop_status < 0) g_logger.error("FUSE session loop failed: " + errno_text(-loop_status));
+  control.stop();
 
   fuse_session_unmount(session);
   end_session();

@@ -438,8 +438,8 @@ Result<std::byte*> map_aligned(int fd, const Info& info, bool writable, bool pop
 
 class FileRegion final : public Region {
  public:
-  FileRegion(int fd, std::byte* base, Info info, bool read_only, bool created, Claim claim)
-      : m_fd(fd), m_claim(std::move(claim)) {
+  FileRegion(int fd, int read_only_fd, std::byte* base, Info info, bool read_only, bool created, Claim claim)
+      : m_fd(fd), m_read_only_fd(read_only_fd), m_claim(std::move(claim)) {
     m_base = base;
     m_info = std::move(info);
     m_read_only = read_only;
@@ -450,13 +450,22 @@ class FileRegion final : public Region {
   // close so no thread of ours can lock the inode before we let go of it.
   ~FileRegion() override {
     ::munmap(m_base, m_info.size_bytes);
+    if (m_read_only_fd >= 0 && m_read_only_fd != m_fd) ::close(m_read_only_fd);
     ::close(m_fd);
   }
 
   int fd() const override { return m_fd; }
+  int shared_fd(Access access) const override {
+    if (access == Access::kReadOnly) return m_read_only_fd;
+    return m_read_only ? -1 : m_fd;
+  }
 
  private:
   int m_fd;
+  // A read-only descriptor of the same backing for clients (m_fd itself on
+  // a read-only region). Opened with the region and closed with it, so the
+  // lock rule holds: no descriptor of the region closes while it is locked.
+  int m_read_only_fd;
   Claim m_claim;
 };
 
@@ -504,8 +513,20 @@ Result<std::unique_ptr<Region>> finish_open(const std::string& path, UniqueFd& f
   TRY(check_geometry(path, info.size_bytes, info.page_size));
   bool writable = options.access == Access::kReadWrite;
   TRY_ASSIGN(std::byte * base, map_aligned(fd.get(), info, writable, options.populate));
-  return std::unique_ptr<Region>(std::make_unique<FileRegion>(fd.release(), base, std::move(info), !writable,
-                                                              created, std::move(claim)));
+  // The read-only descriptor for clients reopens the very file (not the
+  // path, which may have been replaced) through /proc/self/fd.
+  int read_only_fd = fd.get();
+  if (writable) {
+    std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+    read_only_fd = ::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (read_only_fd < 0) {
+      int err = errno;
+      ::munmap(base, info.size_bytes);
+      return Error::from_errno(err, path + ": cannot reopen the region read-only through " + self);
+    }
+  }
+  return std::unique_ptr<Region>(std::make_unique<FileRegion>(
+      fd.release(), read_only_fd, base, std::move(info), !writable, created, std::move(claim)));
 }
 
 Result<std::unique_ptr<Region>> open_existing(const std::string& path, const OpenOptions& options) {

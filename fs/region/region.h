@@ -69,6 +69,15 @@ class Region {
   bool read_only() const { return m_read_only; }
   // The backing file descriptor (for direct mapping by clients), or -1.
   virtual int fd() const { return -1; }
+  // A descriptor of the backing opened with `access`, to pass to a client
+  // that maps files directly (SCM_RIGHTS), or -1 (memory regions, or
+  // kReadWrite on a read-only region). Owned by the region and open for its
+  // whole life: see the lock rule in region.cpp, closing any descriptor of
+  // a locked region would drop the lock, so never close what this returns.
+  virtual int shared_fd(Access access) const {
+    (void)access;
+    return -1;
+  }
   // True when open() created the backing file: its contents are known zero.
   bool created() const { return m_created; }
 

@@ -8,6 +8,7 @@
 #include "fs/region/region.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -670,4 +671,58 @@ TEST_CASE("a hugetlbfs region maps 2 MiB pages and a hugepage shortage says how 
   CHECK_FALSE(reopened.value()->created());
   CHECK(reopened.value()->base()[0] == std::byte{0x11});
   CHECK(reopened.value()->base()[size - 1] == std::byte{0x22});
+}
+
+TEST_CASE("a region's shared descriptors match the access asked and never cost the lock", "[region]") {
+  ShmDir dir;
+  if (!dir.usable()) {
+    WARN("skipped: /dev/shm is not a writable tmpfs");
+    return;
+  }
+  std::string path = dir.file("region");
+  auto held = open(path, create_options(16 * kMiB));
+  REQUIRE(held.ok());
+  Region& region = *held.value();
+  const std::string holder = "pid " + std::to_string(::getpid()) + " (" + own_comm() + ")";
+
+  int writer = region.shared_fd(Access::kReadWrite);
+  int reader = region.shared_fd(Access::kReadOnly);
+  REQUIRE(writer == region.fd());
+  REQUIRE(reader >= 0);
+  CHECK(reader != writer);
+  CHECK((::fcntl(reader, F_GETFL) & O_ACCMODE) == O_RDONLY);
+  CHECK((::fcntl(writer, F_GETFL) & O_ACCMODE) == O_RDWR);
+  struct stat a {
+  }, b{};
+  REQUIRE(::fstat(reader, &a) == 0);
+  REQUIRE(::fstat(writer, &b) == 0);
+  CHECK(a.st_ino == b.st_ino);
+  CHECK(a.st_dev == b.st_dev);
+  // The read-only descriptor cannot be mapped writable.
+  void* denied = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, reader, 0);
+  CHECK(denied == MAP_FAILED);
+  // It maps the region's bytes read-only.
+  region.base()[4096] = std::byte{0x5a};
+  void* view = ::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, reader, 0);
+  REQUIRE(view != MAP_FAILED);
+  CHECK(static_cast<const unsigned char*>(view)[4096] == 0x5a);
+  ::munmap(view, 8192);
+
+  // Handing the descriptors out (as the daemon does, without closing them)
+  // keeps the lock: another process is still refused.
+  int code = run_in_child([&] {
+    auto second = open(path, OpenOptions{});
+    if (second.ok()) return child_fail(1, "second read-write open succeeded");
+    if (second.error().code() != EBUSY) return child_fail(2, second.error().message());
+    return 0;
+  });
+  CHECK(code == 0);
+  CHECK(lock_holder(path) == holder);
+
+  // A read-only region hands out its one descriptor for reading, none for writing.
+  held = Error(0, "");
+  auto view_only = open(path, read_only_options(Locking::kExclusive));
+  REQUIRE(view_only.ok());
+  CHECK(view_only.value()->shared_fd(Access::kReadWrite) == -1);
+  CHECK(view_only.value()->shared_fd(Access::kReadOnly) == view_only.value()->fd());
 }
