@@ -55,6 +55,12 @@ probe map-ro-for-write "$MNT/mine" 9   # EBADF: O_RDONLY descriptor for a writab
 probe map-no-fd 9
 echo x >"$WORK/foreign"
 probe map-foreign "$WORK/foreign" 18   # EXDEV: not on this mount
+# The region's own descriptor: refused, and closing it must not cost the
+# daemon its region lock (POSIX locks go with any close of the file).
+probe map-foreign "$REGION" 18
+"$PKFSCTL" info "$REGION" | grep -q "^Mounted: in use by pid $PKFS_PID (pkfs)$" ||
+  pkfs_fail "the daemon lost its region lock after a client sent it the region: $("$PKFSCTL" info "$REGION" | tail -n 1)"
+grep -q "the region lock was re-taken" "$PKFS_LOG" || pkfs_fail "no log line about the region descriptor"
 probe short 71                         # EPROTO
 probe bad-version 71
 probe unknown-op 95                    # EOPNOTSUPP
