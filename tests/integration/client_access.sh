@@ -18,7 +18,9 @@ chmod 0755 "$WORK"
 pkfs_mkfs 64M
 pkfs_mount -o allow_other
 chmod 0755 "$MNT"
-for f in secret shared mine; do fallocate -l 4M "$MNT/$f"; done
+for f in secret shared mine group; do fallocate -l 4M "$MNT/$f"; done
+chgrp 2000 "$MNT/group"
+chmod 0640 "$MNT/group"
 chmod 0600 "$MNT/secret"
 chmod 0644 "$MNT/shared"
 chown 1000:1000 "$MNT/mine"
@@ -40,7 +42,11 @@ probe() {
 pkfs_log "uid 1000 maps what it may read, and its own files"
 as_user "$VMM" map "$MNT/shared" ro | grep -q "^mapped" || pkfs_fail "uid 1000 cannot map a 0644 file read-only"
 as_user "$VMM" map "$MNT/mine" | grep -q "^mapped" || pkfs_fail "uid 1000 cannot map its own file"
+# Supplementary groups count (the daemon reads them with SO_PEERGROUPS).
+setpriv --reuid=1000 --regid=1000 --groups=2000 -- "$VMM" map "$MNT/group" ro | grep -q "^mapped" ||
+  pkfs_fail "uid 1000 in supplementary group 2000 cannot map a 0640 file of group 2000"
 pkfs_log "uid 1000 is refused what it may not access"
+out=$(as_user "$VMM" map "$MNT/group" ro) && pkfs_fail "uid 1000 outside group 2000 mapped a 0640 file: $out"
 out=$(as_user "$VMM" map "$MNT/secret" ro) && pkfs_fail "uid 1000 mapped a 0600 root file: $out"
 grep -q "errno=13" <<<"$out" || pkfs_fail "mapping a 0600 root file: $out"
 out=$(as_user "$VMM" map "$MNT/shared") && pkfs_fail "uid 1000 mapped a 0644 root file writable: $out"
@@ -55,6 +61,12 @@ probe map-ro-for-write "$MNT/mine" 9   # EBADF: O_RDONLY descriptor for a writab
 probe map-no-fd 9
 echo x >"$WORK/foreign"
 probe map-foreign "$WORK/foreign" 18   # EXDEV: not on this mount
+# The region's own descriptor: refused, and closing it must not cost the
+# daemon its region lock (POSIX locks go with any close of the file).
+probe map-foreign "$REGION" 18
+"$PKFSCTL" info "$REGION" | grep -q "^Mounted: in use by pid $PKFS_PID (pkfs)$" ||
+  pkfs_fail "the daemon lost its region lock after a client sent it the region: $("$PKFSCTL" info "$REGION" | tail -n 1)"
+grep -q "the region lock was re-taken" "$PKFS_LOG" || pkfs_fail "no log line about the region descriptor"
 probe short 71                         # EPROTO
 probe bad-version 71
 probe unknown-op 95                    # EOPNOTSUPP
