@@ -253,7 +253,7 @@ Result<Info> classify_devdax(const std::string& path, const struct stat& st) {
   info.kind = Kind::kDevdax;
   info.size_bytes = *size;
   info.page_size = *align;
-  info.survives_kexec = true;
+  info.survives_kexec = survives_kexec(info.kind);
   return info;
 }
 
@@ -455,6 +455,14 @@ class FileRegion final : public Region {
 
   int fd() const override { return m_fd; }
 
+  Result<void> sync() override {
+    if (m_read_only) return success();
+    if (::msync(m_base, m_info.size_bytes, MS_SYNC) != 0) {
+      return Error::from_errno(errno, m_info.path + ": cannot flush the region (msync)");
+    }
+    return success();
+  }
+
  private:
   int m_fd;
   Claim m_claim;
@@ -590,6 +598,8 @@ const char* kind_name(Kind kind) {
   }
   return "unknown";
 }
+
+bool survives_kexec(Kind kind) { return kind == Kind::kDevdax; }
 
 // Every backing is memory that a process kill or a kexec leaves intact, so
 // the only thing to guarantee is store order as seen by a later reader.
