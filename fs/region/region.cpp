@@ -457,6 +457,13 @@ class FileRegion final : public Region {
 
   Result<void> sync() override {
     if (m_read_only) return success();
+    // A device-dax mapping is the memory itself: there is no page cache to
+    // write back, and the device has no fsync, so msync() fails with EINVAL.
+    // A kexec keeps the memory and the caches stay coherent: a fence is all.
+    if (m_info.kind == Kind::kDevdax) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      return success();
+    }
     if (::msync(m_base, m_info.size_bytes, MS_SYNC) != 0) {
       return Error::from_errno(errno, m_info.path + ": cannot flush the region (msync)");
     }
