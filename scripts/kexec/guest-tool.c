@@ -6,6 +6,11 @@
 //   guest-tool xset FILE NAME VALUE            setxattr
 //   guest-tool xget FILE NAME                  print the value of an xattr
 //   guest-tool fsync FILE                      fsync a file (or directory)
+//   guest-tool scribble DEVICE SIZE SEED       flip one byte of the data whose
+//                                              pattern SEED starts a 4 KiB block
+//                                              of DEVICE (mapped whole, SIZE
+//                                              bytes): a new kernel scribbling
+//                                              on the carve-out. Again to undo.
 //
 // The pattern is a function of (SEED, absolute 8-byte word index), so any
 // range can be checked without knowing how it was written.
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -83,7 +89,35 @@ static int pattern(const char* mode, const char* path, uint64_t offset, uint64_t
   return 0;
 }
 
+static int scribble(const char* path, uint64_t size, uint64_t seed) {
+  int fd = open(path, O_RDWR);
+  if (fd < 0) {
+    fprintf(stderr, "%s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  uint8_t* base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    fprintf(stderr, "%s: mmap %llu bytes: %s\n", path, (unsigned long long)size, strerror(errno));
+    return 1;
+  }
+  uint64_t first = word_at(seed, 0);
+  for (uint64_t offset = 0; offset + 4096 <= size; offset += 4096) {
+    if (memcmp(base + offset, &first, 8) == 0) {
+      base[offset + 100] ^= 0x01;
+      printf("flipped a bit of byte %llu of %s\n", (unsigned long long)(offset + 100), path);
+      munmap(base, size);
+      close(fd);
+      return 0;
+    }
+  }
+  fprintf(stderr, "%s: no block starts with the pattern of seed %llu\n", path, (unsigned long long)seed);
+  return 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 5 && strcmp(argv[1], "scribble") == 0) {
+    return scribble(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+  }
   if (argc == 6 && (strcmp(argv[1], "write") == 0 || strcmp(argv[1], "check") == 0)) {
     return pattern(argv[1], argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
                    strtoull(argv[5], NULL, 0));
@@ -116,6 +150,6 @@ int main(int argc, char** argv) {
   }
   fprintf(stderr,
           "usage: guest-tool write|check FILE OFFSET LENGTH SEED | xset FILE NAME VALUE | xget FILE NAME | "
-          "fsync FILE\n");
+          "fsync FILE | scribble DEVICE SIZE SEED\n");
   return 2;
 }
