@@ -123,6 +123,14 @@ int run_freeze(const Arguments& args) {
 }
 
 int run_verify(const Arguments& args) {
+  // verify takes no lock: it works on a mounted region too, but files being
+  // written meanwhile may show as changed (or, mid-write, as corrupt).
+  if (std::string holder = region::lock_holder(args.region); !holder.empty()) {
+    std::fprintf(
+        stderr,
+        "pkfsctl verify: warning: region %s is mounted by %s; files written meanwhile may not match\n",
+        args.region.c_str(), holder.c_str());
+  }
   region::OpenOptions region_options;
   region_options.access = region::Access::kReadOnly;
   region_options.locking = region::Locking::kNone;
