@@ -33,7 +33,8 @@ static long kernel_page_kb(const void* address) {
   uintptr_t want = (uintptr_t)address;
   while (fgets(line, sizeof line, smaps) != NULL) {
     uintptr_t begin = 0, end = 0;
-    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &begin, &end) == 2 && strchr(line, ':') == NULL) {
+    // Mapping header lines start "begin-end "; no "Key:" line parses so.
+    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &begin, &end) == 2) {
       inside = want >= begin && want < end;
       continue;
     }
