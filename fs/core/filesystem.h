@@ -166,6 +166,77 @@ std::array<uint8_t, 16> current_boot_id();
 // a process (not a zombie) that started at `start_ticks`.
 bool holder_alive(const format::Hold& hold);
 
+// ===== Freeze and verify: types (see Filesystem::freeze) =================
+// The hidden attribute holding a file's freeze record. Kernel xattr names
+// carry a namespace prefix (user., trusted., ...), but FUSE forwards any
+// name, so core's public xattr calls refuse (set) or hide (get, list,
+// remove) every name starting with "pkfs.".
+inline constexpr std::string_view kFreezeXattr = "pkfs.freeze";
+inline constexpr std::string_view kReservedXattrPrefix = "pkfs.";
+bool is_reserved_xattr(std::string_view name);
+
+struct FreezeProgress {
+  uint64_t files_done = 0;
+  uint64_t files_total = 0;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  std::string last_path;  // the file finished last, or empty
+};
+
+struct FreezeOptions {
+  // Paths inside the filesystem ("/vm/ram"); a directory means every regular
+  // file below it. Empty: every regular file.
+  std::vector<std::string> paths;
+  // Bytes hashed per work item: 64 KiB to 1 GiB, a power of two; default 4 MiB.
+  uint64_t chunk_bytes = uint64_t{4} << 20;
+  // Hashing threads; 0 means one per CPU (at most 64).
+  unsigned threads = 0;
+  // Called from the calling thread about every 100 ms and once at the end.
+  std::function<void(const FreezeProgress&)> progress;
+};
+
+struct VerifyOptions {
+  std::vector<std::string> paths;  // as FreezeOptions::paths
+  unsigned threads = 0;
+  std::function<void(const FreezeProgress&)> progress;
+};
+
+enum class FileCheckStatus {
+  kOk,             // freeze: recorded; verify: content matches the record
+  kCorrupt,        // verify: content differs from the record
+  kChanged,        // verify: size or mtime differ from the record (written since)
+  kMissingRecord,  // verify: no (readable) freeze record
+  kError,          // the file could not be read or its record not written
+};
+const char* file_check_status_name(FileCheckStatus status);  // "OK", "CORRUPT", ...
+
+struct FileCheck {
+  std::string path;
+  Ino ino = 0;
+  uint64_t size = 0;
+  FileCheckStatus status = FileCheckStatus::kOk;
+  uint64_t hash = 0;   // the content hash computed now (0 when not hashed)
+  std::string detail;  // why, for anything but kOk
+};
+
+struct FreezeReport {
+  std::vector<FileCheck> files;
+  uint64_t bytes_hashed = 0;
+  int64_t freeze_time_ns = 0;
+};
+
+struct VerifyReport {
+  std::vector<FileCheck> files;
+  uint64_t bytes_hashed = 0;
+  int64_t freeze_time_ns = 0;   // of the last whole-filesystem freeze, or 0
+  uint64_t frozen_files = 0;    // files that freeze recorded, per the root record
+  uint64_t missing_frozen = 0;  // of those, how many carry no record from that freeze now
+  uint64_t count(FileCheckStatus status) const;
+  // No kCorrupt, kError or missing frozen file.
+  bool intact() const;
+};
+// ===== end of freeze and verify types ======================================
+
 class Filesystem {
  public:
   // Takes the region, recovers the journal, rebuilds every DRAM index and,
@@ -252,6 +323,42 @@ class Filesystem {
   // The page size a direct mapping of this region uses (the region's page
   // size: 4 KiB on tmpfs and memory, 2 MiB or 1 GiB on hugetlbfs/device-dax).
   uint64_t mapping_page_size() const;
+
+  // ===== Freeze and verify (freeze.cpp) ===================================
+  // Checksums that prove a region came through a kexec intact. freeze()
+  // records, with each chosen regular file, an XXH3 checksum of its content
+  // in the hidden attribute kFreezeXattr (no public xattr call sees or sets
+  // it; writing it changes no ctime), then marks the region clean;
+  // verify() recomputes and compares. Both hash in parallel.
+  // freeze() ends like close(): the region is marked clean and flushed
+  // (msync), and the filesystem accepts nothing further.
+  // REQUIRES (freeze): a read-write open that holds the region exclusively.
+  // Errors: EROFS, EINVAL (options), ENOENT (a path), EIO (closed).
+  Result<FreezeReport> freeze(const FreezeOptions& options);
+  // Read-only; any open will do. Files whose size or mtime differ from the
+  // record are kChanged and are not hashed.
+  Result<VerifyReport> verify(const VerifyOptions& options);
+
+ private:
+  struct HashJob;
+  // Every regular file under `paths` (all of them when empty), by path,
+  // each inode once. REQUIRES: m_mutex held.
+  Result<std::vector<std::pair<std::string, Ino>>> collect_files(const std::vector<std::string>& paths);
+  Result<Ino> resolve_path(const std::string& path);
+  // Hashes jobs in parallel; fills each job's result. REQUIRES: m_mutex held.
+  void hash_files(std::vector<HashJob>& jobs, unsigned threads,
+                  const std::function<void(const FreezeProgress&)>& progress);
+  // Xattr access below the public calls (xattr.cpp), which use them too;
+  // these take any name, reserved ones included. REQUIRES: m_mutex held
+  // (exclusively to store). store: `flags` as setxattr; ctime is bumped only
+  // with Ctime::kTouch.
+  enum class Ctime { kTouch, kKeep };
+  Result<std::optional<std::string>> find_xattr_locked(Ino ino, std::string_view name);
+  Result<void> store_xattr_locked(Ino ino, std::string_view name, std::string_view value, int flags,
+                                  Ctime ctime);
+
+ public:
+  // ===== end of freeze and verify ==========================================
 
  private:
   struct Directory;

@@ -71,16 +71,28 @@ Result<const XattrBlock*> Filesystem::xattr_block(const Inode& inode) const {
   return block;
 }
 
+bool is_reserved_xattr(std::string_view name) { return name.starts_with(kReservedXattrPrefix); }
+
+Result<std::optional<std::string>> Filesystem::find_xattr_locked(Ino ino, std::string_view name) {
+  TRY(node(ino));
+  TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
+  if (block != nullptr) {
+    for (Entry& entry : unpack(*block)) {
+      if (entry.name == name) return std::optional<std::string>(std::move(entry.value));
+    }
+  }
+  return std::optional<std::string>();
+}
+
 Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
   if (name.empty() || name.size() > format::kXattrNameMax)
     return Error(ERANGE, "attribute name length out of range");
-  TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
-  if (block != nullptr) {
-    for (Entry& entry : unpack(*block)) {
-      if (entry.name == name) return std::move(entry.value);
-    }
+  // Reserved names are pkfs's own records: to callers they do not exist.
+  if (!is_reserved_xattr(name)) {
+    TRY_ASSIGN(std::optional<std::string> value, find_xattr_locked(ino, name));
+    if (value) return std::move(*value);
   }
   return Error(ENODATA, "no attribute \"" + std::string(name) + "\"");
 }
@@ -91,13 +103,28 @@ Result<std::vector<std::string>> Filesystem::listxattr(Ino ino) {
   TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
   std::vector<std::string> names;
   if (block != nullptr) {
-    for (Entry& entry : unpack(*block)) names.push_back(std::move(entry.name));
+    for (Entry& entry : unpack(*block)) {
+      if (!is_reserved_xattr(entry.name)) names.push_back(std::move(entry.name));
+    }
   }
   return names;
 }
 
 Result<void> Filesystem::setxattr(Ino ino, std::string_view name, std::string_view value, int flags) {
   std::unique_lock lock(m_mutex);
+  if (m_read_only) return Error(EROFS, "read-only filesystem");
+  TRY(node(ino));
+  if (name.empty() || name.size() > format::kXattrNameMax)
+    return Error(ERANGE, "attribute name length out of range");
+  if (is_reserved_xattr(name)) {
+    return Error(EPERM, "attribute names starting with \"" + std::string(kReservedXattrPrefix) +
+                            "\" are reserved for pkfs");
+  }
+  return store_xattr_locked(ino, name, value, flags, Ctime::kTouch);
+}
+
+Result<void> Filesystem::store_xattr_locked(Ino ino, std::string_view name, std::string_view value, int flags,
+                                            Ctime ctime) {
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
   if (name.empty() || name.size() > format::kXattrNameMax)
@@ -129,7 +156,7 @@ Result<void> Filesystem::setxattr(Ino ino, std::string_view name, std::string_vi
     txn->fresh(inode.xattr_block, format::kBlockSize);
   }
   TRY(txn->put(inode.xattr_block, block));
-  inode.ctime_ns = now_ns();
+  if (ctime == Ctime::kTouch) inode.ctime_ns = now_ns();
   TRY(put_inode(*txn, inode));
   txn->commit();
   return success();
@@ -139,6 +166,7 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view name) {
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
+  if (is_reserved_xattr(name)) return Error(ENODATA, "no attribute \"" + std::string(name) + "\"");
   Inode inode = inode_ref(ino);
   TRY_ASSIGN(const XattrBlock* current, xattr_block(inode));
   std::vector<Entry> entries = current != nullptr ? unpack(*current) : std::vector<Entry>{};

@@ -253,7 +253,7 @@ Result<Info> classify_devdax(const std::string& path, const struct stat& st) {
   info.kind = Kind::kDevdax;
   info.size_bytes = *size;
   info.page_size = *align;
-  info.survives_kexec = true;
+  info.survives_kexec = survives_kexec(info.kind);
   return info;
 }
 
@@ -460,6 +460,21 @@ class FileRegion final : public Region {
     return m_read_only ? -1 : m_fd;
   }
 
+  Result<void> sync() override {
+    if (m_read_only) return success();
+    // A device-dax mapping is the memory itself: there is no page cache to
+    // write back, and the device has no fsync, so msync() fails with EINVAL.
+    // A kexec keeps the memory and the caches stay coherent: a fence is all.
+    if (m_info.kind == Kind::kDevdax) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      return success();
+    }
+    if (::msync(m_base, m_info.size_bytes, MS_SYNC) != 0) {
+      return Error::from_errno(errno, m_info.path + ": cannot flush the region (msync)");
+    }
+    return success();
+  }
+
  private:
   int m_fd;
   // A read-only descriptor of the same backing for clients (m_fd itself on
@@ -611,6 +626,8 @@ const char* kind_name(Kind kind) {
   }
   return "unknown";
 }
+
+bool survives_kexec(Kind kind) { return kind == Kind::kDevdax; }
 
 // Every backing is memory that a process kill or a kexec leaves intact, so
 // the only thing to guarantee is store order as seen by a later reader.

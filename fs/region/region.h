@@ -25,6 +25,11 @@ enum class Kind {
 
 const char* kind_name(Kind kind);
 
+// Whether a region of this kind keeps its contents across a kexec into a new
+// kernel: only device-dax on a memmap= carve-out does (hugetlbfs and tmpfs
+// pages belong to the old kernel's page allocator).
+bool survives_kexec(Kind kind);
+
 // The smallest region open() accepts (and creates): below this there is no
 // room for the superblock, journal and allocator metadata plus any data.
 inline constexpr uint64_t kMinimumRegionBytes = uint64_t{16} << 20;
@@ -86,6 +91,11 @@ class Region {
   // device-dax memory a process kill or a kexec loses no completed store, so
   // this is an ordering fence; fault-injecting test regions count calls.
   virtual void persist(uint64_t offset, uint64_t length);
+
+  // Flushes the whole mapping to its backing (msync MS_SYNC) before a kexec
+  // or a power cut the region is meant to outlive. Memory-only regions have
+  // nothing to flush.
+  virtual Result<void> sync() { return success(); }
 
  protected:
   Region() = default;

@@ -160,6 +160,35 @@ TEST_CASE("kind_name names every kind", "[region]") {
   CHECK(std::string(kind_name(Kind::kMemory)) == "memory");
 }
 
+TEST_CASE("only device-dax survives a kexec", "[region]") {
+  CHECK(survives_kexec(Kind::kDevdax));
+  CHECK_FALSE(survives_kexec(Kind::kHugetlbfs));
+  CHECK_FALSE(survives_kexec(Kind::kTmpfs));
+  CHECK_FALSE(survives_kexec(Kind::kMemory));
+}
+
+TEST_CASE("sync flushes a tmpfs region and is a no-op on a read-only one", "[region]") {
+  ShmDir dir;
+  if (!dir.usable()) {
+    WARN("skipped: /dev/shm is not a writable tmpfs");
+    return;
+  }
+  std::string path = dir.file("region");
+  {
+    auto opened = open(path, create_options(16 * kMiB));
+    REQUIRE(opened.ok());
+    fill_pattern(opened.value()->base(), 16 * kMiB);
+    auto synced = opened.value()->sync();
+    if (!synced) FAIL(synced.error().message());
+  }
+  OpenOptions read_only;
+  read_only.access = Access::kReadOnly;
+  auto opened = open(path, read_only);
+  REQUIRE(opened.ok());
+  CHECK(opened.value()->sync().ok());
+  CHECK(has_pattern(opened.value()->base(), 16 * kMiB));
+}
+
 TEST_CASE("a memory region is zero-filled, writable and has no descriptor", "[region]") {
   MemoryRegion region(4 * kMiB);
   CHECK(region.size() == 4 * kMiB);
