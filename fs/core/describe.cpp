@@ -38,6 +38,7 @@ std::vector<std::pair<std::string, std::string>> describe(Filesystem& fs) {
   add("Region kind", region::kind_name(info.kind));
   add("Region size", mib(info.size_bytes));
   add("Page size", std::to_string(info.page_size));
+  add("Survives kexec", region::survives_kexec(info.kind) ? "yes" : "no");
   add("Filesystem UUID", format::uuid_to_string(sb.uuid));
   add("Filesystem label", label.empty() ? "<none>" : label);
   add("Format version", std::to_string(sb.format_version));
