@@ -51,6 +51,7 @@ import fcntl
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -98,6 +99,17 @@ def parse_workloads(text):
         if "workload" in fields:
             out[fields["workload"]] = (float(fields["rate"]), fields["unit"])
     return out
+
+
+def raise_file_limit():
+    """passthrough_ll keeps a descriptor open for every inode the kernel
+    knows: 100,000 files need more than the usual limit (root may raise it)."""
+    wanted = 1 << 20
+    with contextlib.suppress(ValueError, OSError):
+        with open("/proc/sys/fs/nr_open") as f:
+            wanted = min(wanted, int(f.read()))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
 
 
 class Results:
@@ -275,14 +287,14 @@ class Bench:
         return False
 
     # --- daemons ----------------------------------------------------------------
-    def start_daemon(self, command, log_name="daemon.log", ready_path=None):
+    def start_daemon(self, command, log_name="daemon.log", ready_path=None, preexec_fn=None):
         """Starts a FUSE daemon in the foreground on self.mnt and waits until
         the mount serves (stat of ready_path, default the mountpoint's own
         attributes from the new filesystem). Returns (proc, seconds)."""
         parent_dev = os.stat(self.work).st_dev
         log = open(os.path.join(self.work, log_name), "ab")
         t0 = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
         log.close()
         self.daemons.append(proc)
         self.mounts.append(self.mnt)
@@ -366,7 +378,8 @@ class Bench:
         elif kind == "passthrough_ll":
             source = os.path.join(self.work, "pt-src")
             proc, _ = self.start_daemon(
-                [self.passthrough, "-f", "-o", f"source={source},cache=always,writeback", self.mnt])
+                [self.passthrough, "-f", "-o", f"source={source},cache=always,writeback", self.mnt],
+                preexec_fn=raise_file_limit)
             try:
                 yield self.mnt
             finally:
