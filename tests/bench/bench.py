@@ -673,7 +673,7 @@ def summarize(bench):
         row["anchor"], row["ratio"] = anchor, ratio
         row["target"], row["verdict"] = "", ""
         if target:
-            row["target"] = target[0] + (f" {anchor}" if anchor else "")
+            row["target"] = target[0] + (f" {anchor}" if anchor and target[0].endswith("x") else "")
             if pk is None or (anchor and ratio is None):
                 row["verdict"] = "n/a"
             else:
@@ -695,7 +695,8 @@ def cell_text(cell):
 def ratio_text(row):
     if row["ratio"] is None:
         return ""
-    return f"{row['ratio']:.2f}x {row['anchor']}"
+    ratio = row["ratio"]
+    return f"{ratio:,.0f}x {row['anchor']}" if ratio >= 100 else f"{ratio:.2f}x {row['anchor']}"
 
 
 def machine_description():
