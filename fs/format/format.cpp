@@ -6,6 +6,7 @@
 #include <xxh3.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace pkfs::format {
 
@@ -44,13 +45,24 @@ bool known_file_type(uint32_t mode) {
   }
 }
 
+// Whether `length` bytes are all zero, ORed together 8 at a time: mount
+// checks every free inode slot and the padding of every name this way, and a
+// loop over single bytes cost it several ms per 100,000 files.
+bool bytes_zero(const uint8_t* bytes, size_t length) {
+  uint64_t any = 0;
+  size_t i = 0;
+  for (; i + sizeof any <= length; i += sizeof any) {
+    uint64_t word;
+    std::memcpy(&word, bytes + i, sizeof word);
+    any |= word;
+  }
+  for (; i < length; ++i) any |= bytes[i];
+  return any == 0;
+}
+
 template <typename T>
 bool all_zero(const T& value) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&value);
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
+  return bytes_zero(reinterpret_cast<const uint8_t*>(&value), sizeof(T));
 }
 
 }  // namespace
@@ -246,7 +258,9 @@ Compatibility check_compatibility(const Superblock& sb) {
 }
 
 bool inode_is_free(const Inode& inode) {
-  return all_zero(inode) || (inode.tag == kInodeTag && inode.mode == 0);
+  // A slot in use never reads as all zero: look at the tag before the bytes.
+  if (inode.tag == kInodeTag) return inode.mode == 0;
+  return all_zero(inode);
 }
 
 bool dirent_is_free(const Dirent& dirent) { return dirent.tag == 0 && all_zero(dirent); }
@@ -288,8 +302,9 @@ bool dirent_valid(const Dirent& dirent, std::string* what) {
   for (char c : name) {
     if (c == '/' || c == '\0') return set_what(what, "name contains '/' or NUL"), false;
   }
-  for (size_t i = dirent.name_length; i < sizeof(dirent.name); ++i) {
-    if (dirent.name[i] != 0) return set_what(what, "name padding is not zero"), false;
+  if (!bytes_zero(reinterpret_cast<const uint8_t*>(dirent.name) + dirent.name_length,
+                  sizeof(dirent.name) - dirent.name_length)) {
+    return set_what(what, "name padding is not zero"), false;
   }
   return true;
 }

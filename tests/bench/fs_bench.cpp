@@ -1,37 +1,60 @@
 // tests/bench/fs_bench.cpp: a few file-system workloads timed through the
-// ordinary system calls, on any directory: a pkfs mount, tmpfs, another FUSE
-// filesystem. A benchmark, not a test: run it through scripts/bench-fuse,
-// which compares pkfs with tmpfs and libfuse's passthrough_ll example.
+// ordinary system calls, on any directory: a pkfs mount, tmpfs, hugetlbfs,
+// another FUSE filesystem. A benchmark, not a test: run it through
+// scripts/bench (or scripts/bench-fuse), which compare pkfs with tmpfs,
+// hugetlbfs and libfuse's passthrough_ll example.
 //
-//   pkfs_fs_bench DIR [--files N] [--mib M] [--keep]
+//   pkfs_fs_bench DIR [--files N] [--mib M] [--keep] [--meta-only] [--threads T]
 //   pkfs_fs_bench DIR --cold [--mib M]
+//   pkfs_fs_bench DIR --mmap [--mib M]
+//   pkfs_fs_bench DIR --fallocate MIB
 //
 // Without --cold, in this order, each timed with clock_gettime(MONOTONIC):
 //   create     open(O_CREAT|O_EXCL) + close of N files (default 10,000) in a
 //              fresh subdirectory DIR/fs_bench.PID
 //   stat       stat of each of them, once untimed, then a timed second pass
 //              (the warm figure)
+//   readdir    one listing of the subdirectory (getdents64 through
+//              readdir(3)), counted in entries; it must find all N
 //   unlink     unlink of each of them (the subdirectory goes afterwards,
 //              untimed)
 //   write      M MiB (default 256) written sequentially in 1 MiB write(2)s to
 //              DIR/fs_bench.data, then fsync and close
 //   read_warm  the same file read back in 1 MiB read(2)s right after the
 //              write, dropping nothing
+// --meta-only stops after unlink. --threads T runs create, stat and unlink
+// from T threads at once, each on N/T files in its own subdirectory (rates
+// are over all threads, timed from a common start to the last finish) and
+// implies --meta-only; readdir is then skipped.
 // The data file is removed at the end, unless --keep leaves it for a later
 // `--cold` run (made after the caller remounted DIR, say), which reads it
 // the same way and prints read_cold, then removes it. Every read checks the
 // chunk numbers the write stamped into the data.
 //
+// --mmap: a file of M MiB (M even, so that hugetlbfs takes it) is sized with
+// ftruncate, mapped MAP_SHARED and written through the mapping 1 MiB at a
+// time, then msync(MS_SYNC) and unmapped (mmap_write); mapped again and read
+// back, checking the stamps (mmap_read).
+// --fallocate MIB: fallocate(2) of MIB MiB on a new file (fallocate_fresh,
+// in ms); the file is removed, the space waited for (statvfs), and the same
+// done again on another new file, which now gets the space just freed
+// (fallocate_reused).
+//
 // Prints one line per workload, key=value:
 //   workload=create count=10000 seconds=0.512 rate=19531.2 unit=ops/s
 //   workload=write count=268435456 seconds=0.210 rate=1219.0 unit=MiB/s
+//   workload=fallocate_fresh count=4294967296 seconds=0.000412 rate=0.412 unit=ms
 // Exit status 0, or 1 with the reason on stderr (files made so far are
 // removed on a best-effort basis).
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdint>
@@ -39,6 +62,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -79,6 +103,12 @@ double now() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+void report_ms(const char* workload, uint64_t count, double seconds) {
+  std::printf("workload=%s count=%" PRIu64 " seconds=%.6f rate=%.4f unit=ms\n", workload, count, seconds,
+              seconds * 1e3);
+  std::fflush(stdout);
 }
 
 void report(const char* workload, uint64_t count, double seconds, bool bytes) {
@@ -123,6 +153,23 @@ void metadata_workloads(int dir_fd, uint64_t files) {
     if (::fstatat(sub, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) die_errno("stat " + name);
   }
   report("stat", files, now() - t0, false);
+
+  int list_fd = ::openat(dir_fd, g_left.subdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (list_fd < 0) die_errno("open " + g_left.subdir);
+  DIR* listing = ::fdopendir(list_fd);
+  if (listing == nullptr) die_errno("fdopendir " + g_left.subdir);
+  t0 = now();
+  uint64_t listed = 0;
+  errno = 0;
+  while (const dirent* entry = ::readdir(listing)) {
+    if (entry->d_name[0] != '.') ++listed;
+  }
+  if (errno != 0) die_errno("readdir " + g_left.subdir);
+  double listing_seconds = now() - t0;
+  ::closedir(listing);
+  if (listed != files)
+    die("readdir found " + std::to_string(listed) + " files, expected " + std::to_string(files));
+  report("readdir", files, listing_seconds, false);
 
   t0 = now();
   for (const std::string& name : names) {
@@ -200,6 +247,149 @@ void read_data(int dir_fd, uint64_t mib, std::byte* buffer, const char* workload
   report(workload, total, seconds, true);
 }
 
+// create, stat and unlink from `threads` threads at once, each in its own
+// subdirectory. Each phase starts when every thread is ready and ends when
+// the last one is done.
+void parallel_metadata(int dir_fd, uint64_t files, unsigned threads) {
+  uint64_t per_thread = files / threads;
+  if (per_thread == 0) die("fewer files than threads");
+  std::vector<int> subdirs(threads, -1);
+  std::vector<std::string> subdir_names(threads);
+  for (unsigned t = 0; t < threads; ++t) {
+    subdir_names[t] = "fs_bench." + std::to_string(::getpid()) + "." + std::to_string(t);
+    if (::mkdirat(dir_fd, subdir_names[t].c_str(), 0755) != 0) die_errno("mkdir " + subdir_names[t]);
+    subdirs[t] = ::openat(dir_fd, subdir_names[t].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (subdirs[t] < 0) die_errno("open " + subdir_names[t]);
+  }
+  std::vector<std::string> names;
+  names.reserve(per_thread);
+  for (uint64_t i = 0; i < per_thread; ++i) names.push_back(file_name(i));
+
+  std::atomic<int> failed_errno{0};
+  auto phase = [&](const char* workload, auto&& work) {
+    std::atomic<unsigned> ready{0};
+    std::atomic<bool> go{false};
+    double t0 = 0;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) {
+        }
+        for (const std::string& name : names) {
+          if (!work(subdirs[t], name)) {
+            int expected = 0;
+            failed_errno.compare_exchange_strong(expected, errno == 0 ? EIO : errno);
+            return;
+          }
+        }
+      });
+    }
+    while (ready.load() < threads) {
+    }
+    t0 = now();
+    go.store(true, std::memory_order_release);
+    for (std::thread& thread : pool) thread.join();
+    double seconds = now() - t0;
+    if (failed_errno.load() != 0) {
+      errno = failed_errno.load();
+      die_errno(std::string(workload) + " from " + std::to_string(threads) + " threads");
+    }
+    report(workload, per_thread * threads, seconds, false);
+  };
+  phase("create", [](int sub, const std::string& name) {
+    int fd = ::openat(sub, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    return fd >= 0 && ::close(fd) == 0;
+  });
+  struct stat st {};
+  for (unsigned t = 0; t < threads; ++t) {
+    for (const std::string& name : names) ::fstatat(subdirs[t], name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  }
+  phase("stat", [](int sub, const std::string& name) {
+    struct stat thread_st {};
+    return ::fstatat(sub, name.c_str(), &thread_st, AT_SYMLINK_NOFOLLOW) == 0;
+  });
+  phase("unlink", [](int sub, const std::string& name) { return ::unlinkat(sub, name.c_str(), 0) == 0; });
+  for (unsigned t = 0; t < threads; ++t) {
+    ::close(subdirs[t]);
+    if (::unlinkat(dir_fd, subdir_names[t].c_str(), AT_REMOVEDIR) != 0) die_errno("rmdir " + subdir_names[t]);
+  }
+}
+
+void mmap_workloads(int dir_fd, uint64_t mib) {
+  const char* name = "fs_bench.map";
+  size_t bytes = static_cast<size_t>(mib) * kChunk;
+  g_left.data_file = true;
+  int fd = ::openat(dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) die_errno(std::string("create ") + name);
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) die_errno(std::string("ftruncate ") + name);
+  std::byte* source = chunk_buffer();
+
+  double t0 = now();
+  void* mapped = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mapped == MAP_FAILED) die_errno(std::string("mmap ") + name);
+  auto* bytes_out = static_cast<std::byte*>(mapped);
+  for (uint64_t i = 0; i < mib; ++i) {
+    uint64_t stamp = kStamp ^ i;
+    std::memcpy(source, &stamp, sizeof stamp);
+    std::memcpy(bytes_out + i * kChunk, source, kChunk);
+  }
+  if (::msync(mapped, bytes, MS_SYNC) != 0) die_errno(std::string("msync ") + name);
+  ::munmap(mapped, bytes);
+  report("mmap_write", bytes, now() - t0, true);
+  ::close(fd);
+
+  fd = ::openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die_errno(std::string("open ") + name);
+  t0 = now();
+  mapped = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  if (mapped == MAP_FAILED) die_errno(std::string("mmap ") + name);
+  const auto* bytes_in = static_cast<const std::byte*>(mapped);
+  for (uint64_t i = 0; i < mib; ++i) {
+    std::memcpy(source, bytes_in + i * kChunk, kChunk);
+    uint64_t stamp = 0;
+    std::memcpy(&stamp, source, sizeof stamp);
+    if (stamp != (kStamp ^ i)) die(std::string(name) + ": chunk " + std::to_string(i) + " reads back wrong");
+  }
+  ::munmap(mapped, bytes);
+  report("mmap_read", bytes, now() - t0, true);
+  ::close(fd);
+  std::free(source);
+  if (::unlinkat(dir_fd, name, 0) != 0) die_errno(std::string("unlink ") + name);
+  g_left.data_file = false;
+}
+
+uint64_t free_bytes(int dir_fd) {
+  struct statvfs st {};
+  if (::fstatvfs(dir_fd, &st) != 0) die_errno("statvfs");
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+void fallocate_workloads(int dir_fd, uint64_t mib) {
+  uint64_t bytes = mib * kChunk;
+  uint64_t free_before = free_bytes(dir_fd);
+  for (const char* workload : {"fallocate_fresh", "fallocate_reused"}) {
+    std::string name = std::string("fs_bench.") + workload;
+    int fd = ::openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) die_errno("create " + name);
+    double t0 = now();
+    int status = ::fallocate(fd, 0, 0, static_cast<off_t>(bytes));
+    double seconds = now() - t0;
+    int saved = errno;
+    ::close(fd);
+    if (status != 0) {
+      ::unlinkat(dir_fd, name.c_str(), 0);
+      errno = saved;
+      die_errno("fallocate " + std::to_string(mib) + " MiB on " + name);
+    }
+    report_ms(workload, bytes, seconds);
+    if (::unlinkat(dir_fd, name.c_str(), 0) != 0) die_errno("unlink " + name);
+    // The space comes back once the last reference goes (for FUSE, a
+    // moment after close and unlink): wait for it, up to 5 s.
+    for (int i = 0; i < 500 && free_bytes(dir_fd) + kChunk < free_before; ++i) ::usleep(10000);
+  }
+}
+
 uint64_t parse_count(const char* option, const char* text) {
   char* end = nullptr;
   errno = 0;
@@ -213,8 +403,10 @@ uint64_t parse_count(const char* option, const char* text) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: pkfs_fs_bench DIR [--files N] [--mib M] [--keep]\n"
-               "       pkfs_fs_bench DIR --cold [--mib M]\n");
+               "usage: pkfs_fs_bench DIR [--files N] [--mib M] [--keep] [--meta-only] [--threads T]\n"
+               "       pkfs_fs_bench DIR --cold [--mib M]\n"
+               "       pkfs_fs_bench DIR --mmap [--mib M]\n"
+               "       pkfs_fs_bench DIR --fallocate MIB\n");
   std::exit(2);
 }
 
@@ -226,6 +418,10 @@ int main(int argc, char** argv) {
   uint64_t mib = 256;
   bool keep = false;
   bool cold = false;
+  bool meta_only = false;
+  bool map = false;
+  uint64_t threads = 1;
+  uint64_t fallocate_mib = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--files" && i + 1 < argc) {
@@ -236,13 +432,25 @@ int main(int argc, char** argv) {
       keep = true;
     } else if (arg == "--cold") {
       cold = true;
+    } else if (arg == "--meta-only") {
+      meta_only = true;
+    } else if (arg == "--mmap") {
+      map = true;
+    } else if (arg == "--threads" && i + 1 < argc) {
+      threads = parse_count("--threads", argv[++i]);
+    } else if (arg == "--fallocate" && i + 1 < argc) {
+      fallocate_mib = parse_count("--fallocate", argv[++i]);
     } else if (!arg.empty() && arg[0] != '-' && dir.empty()) {
       dir = arg;
     } else {
       usage();
     }
   }
-  if (dir.empty() || (cold && keep)) usage();
+  int modes = int{cold} + int{map} + int{fallocate_mib != 0};
+  if (dir.empty() || (cold && keep) || modes > 1 || (modes == 1 && (meta_only || threads > 1)) ||
+      threads > 64) {
+    usage();
+  }
 
   g_left.dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (g_left.dir_fd < 0) die_errno(dir);
@@ -250,6 +458,14 @@ int main(int argc, char** argv) {
 
   if (cold) {
     read_data(g_left.dir_fd, mib, buffer, "read_cold");
+  } else if (map) {
+    mmap_workloads(g_left.dir_fd, mib);
+  } else if (fallocate_mib != 0) {
+    fallocate_workloads(g_left.dir_fd, fallocate_mib);
+  } else if (threads > 1) {
+    parallel_metadata(g_left.dir_fd, files, static_cast<unsigned>(threads));
+  } else if (meta_only) {
+    metadata_workloads(g_left.dir_fd, files);
   } else {
     metadata_workloads(g_left.dir_fd, files);
     write_data(g_left.dir_fd, mib, buffer);

@@ -3,6 +3,7 @@
 // through scripts/bench-open.
 //
 //   pkfs_open_bench [--dir DIR] [--runs N]
+//   pkfs_open_bench --make REGION --size BYTES --files N
 //
 // Makes sparse tmpfs region files in DIR (default /dev/shm): 1 GiB and 1 TiB
 // with 100,000 files each, and 1 GiB with 1,000 and 10,000 files. Files are
@@ -11,6 +12,10 @@
 // round-robin so that drift in the machine spreads over every case, and
 // prints the median and range. The region files are removed at the end,
 // also on failure.
+//
+// --make only builds one such region (a new sparse file REGION of BYTES,
+// 131,072 inodes, N files as above) and leaves it, cleanly closed, for
+// scripts/bench to time the daemon's mount and fsck.pkfs on.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -168,18 +173,41 @@ Stats stats(std::vector<double> values) {
 int main(int argc, char** argv) {
   std::string dir = "/dev/shm";
   int runs = 7;
+  std::string make_path;
+  uint64_t make_bytes = 0, make_files = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--dir" && i + 1 < argc) {
       dir = argv[++i];
     } else if (arg == "--runs" && i + 1 < argc) {
       runs = std::atoi(argv[++i]);
+    } else if (arg == "--make" && i + 1 < argc) {
+      make_path = argv[++i];
+    } else if (arg == "--size" && i + 1 < argc) {
+      make_bytes = std::strtoull(argv[++i], nullptr, 10);
+    } else if (arg == "--files" && i + 1 < argc) {
+      make_files = std::strtoull(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: pkfs_open_bench [--dir DIR] [--runs N]\n");
+      std::fprintf(stderr,
+                   "usage: pkfs_open_bench [--dir DIR] [--runs N]\n"
+                   "       pkfs_open_bench --make REGION --size BYTES --files N\n");
       return 2;
     }
   }
   if (runs < 1) die("--runs wants a positive number");
+  if (!make_path.empty()) {
+    if (make_bytes < (uint64_t{16} << 20) || make_files == 0 || make_files >= kInodeCount)
+      die("--make wants --size of at least 16 MiB and --files between 1 and 131,071");
+    Case c;
+    c.name = "make";
+    c.region_bytes = make_bytes;
+    c.files = make_files;
+    c.path = make_path;
+    populate(c);
+    std::printf("made %s: %s, %llu files in %.2f s\n", c.path.c_str(), size_name(c.region_bytes).c_str(),
+                static_cast<unsigned long long>(c.files), c.create_seconds);
+    return 0;
+  }
 
   std::string prefix = dir + "/pkfs-open-bench-" + std::to_string(::getpid()) + "-";
   std::vector<Case> cases;
