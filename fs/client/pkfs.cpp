@@ -151,6 +151,7 @@ bool extents_valid(const MapReply& info, const std::vector<ExtentRecord>& extent
 int release(const std::string& socket_path, uint64_t hold_id, uint64_t ino, const std::string& what) {
   Request request;
   request.op = static_cast<uint32_t>(Op::kRelease);
+  request.flags = kReleaseOwnHold;
   request.arg0 = hold_id;
   request.arg1 = ino;
   Reply reply;

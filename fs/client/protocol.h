@@ -43,7 +43,11 @@
 //   kRelease  arg0 = hold id, arg1 = inode. Releases a hold. Allowed to the
 //             holder (same pid and start time), root, and the file's owner.
 //             With kReleaseStaleOnly in `flags`, only a hold whose holder is
-//             gone is released (EBUSY otherwise). ENOENT: no such hold.
+//             gone is released (EBUSY otherwise). With kReleaseOwnHold,
+//             only a hold the caller itself holds (same pid and start time)
+//             is released: libpkfs's unmap sends it, so a late unmap never
+//             drops a hold that was force-released and its slot reused by
+//             another holder. ENOENT: no such hold.
 //   kStat     fd = the file (any access mode, O_PATH too). Replies with a
 //             MapReply (hold_id 0), the extents and the region path, no
 //             descriptor. No hold is taken.
@@ -81,6 +85,7 @@ enum class Op : uint32_t {
 inline constexpr uint64_t kAccessRead = 1;
 inline constexpr uint64_t kAccessWrite = 2;
 inline constexpr uint32_t kReleaseStaleOnly = 1;
+inline constexpr uint32_t kReleaseOwnHold = 2;
 
 struct Request {
   uint32_t magic = kMagic;

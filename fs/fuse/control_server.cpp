@@ -580,6 +580,10 @@ int ControlServer::handle_release(const Peer& peer, uint32_t flags, uint64_t id,
   }
   const core::HoldInfo hold = *it;
   bool is_holder = hold.holder.pid == peer.pid && hold.holder.start_ticks == peer.start_ticks;
+  if ((flags & kReleaseOwnHold) != 0 && !is_holder) {
+    payload = "hold " + std::to_string(id) + " is not held by pid " + std::to_string(peer.pid);
+    return ENOENT;
+  }
   bool is_owner = false;
   if (auto attr = m_fs.getattr(hold.ino)) is_owner = attr->uid == peer.uid;
   if (peer.uid != 0 && !is_holder && !is_owner) {

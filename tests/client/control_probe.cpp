@@ -14,6 +14,8 @@
 //   bad-version        a request with another protocol version
 //   unknown-op         an op the daemon does not know
 //   release-bogus      releases hold 999999
+//   release-own ID     releases hold ID only if the caller holds it (as
+//                      libpkfs's unmap asks); the probe never does
 //   silent             connects and says nothing (the daemon must go on)
 //
 // Prints "status=N" (the reply's errno, 0 for success), "fd=yes|no" and the
@@ -92,6 +94,10 @@ int main(int argc, char** argv) {
   } else if (which == "release-bogus") {
     request.op = static_cast<uint32_t>(Op::kRelease);
     request.arg0 = 999999;
+  } else if (which == "release-own" && argc > 3) {
+    request.op = static_cast<uint32_t>(Op::kRelease);
+    request.flags = kReleaseOwnHold;
+    request.arg0 = std::strtoull(argv[3], nullptr, 10);
   } else if (which != "map-no-fd" && which != "short" && which != "silent") {
     std::fprintf(stderr, "pkfs_test_control_probe: bad case %s\n", which.c_str());
     return 2;

@@ -88,6 +88,11 @@ id=$(sed -n 's/^hold=//p' "$WORK/A.out")
 pkfs_expect_fail "not stale" "$PKFSCTL" release "$MNT" "$id"
 [ "$(holds_of a)" = 1 ] || pkfs_fail "release without --force released a live hold"
 pkfs_expect_fail "no such hold" "$PKFSCTL" release "$MNT" 999
+# An unmap-style release (only the holder's own hold) from another process,
+# even root, leaves the hold alone: a late unmap never drops a reused slot.
+socket=$(getfattr --only-values -n user.pkfs.control "$MNT/a") || pkfs_fail "no control socket for a"
+"$PROBE" "$socket" release-own "$id" | grep -q '^status=2 ' || pkfs_fail "release-own of another's hold was not refused"
+[ "$(holds_of a)" = 1 ] || pkfs_fail "a release-own from a non-holder dropped the hold on a"
 "$PKFSCTL" release --force "$MNT" "$id" | grep -q "released hold $id" || pkfs_fail "release --force failed"
 [ "$(holds_of a)" = 0 ] || pkfs_fail "the hold on a is still there after release --force"
 truncate -s 4M "$MNT/a" || pkfs_fail "a cannot shrink once its hold is gone"
