@@ -44,6 +44,9 @@ using format::XattrBlock;
 // rest are counted in one closing problem of the same code.
 constexpr size_t kMaxProblemsPerCode = 100;
 
+// Slots or chunks between two progress reports.
+constexpr uint64_t kProgressStep = 65536;
+
 // A chunk whose state could not be read (its chunk-map block is bad): space
 // checks skip it rather than report guesses.
 constexpr uint8_t kStateUnknown = 0xff;
@@ -120,7 +123,8 @@ struct Entry {
 
 class Checker {
  public:
-  Checker(const region::Region& region, const CheckOptions& options) : m_region(region), m_options(options) {}
+  Checker(const region::Region& region, const CheckOptions& options, const Progress& progress)
+      : m_region(region), m_options(options), m_progress(progress) {}
 
   Result<CheckReport> run() {
     TRY(check_superblocks());
@@ -145,6 +149,10 @@ class Checker {
     T value;
     std::memcpy(&value, m_region.base() + offset, sizeof value);
     return value;
+  }
+
+  void report_progress(int pass, uint64_t done, uint64_t total) const {
+    if (m_progress) m_progress(pass, done, total);
   }
 
   void problem(const std::string& code, std::string message) {
@@ -349,6 +357,44 @@ class Checker {
                                   " is open (last begun: " + std::to_string(header.last_sequence) +
                                   (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
                                                                                 : "; they must be equal)"));
+      check_undo_records(header.open_sequence);
+    }
+  }
+
+  // The records of the open transaction, as recovery will read them. The
+  // first record that fails ends the log (a kill may tear the last one), so
+  // a failing record is damage only when a valid record of the same
+  // transaction follows it; records of a closed journal are never read.
+  void check_undo_records(uint64_t sequence) {
+    const uint64_t base = m_layout.journal_offset, bytes = m_layout.journal_bytes;
+    uint64_t position = format::kJournalRecordsOffset;
+    uint64_t index = 0;
+    std::optional<std::string> damaged;
+    while (position + sizeof(format::UndoRecordHeader) + sizeof(uint64_t) <= bytes) {
+      const auto record = read<format::UndoRecordHeader>(base + position);
+      if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
+      const uint64_t total = format::undo_record_bytes(record.length);
+      if (record.length == 0 || position + total > bytes) break;
+      const auto stored = read<uint64_t>(base + position + total - sizeof(uint64_t));
+      const bool ok = stored == format::xxh3(m_region.base() + base + position, total - sizeof(uint64_t));
+      const std::string where = "journal undo record " + std::to_string(index) + " of transaction " +
+                                std::to_string(sequence) + " at " + std::to_string(base + position);
+      if (!ok) {
+        if (!damaged) damaged = where;
+      } else if (damaged) {
+        problem("UNDO_RECORD_CHECKSUM",
+                *damaged + ": checksum mismatch, and valid records follow it; recovery stops there");
+        return;
+      } else {
+        const uint64_t end = record.target_offset + record.length;
+        if (end < record.target_offset || end > m_region.size() ||
+            (record.target_offset < base + bytes && end > base)) {
+          problem("UNDO_RECORD_INVALID", where + ": targets bytes outside the metadata");
+          return;
+        }
+      }
+      position += total;
+      ++index;
     }
   }
 
@@ -510,6 +556,7 @@ class Checker {
   void scan_inodes() {
     if (!all_zero(inode_at(0))) problem("INODE_INVALID", "inode slot 0 (never used) is not zero");
     for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
+      if (ino % kProgressStep == 0) report_progress(3, ino, m_slots.size());
       const Inode inode = inode_at(ino);
       std::string what;
       if (format::inode_is_free(inode)) {
@@ -916,6 +963,7 @@ class Checker {
   void check_space() {
     const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count - 1;
     for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
+      if (chunk % kProgressStep == 0) report_progress(5, chunk, end_data);
       uint8_t state = m_states[chunk];
       if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
         problem("SPACE_LEAKED", "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
@@ -972,6 +1020,7 @@ class Checker {
 
   const region::Region& m_region;
   const CheckOptions m_options;
+  const Progress& m_progress;
   CheckReport m_report;
   std::map<std::string, size_t> m_code_counts;
   bool m_stop = false;
@@ -1002,8 +1051,39 @@ class Checker {
 
 }  // namespace
 
-Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options) {
-  Checker checker(region, options);
+int check_pass_of(const std::string& code) {
+  auto starts = [&](const char* prefix) { return code.rfind(prefix, 0) == 0; };
+  if (starts("SUPERBLOCK") || starts("BACKUP_SUPERBLOCK")) return 1;
+  if (starts("JOURNAL") || starts("UNDO_RECORD")) return 2;
+  if (code == "EXTENT_SPACE" || code == "XATTR_BLOCK_SPACE" || starts("CHUNK_MAP") || code == "CHUNK_STATE" ||
+      starts("SPLIT") || starts("SPACE")) {
+    return 5;
+  }
+  if (starts("DIRENT") || starts("DIR_") || code == "LINK_COUNT" || code == "UNREACHABLE" ||
+      code == "LOST_FOUND") {
+    return 4;
+  }
+  if (starts("HOLD") || starts("ORPHAN")) return 6;
+  if (code == "CHUNK_NOT_ZERO") return 7;
+  return 3;  // INODE_*, EXTENT_*, XATTR_*, SYMLINK_*, ROOT_*
+}
+
+const char* check_pass_name(int pass) {
+  switch (pass) {
+    case 1: return "Checking superblock and backup";
+    case 2: return "Checking the journal";
+    case 3: return "Checking inodes, extents and xattr blocks";
+    case 4: return "Checking directory tree and link counts";
+    case 5: return "Checking allocation map against extents";
+    case 6: return "Checking holds and orphans";
+    case 7: return "Checking known-zero chunks";
+    default: return "?";
+  }
+}
+
+Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options,
+                                 const Progress& progress) {
+  Checker checker(region, options, progress);
   return checker.run();
 }
 
