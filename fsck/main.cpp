@@ -77,7 +77,7 @@ class ProgressBar {
   bool m_drawn = false;
 };
 
-void print_by_pass(const std::vector<std::pair<std::string, std::string>>& lines) {
+void print_by_pass(const std::vector<std::pair<std::string, std::string>>& lines, bool verify_zero) {
   // Lines grouped under their pass headers, each pass once, in pass order.
   std::vector<std::pair<int, size_t>> order;
   for (size_t i = 0; i < lines.size(); ++i) order.emplace_back(core::check_pass_of(lines[i].first), i);
@@ -85,7 +85,8 @@ void print_by_pass(const std::vector<std::pair<std::string, std::string>>& lines
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t at = 0;
   for (int pass = 1; pass <= core::kPassCount; ++pass) {
-    std::printf("Pass %d: %s\n", pass, core::check_pass_name(pass));
+    std::printf("Pass %d: %s%s\n", pass, core::check_pass_name(pass),
+                pass == 7 && !verify_zero ? " (skipped: -z reads them)" : "");
     for (; at < order.size() && order[at].first == pass; ++at) {
       const auto& [code, message] = lines[order[at].second];
       std::printf("%s: %s\n", code.c_str(), message.c_str());
@@ -102,18 +103,28 @@ void print_counts(const std::string& path, const core::CheckReport& report) {
               static_cast<unsigned long long>(report.trimming_inodes));
 }
 
-// The quick path: a clean region is skipped without -f. Returns true when
-// it printed the summary.
-bool quick_clean(const std::string& path, const region::Region& region) {
-  auto sb = core::read_superblock(region);
+// The quick path: a region marked clean is skipped without -f, after the
+// validation a mount does (every eagerly read structure: superblocks,
+// journal header, inode and entry slots, chunk map, split headers, holds),
+// so that fsck never calls clean what the daemon would refuse. Returns true
+// when it printed the summary; `region` is consumed either way.
+bool quick_clean(const std::string& path, std::unique_ptr<region::Region> region, std::string* trouble) {
+  auto sb = core::read_superblock(*region);
   if (!sb || !(sb->state & format::kStateClean) || (sb->state & format::kStateError)) return false;
-  auto layout = format::layout_from_superblock(*sb, region.size());
-  if (!layout) return false;
-  format::Superblock backup;
-  std::memcpy(&backup, region.base() + layout->backup_offset, sizeof backup);
-  if (!format::verify_superblock(backup)) return false;
+  core::OpenOptions options;
+  options.read_only = true;
+  auto opened = core::Filesystem::open(std::move(region), options);
+  if (!opened) {
+    *trouble = opened.error().message();
+    const std::string hint = "; run fsck.pkfs";
+    if (trouble->size() > hint.size() && trouble->ends_with(hint))
+      trouble->resize(trouble->size() - hint.size());
+    const std::string prefix = "run fsck.pkfs: ";
+    if (trouble->starts_with(prefix)) trouble->erase(0, prefix.size());
+    return false;
+  }
   std::printf("%s: clean, %llu of %llu inodes used, %llu mounts\n", path.c_str(),
-              static_cast<unsigned long long>(sb->inode_high_water - 1),
+              static_cast<unsigned long long>(opened.value()->open_report().inodes_in_use),
               static_cast<unsigned long long>(sb->inode_count - 1),
               static_cast<unsigned long long>(sb->mount_count));
   return true;
@@ -190,6 +201,13 @@ int main(int argc, char** argv) {
       options.locking = region::Locking::kNone;
     }
     auto opened = region::open(path, options);
+    if (opened && !force) {
+      std::string trouble;
+      if (quick_clean(path, std::move(opened).value(), &trouble)) return kExitClean;
+      if (!trouble.empty())
+        std::printf("%s: marked clean, but %s; checking\n", path.c_str(), trouble.c_str());
+      opened = region::open(path, options);  // the quick path consumed it
+    }
     if (!opened) {
       std::fprintf(stderr, "fsck.pkfs: %s\n", opened.error().message().c_str());
       if (repair && !holder.empty()) {
@@ -203,7 +221,6 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pkfs: warning: %s is in use by %s; results may be inconsistent\n",
                    path.c_str(), holder.c_str());
     }
-    if (!force && quick_clean(path, region)) return kExitClean;
 
     // The default bar: on a terminal, for a large region.
     if (!progress_given && isatty(STDOUT_FILENO)) {
@@ -231,7 +248,7 @@ int main(int argc, char** argv) {
         if (!repaired->applied && done.safe && done.code != "JOURNAL_OPEN") message += " [not done]";
         lines.emplace_back(done.code, message);
       }
-      print_by_pass(lines);
+      print_by_pass(lines, verify_zero);
       if (!repaired->applied) {
         std::printf("%s: UNEXPECTED INCONSISTENCY: %llu problems need a decision; run fsck.pkfs -y\n",
                     path.c_str(), static_cast<unsigned long long>(repaired->unsafe_count()));
@@ -254,7 +271,7 @@ int main(int argc, char** argv) {
       std::vector<std::pair<std::string, std::string>> lines;
       for (const core::CheckProblem& problem : report->problems)
         lines.emplace_back(problem.code, problem.message);
-      print_by_pass(lines);
+      print_by_pass(lines, verify_zero);
     }
     if (verbose || !report->clean()) print_counts(path, *report);
     if (!report->clean()) {

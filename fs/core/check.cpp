@@ -194,6 +194,29 @@ class Checker {
     return path;
   }
 
+  // describe() before the tree walk: the path through whatever valid
+  // entries name the inode and its directories (built on first use).
+  std::string describe_early(uint64_t ino) {
+    if (!m_early_names_loaded) {
+      m_early_names_loaded = true;
+      for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
+        const auto dirent = read<Dirent>(m_layout.dirent_table_offset + slot * sizeof(Dirent));
+        if (!format::dirent_valid(dirent)) continue;
+        m_early_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
+      }
+    }
+    std::string path;
+    uint64_t at = ino;
+    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
+      auto it = m_early_names.find(at);
+      if (it == m_early_names.end()) return "inode " + std::to_string(ino);
+      path = "/" + it->second.second + path;
+      at = it->second.first;
+    }
+    if (at != format::kRootIno || path.empty()) return "inode " + std::to_string(ino);
+    return "inode " + std::to_string(ino) + " (" + path + ")";
+  }
+
   // "inode 12 (/a/b)", or "inode 12" when no path leads to it.
   std::string describe(uint64_t ino) const {
     std::string path = path_of(ino);
@@ -579,7 +602,7 @@ class Checker {
       }
       if (!format::inode_valid(inode, ino, &what)) {
         problem(rejection_code("INODE", inode, inode.tag == format::kInodeTag),
-                "inode " + std::to_string(ino) + ": " + what);
+                describe_early(ino) + ": " + what);
         m_slots[ino] = Slot::kBad;
         m_tree_trusted = false;
         m_space_trusted = false;
@@ -1047,6 +1070,8 @@ class Checker {
   std::unordered_map<uint64_t, uint64_t> m_dir_entry_parent;  // directory -> directory of its (first) entry
   std::unordered_map<uint64_t, size_t> m_reached;             // reachable inode -> entry the walk came by
   std::unordered_set<uint64_t> m_cycle_reported;
+  bool m_early_names_loaded = false;
+  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_early_names;  // ino -> (parent, name)
 };
 
 }  // namespace

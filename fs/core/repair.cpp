@@ -244,10 +244,11 @@ class Repairer {
       }
       // Written now, outside the journal: the journal is found through it.
       // A kill part way leaves the backup intact to restore from again.
-      sb.state = (sb.state | format::kStateError) & ~format::kStateClean;
-      format::seal(sb);
-      std::memcpy(m_region.base(), &sb, sizeof sb);
-      m_region.persist(0, sizeof sb);
+      Superblock marked = sb;
+      marked.state = (marked.state | format::kStateError) & ~format::kStateClean;
+      format::seal(marked);
+      std::memcpy(m_region.base(), &marked, sizeof marked);
+      m_region.persist(0, sizeof marked);
     } else {
       m_layout = *primary_layout;
       const size_t backup_label = strnlen(backup.label, sizeof backup.label);
@@ -601,7 +602,15 @@ class Repairer {
       changed = true;
     }
 
-    // Each extent: sane, in order, not overlapping, and its space unclaimed.
+    // Each extent: sane, not overlapping, and its space unclaimed. Sorted
+    // first, so one extent with a damaged file_block costs only itself.
+    if (!std::is_sorted(extents.begin(), extents.end(),
+                        [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; })) {
+      act("EXTENT_ORDER", who + ": extents are not sorted; sorted", false);
+      std::stable_sort(extents.begin(), extents.end(),
+                       [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; });
+      changed = true;
+    }
     std::vector<Extent> kept;
     uint64_t previous_end = 0;
     for (const Extent& extent : extents) {

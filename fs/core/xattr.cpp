@@ -76,7 +76,16 @@ Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
   TRY(node(ino));
   if (name.empty() || name.size() > format::kXattrNameMax)
     return Error(ERANGE, "attribute name length out of range");
-  TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
+  auto loaded = xattr_block(inode_ref(ino));
+  if (!loaded) {
+    // Recorded in the superblock (under the write lock) so the next mount
+    // asks for fsck.pkfs, as a damaged extent block is on read.
+    lock.unlock();
+    std::unique_lock write_lock(m_mutex);
+    if (loaded.error().code() == EUCLEAN) record_error(EUCLEAN, ino, "getxattr");
+    return std::move(loaded).error();
+  }
+  const XattrBlock* block = loaded.value();
   if (block != nullptr) {
     for (Entry& entry : unpack(*block)) {
       if (entry.name == name) return std::move(entry.value);
@@ -88,7 +97,14 @@ Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
 Result<std::vector<std::string>> Filesystem::listxattr(Ino ino) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
+  auto loaded = xattr_block(inode_ref(ino));
+  if (!loaded) {
+    lock.unlock();
+    std::unique_lock write_lock(m_mutex);
+    if (loaded.error().code() == EUCLEAN) record_error(EUCLEAN, ino, "listxattr");
+    return std::move(loaded).error();
+  }
+  const XattrBlock* block = loaded.value();
   std::vector<std::string> names;
   if (block != nullptr) {
     for (Entry& entry : unpack(*block)) names.push_back(std::move(entry.name));

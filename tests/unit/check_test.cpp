@@ -1247,7 +1247,7 @@ TEST_CASE("repair fixes resealed damage: counts, entries, tree, space, holds", "
          many.extent_count -= 1;
          d.put_inode(many);
        }},
-      {"unsorted extents", "EXTENT_INVALID", kMany,
+      {"unsorted extents", "EXTENT_ORDER", kNone,
        [](Damaged& d) {
          Inode many = d.inode(d.p.many);
          std::swap(many.extents[1], many.extents[2]);
