@@ -49,8 +49,8 @@ class ProgressBar {
   bool enabled() const { return m_fd >= 0; }
   void operator()(int pass, uint64_t done, uint64_t total) {
     if (g_cancelled) throw Cancelled{};
-    if (m_fd < 0 || total == 0) return;
-    int percent = static_cast<int>(done * 100 / total);
+    if (m_fd < 0) return;
+    int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
     if (pass == m_pass && percent == m_percent) return;
     m_pass = pass;
     m_percent = percent;

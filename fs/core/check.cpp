@@ -249,6 +249,7 @@ class Checker {
   // Pass 1: superblocks.
 
   Result<void> check_superblocks() {
+    report_progress(1, 0, 1);
     if (m_region.size() < format::kMinRegionBytes) {
       return Error(ENODATA,
                    "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
@@ -373,6 +374,7 @@ class Checker {
   // Pass 2: journal.
 
   void check_journal() {
+    report_progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
     bool tag_ok = header.tag == format::kJournalTag;
     if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
@@ -594,7 +596,7 @@ class Checker {
   void scan_inodes() {
     if (!all_zero(inode_at(0))) problem("INODE_INVALID", "inode slot 0 (never used) is not zero");
     for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
-      if (ino % kProgressStep == 0) report_progress(3, ino, m_slots.size());
+      if ((ino - 1) % kProgressStep == 0) report_progress(3, ino - 1, m_slots.size());
       const Inode inode = inode_at(ino);
       std::string what;
       if (format::inode_is_free(inode)) {
@@ -649,8 +651,9 @@ class Checker {
     m_children.assign(slots, {});
     // (parent, hash of name, entry): sorted afterwards to find duplicates.
     std::vector<std::tuple<uint64_t, size_t, size_t>> names;
+    report_progress(4, 0, m_sb.dirent_high_water);
     for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-      if (slot % kProgressStep == 0) report_progress(4, slot, m_sb.dirent_high_water);
+      if (slot % kProgressStep == 0 && slot != 0) report_progress(4, slot, m_sb.dirent_high_water);
       const Dirent& dirent = *reinterpret_cast<const Dirent*>(m_region.base() + m_layout.dirent_table_offset +
                                                               slot * sizeof(Dirent));
       if (format::dirent_is_free(dirent)) continue;
@@ -1023,7 +1026,8 @@ class Checker {
   void check_space() {
     const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count - 1;
     for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
-      if (chunk % kProgressStep == 0) report_progress(5, chunk, end_data);
+      if ((chunk - first_data) % kProgressStep == 0)
+        report_progress(5, chunk - first_data, end_data - first_data);
       uint8_t state = m_states[chunk];
       if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
         problem("SPACE_LEAKED", "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
@@ -1060,6 +1064,7 @@ class Checker {
   // Pass 6: holds.
 
   void check_holds() {
+    report_progress(6, 0, m_layout.hold_count);
     for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
       const auto hold = read<Hold>(m_layout.hold_table_offset + slot * sizeof(Hold));
       if (format::hold_is_free(hold)) continue;

@@ -26,6 +26,12 @@ grep -q "clean" "$T/out" || pkfs_fail "a clean region is not reported clean: $(c
 expect_exit 0 "fresh region, forced" -- -n -f -v "$R"
 grep -q "no problems found" "$T/out" || pkfs_fail "forced check did not say no problems: $(cat "$T/out")"
 [[ $(sha256sum <"$R") == "$sum" ]] || pkfs_fail "fsck -n changed the region"
+# -C FD: progress lines "pass done total" on the descriptor, every pass.
+"$FSCK" -n -f -C 3 "$R" >"$T/out" 2>"$T/err" 3>"$T/progress" || pkfs_fail "fsck -C 3 failed: $(cat "$T/err")"
+for pass in 1 2 3 4 5 6; do
+  grep -Eq "^$pass [0-9]+ [0-9]+\$" "$T/progress" || pkfs_fail "no progress line for pass $pass: $(cat "$T/progress")"
+done
+grep -q $'\r' "$T/out" && pkfs_fail "a progress bar was drawn on a stdout that is not a terminal"
 
 # Damage the backup superblock (the last 4 KiB block of the region).
 size=$(stat -c %s "$R")

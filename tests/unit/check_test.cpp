@@ -27,6 +27,7 @@
 #include "fs/journal/journal.h"
 #include "fs/region/region.h"
 #include "support/data_pattern.h"
+#include "support/fault_region.h"
 #include "support/test_region.h"
 
 namespace {
@@ -1361,6 +1362,56 @@ TEST_CASE("preen repairs what is safe and nothing when a decision is needed", "[
   CHECK(image == before);
   CHECK(repair(image).applied);
   CHECK(check(image).clean());
+}
+
+// A crash after any persist of a repair leaves a region that mount refuses
+// (or that is already repaired) and that a second repair makes clean.
+TEST_CASE("a repair killed at any persist is refused by mount and repaired again", "[repair][crash]") {
+  const Populated& p = populated();
+  Bytes damaged = p.image;
+  damaged[0x38] ^= std::byte{0x40};                                                      // primary superblock
+  damaged[p.layout.chunk_map_offset + 0x20] ^= std::byte{0x40};                          // chunk map
+  put_raw(damaged, p.dirent_offset(p.dirent_slot(format::kRootIno, "docs")), Dirent{});  // lost+found
+  Inode many = p.inode(p.many);
+  many.nlink = 9;
+  put_sealed(damaged, p.inode_offset(p.many), many);  // a count
+
+  auto counting = std::make_shared<FaultState>();
+  {
+    FaultRegion region(damaged, counting);
+    REQUIRE(core::repair_region(region));
+  }
+  const uint64_t persists = counting->persists;
+  REQUIRE(persists > 5);
+  for (uint64_t n = 1; n <= persists; ++n) {
+    INFO("crash after persist " << n << " of " << persists);
+    auto state = std::make_shared<FaultState>();
+    state->crash_at = n;
+    {
+      FaultRegion region(damaged, state);
+      REQUIRE(core::repair_region(region));
+    }
+    REQUIRE(state->crash_image);
+    Bytes image = std::move(*state->crash_image);
+    {
+      auto opened = Filesystem::open(copy_of(image));
+      if (opened) {
+        // Only the finished repair may mount.
+        auto report = core::check_region(opened.value()->region());
+        REQUIRE(report);
+        INFO(describe(*report));
+        CHECK(report->clean());
+      }
+    }
+    auto again = repair(image);
+    INFO(describe(again));
+    auto after = check(image);
+    INFO(describe(after));
+    CHECK(after.clean());
+    auto opened = Filesystem::open(view(image));
+    REQUIRE(opened);
+    expect_content(*opened.value(), p.big, 1 << 20, 100000, 3);
+  }
 }
 
 TEST_CASE("repair of a clean region changes nothing", "[repair]") {
