@@ -266,6 +266,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pkfs: %s: %s\n", path.c_str(), report.error().message().c_str());
       return status | kExitOperational;
     }
+    if (g_cancelled) {
+      std::fprintf(stderr, "fsck.pkfs: cancelled\n");
+      return status | kExitCancelled;
+    }
     if (repair && !report->clean()) std::printf("Checking again after the repair\n");
     if (!repair || !report->clean()) {
       std::vector<std::pair<std::string, std::string>> lines;
