@@ -17,6 +17,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,6 +44,13 @@ using format::XattrBlock;
 // One code floods a report of a badly damaged region; past this many the
 // rest are counted in one closing problem of the same code.
 constexpr size_t kMaxProblemsPerCode = 100;
+
+// m_reached values besides entry indexes.
+constexpr size_t kNotReached = SIZE_MAX;
+constexpr size_t kRoot = SIZE_MAX - 1;
+
+// Slots or chunks between two progress reports.
+constexpr uint64_t kProgressStep = 65536;
 
 // A chunk whose state could not be read (its chunk-map block is bad): space
 // checks skip it rather than report guesses.
@@ -120,7 +128,8 @@ struct Entry {
 
 class Checker {
  public:
-  Checker(const region::Region& region, const CheckOptions& options) : m_region(region), m_options(options) {}
+  Checker(const region::Region& region, const CheckOptions& options, const Progress& progress)
+      : m_region(region), m_options(options), m_progress(progress) {}
 
   Result<CheckReport> run() {
     TRY(check_superblocks());
@@ -147,6 +156,10 @@ class Checker {
     return value;
   }
 
+  void report_progress(int pass, uint64_t done, uint64_t total) const {
+    if (m_progress) m_progress(pass, done, total);
+  }
+
   void problem(const std::string& code, std::string message) {
     if (m_resolving) return;  // the second walk only looks up owners
     size_t& count = m_code_counts[code];
@@ -169,21 +182,54 @@ class Checker {
   Inode inode_at(uint64_t ino) const { return read<Inode>(inode_offset(ino)); }
 
   Slot slot_of(uint64_t ino) const { return ino < m_slots.size() ? m_slots[ino] : Slot::kFree; }
+  bool reached(uint64_t ino) const { return ino < m_reached.size() && m_reached[ino] != kNotReached; }
+
+  // describe(ino), built only when a message needs it: most inodes have
+  // no problem, and a path costs a walk and a string.
+  struct Who {
+    const Checker* checker;
+    uint64_t ino;
+    operator std::string() const { return checker->describe(ino); }
+    friend std::string operator+(const Who& who, const std::string& text) { return std::string(who) + text; }
+    friend std::string operator+(const Who& who, const char* text) { return std::string(who) + text; }
+  };
 
   // The path by which the walk from the root first reached `ino`, or "".
   std::string path_of(uint64_t ino) const {
-    if (ino == format::kRootIno) return m_reached.count(ino) ? "/" : "";
+    if (ino == format::kRootIno) return reached(ino) ? "/" : "";
     std::vector<const std::string*> names;
     for (uint64_t at = ino; at != format::kRootIno;) {
-      auto it = m_reached.find(at);
-      if (it == m_reached.end()) return "";
-      const Entry& entry = m_entries[it->second];
+      if (!reached(at)) return "";
+      const Entry& entry = m_entries[m_reached[at]];
       names.push_back(&entry.name);
       at = entry.parent;  // the walk's tree: each step is one level closer to the root
     }
     std::string path;
     for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + **it;
     return path;
+  }
+
+  // describe() before the tree walk: the path through whatever valid
+  // entries name the inode and its directories (built on first use).
+  std::string describe_early(uint64_t ino) {
+    if (!m_early_names_loaded) {
+      m_early_names_loaded = true;
+      for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
+        const auto dirent = read<Dirent>(m_layout.dirent_table_offset + slot * sizeof(Dirent));
+        if (!format::dirent_valid(dirent)) continue;
+        m_early_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
+      }
+    }
+    std::string path;
+    uint64_t at = ino;
+    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
+      auto it = m_early_names.find(at);
+      if (it == m_early_names.end()) return "inode " + std::to_string(ino);
+      path = "/" + it->second.second + path;
+      at = it->second.first;
+    }
+    if (at != format::kRootIno || path.empty()) return "inode " + std::to_string(ino);
+    return "inode " + std::to_string(ino) + " (" + path + ")";
   }
 
   // "inode 12 (/a/b)", or "inode 12" when no path leads to it.
@@ -203,6 +249,7 @@ class Checker {
   // Pass 1: superblocks.
 
   Result<void> check_superblocks() {
+    report_progress(1, 0, 1);
     if (m_region.size() < format::kMinRegionBytes) {
       return Error(ENODATA,
                    "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
@@ -327,6 +374,7 @@ class Checker {
   // Pass 2: journal.
 
   void check_journal() {
+    report_progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
     bool tag_ok = header.tag == format::kJournalTag;
     if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
@@ -349,6 +397,44 @@ class Checker {
                                   " is open (last begun: " + std::to_string(header.last_sequence) +
                                   (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
                                                                                 : "; they must be equal)"));
+      check_undo_records(header.open_sequence);
+    }
+  }
+
+  // The records of the open transaction, as recovery will read them. The
+  // first record that fails ends the log (a kill may tear the last one), so
+  // a failing record is damage only when a valid record of the same
+  // transaction follows it; records of a closed journal are never read.
+  void check_undo_records(uint64_t sequence) {
+    const uint64_t base = m_layout.journal_offset, bytes = m_layout.journal_bytes;
+    uint64_t position = format::kJournalRecordsOffset;
+    uint64_t index = 0;
+    std::optional<std::string> damaged;
+    while (position + sizeof(format::UndoRecordHeader) + sizeof(uint64_t) <= bytes) {
+      const auto record = read<format::UndoRecordHeader>(base + position);
+      if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
+      const uint64_t total = format::undo_record_bytes(record.length);
+      if (record.length == 0 || position + total > bytes) break;
+      const auto stored = read<uint64_t>(base + position + total - sizeof(uint64_t));
+      const bool ok = stored == format::xxh3(m_region.base() + base + position, total - sizeof(uint64_t));
+      const std::string where = "journal undo record " + std::to_string(index) + " of transaction " +
+                                std::to_string(sequence) + " at " + std::to_string(base + position);
+      if (!ok) {
+        if (!damaged) damaged = where;
+      } else if (damaged) {
+        problem("UNDO_RECORD_CHECKSUM",
+                *damaged + ": checksum mismatch, and valid records follow it; recovery stops there");
+        return;
+      } else {
+        const uint64_t end = record.target_offset + record.length;
+        if (end < record.target_offset || end > m_region.size() ||
+            (record.target_offset < base + bytes && end > base)) {
+          problem("UNDO_RECORD_INVALID", where + ": targets bytes outside the metadata");
+          return;
+        }
+      }
+      position += total;
+      ++index;
     }
   }
 
@@ -510,6 +596,7 @@ class Checker {
   void scan_inodes() {
     if (!all_zero(inode_at(0))) problem("INODE_INVALID", "inode slot 0 (never used) is not zero");
     for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
+      if ((ino - 1) % kProgressStep == 0) report_progress(3, ino - 1, m_slots.size());
       const Inode inode = inode_at(ino);
       std::string what;
       if (format::inode_is_free(inode)) {
@@ -532,7 +619,7 @@ class Checker {
       }
       if (!format::inode_valid(inode, ino, &what)) {
         problem(rejection_code("INODE", inode, inode.tag == format::kInodeTag),
-                "inode " + std::to_string(ino) + ": " + what);
+                describe_early(ino) + ": " + what);
         m_slots[ino] = Slot::kBad;
         m_tree_trusted = false;
         m_space_trusted = false;
@@ -556,72 +643,97 @@ class Checker {
   // Pass 4: directory entries and the tree they form.
 
   void check_tree() {
-    std::unordered_set<std::string> names;  // "<parent ino>/<name>"
+    const size_t slots = m_slots.size();
+    m_entry_count.assign(slots, 0);
+    m_subdirs.assign(slots, 0);
+    m_dir_entry_parent.assign(slots, 0);
+    m_reached.assign(slots, kNotReached);
+    m_children.assign(slots, {});
+    // (parent, hash of name, entry): sorted afterwards to find duplicates.
+    std::vector<std::tuple<uint64_t, size_t, size_t>> names;
+    report_progress(4, 0, m_sb.dirent_high_water);
     for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-      const auto dirent = read<Dirent>(m_layout.dirent_table_offset + slot * sizeof(Dirent));
+      if (slot % kProgressStep == 0 && slot != 0) report_progress(4, slot, m_sb.dirent_high_water);
+      const Dirent& dirent = *reinterpret_cast<const Dirent*>(m_region.base() + m_layout.dirent_table_offset +
+                                                              slot * sizeof(Dirent));
       if (format::dirent_is_free(dirent)) continue;
       std::string what;
-      std::string where = "directory entry " + std::to_string(slot);
       if (!format::dirent_valid(dirent, &what)) {
-        problem(rejection_code("DIRENT", dirent, dirent.tag == format::kDirentTag), where + ": " + what);
+        problem(rejection_code("DIRENT", dirent, dirent.tag == format::kDirentTag),
+                "directory entry " + std::to_string(slot) + ": " + what);
         m_tree_trusted = false;
         continue;
       }
       ++m_report.dirents_in_use;
       std::string name(format::dirent_name(dirent));
-      where += " (\"" + name + "\" in inode " + std::to_string(dirent.parent_ino) + ")";
-      if (dirent.reserved0 != 0) problem("DIRENT_INVALID", where + ": reserved field is not zero");
+      auto where = [&] {
+        return "directory entry " + std::to_string(slot) + " (\"" + name + "\" in inode " +
+               std::to_string(dirent.parent_ino) + ")";
+      };
+      if (dirent.reserved0 != 0) problem("DIRENT_INVALID", where() + ": reserved field is not zero");
       Slot parent = slot_of(dirent.parent_ino), child = slot_of(dirent.ino);
       if (parent == Slot::kBad || child == Slot::kBad) continue;  // reported with the inode
       if (parent == Slot::kFree) {
         problem("DIRENT_PARENT",
-                where + ": its directory, inode " + std::to_string(dirent.parent_ino) + ", is not in use");
+                where() + ": its directory, inode " + std::to_string(dirent.parent_ino) + ", is not in use");
         m_tree_trusted = false;
         continue;
       }
       const Inode parent_inode = inode_at(dirent.parent_ino);
       if (!S_ISDIR(parent_inode.mode)) {
-        problem("DIRENT_PARENT", where + ": inode " + std::to_string(dirent.parent_ino) + " is a " +
+        problem("DIRENT_PARENT", where() + ": inode " + std::to_string(dirent.parent_ino) + " is a " +
                                      type_name(parent_inode.mode) + ", not a directory");
         m_tree_trusted = false;
         continue;
       }
       if (child == Slot::kFree) {
         problem("DIRENT_CHILD",
-                where + ": names inode " + std::to_string(dirent.ino) + ", which is not in use");
+                where() + ": names inode " + std::to_string(dirent.ino) + ", which is not in use");
         m_tree_trusted = false;
         continue;
       }
       const Inode child_inode = inode_at(dirent.ino);
       if (dirent.file_type != IFTODT(child_inode.mode)) {
-        problem("DIRENT_TYPE", where + ": file type " + std::to_string(dirent.file_type) + " but inode " +
+        problem("DIRENT_TYPE", where() + ": file type " + std::to_string(dirent.file_type) + " but inode " +
                                    std::to_string(dirent.ino) + " is a " + type_name(child_inode.mode));
       }
-      if (!names.insert(std::to_string(dirent.parent_ino) + "/" + name).second) {
-        problem("DIRENT_DUPLICATE", where + ": the directory has another entry of that name");
-      }
+      names.emplace_back(dirent.parent_ino, std::hash<std::string>{}(name), m_entries.size());
       m_entry_count[dirent.ino] += 1;
       if (S_ISDIR(child_inode.mode)) {
         m_subdirs[dirent.parent_ino] += 1;
-        m_dir_entry_parent.emplace(dirent.ino, dirent.parent_ino);
+        if (m_dir_entry_parent[dirent.ino] == 0) m_dir_entry_parent[dirent.ino] = dirent.parent_ino;
       }
       m_children[dirent.parent_ino].push_back(m_entries.size());
       m_entries.push_back({slot, dirent.parent_ino, dirent.ino, std::move(name)});
     }
 
+    // Names unique per directory: equal (parent, hash) neighbours after a
+    // sort, compared by name; the later slot is reported.
+    std::sort(names.begin(), names.end());
+    for (size_t i = 1; i < names.size(); ++i) {
+      const auto& [parent, hash, index] = names[i];
+      for (size_t j = i; j-- > 0 && std::get<0>(names[j]) == parent && std::get<1>(names[j]) == hash;) {
+        const Entry& entry = m_entries[index];
+        if (m_entries[std::get<2>(names[j])].name != entry.name) continue;
+        problem("DIRENT_DUPLICATE", "directory entry " + std::to_string(entry.slot) + " (\"" + entry.name +
+                                        "\" in inode " + std::to_string(entry.parent) +
+                                        "): the directory has another entry of that name");
+        break;
+      }
+    }
+
     // Paths, breadth first from the root: each directory is entered once,
     // so a cycle or a second link to a directory cannot loop.
     if (slot_of(format::kRootIno) != Slot::kInUse) return;
-    m_reached.emplace(format::kRootIno, SIZE_MAX);
+    m_reached[format::kRootIno] = kRoot;
     std::deque<uint64_t> queue{format::kRootIno};
     while (!queue.empty()) {
       uint64_t dir = queue.front();
       queue.pop_front();
-      auto children = m_children.find(dir);
-      if (children == m_children.end()) continue;
-      for (size_t index : children->second) {
+      for (size_t index : m_children[dir]) {
         const Entry& entry = m_entries[index];
-        if (!m_reached.emplace(entry.child, index).second) continue;
+        if (reached(entry.child)) continue;
+        m_reached[entry.child] = index;
         if (S_ISDIR(inode_at(entry.child).mode)) queue.push_back(entry.child);
       }
     }
@@ -631,9 +743,8 @@ class Checker {
   bool on_cycle(uint64_t dir) const {
     uint64_t at = dir;
     for (size_t steps = 0; steps <= m_dir_entry_parent.size(); ++steps) {
-      auto up = m_dir_entry_parent.find(at);
-      if (up == m_dir_entry_parent.end()) return false;
-      at = up->second;
+      if (m_dir_entry_parent[at] == 0) return false;
+      at = m_dir_entry_parent[at];
       if (at == dir) return true;
     }
     return false;
@@ -641,10 +752,10 @@ class Checker {
 
   void check_links(uint64_t ino, const Inode& inode) {
     const bool orphan = inode.flags & format::kInodeOrphan;
-    const uint64_t entries = m_entry_count.count(ino) ? m_entry_count.at(ino) : 0;
-    const std::string who = describe(ino);
+    const uint64_t entries = m_entry_count[ino];
+    const Who who{this, ino};
     if (S_ISDIR(inode.mode)) {
-      const uint64_t subdirs = m_subdirs.count(ino) ? m_subdirs.at(ino) : 0;
+      const uint64_t subdirs = m_subdirs[ino];
       if (ino == format::kRootIno) {
         if (entries != 0)
           problem("DIR_ENTRIES",
@@ -660,10 +771,9 @@ class Checker {
       } else if (entries != 1) {
         problem("DIR_ENTRIES",
                 who + ": directory has " + std::to_string(entries) + " entries naming it, not 1");
-      } else if (inode.parent != m_dir_entry_parent.at(ino)) {
+      } else if (inode.parent != m_dir_entry_parent[ino]) {
         problem("DIR_PARENT", who + ": parent field is " + std::to_string(inode.parent) +
-                                  " but its entry lies in inode " +
-                                  std::to_string(m_dir_entry_parent.at(ino)));
+                                  " but its entry lies in inode " + std::to_string(m_dir_entry_parent[ino]));
       }
       uint64_t wanted = orphan ? 0 : 2 + subdirs;
       if (inode.nlink != wanted) {
@@ -683,11 +793,11 @@ class Checker {
       problem("LINK_COUNT", who + ": nlink is " + std::to_string(inode.nlink) + " but " +
                                 std::to_string(entries) + " entries name it");
     }
-    if (!orphan && m_reached.count(ino) == 0) {
+    if (!orphan && !reached(ino)) {
       if (S_ISDIR(inode.mode) && on_cycle(ino)) {
         if (!m_cycle_reported.count(ino)) {
           // Report the cycle once, not once per member.
-          for (uint64_t at = ino; m_cycle_reported.insert(at).second;) at = m_dir_entry_parent.at(at);
+          for (uint64_t at = ino; m_cycle_reported.insert(at).second;) at = m_dir_entry_parent[at];
           problem("DIR_CYCLE", who + ": directory lies on a cycle of directories cut off from the root");
         }
       } else {
@@ -713,7 +823,7 @@ class Checker {
   // What inode_valid leaves to a checker: fields that depend on the type,
   // the trim mark, and zeros where the format wants them.
   void check_inode_fields(uint64_t ino, const Inode& inode) {
-    const std::string who = describe(ino);
+    const Who who{this, ino};
     const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode);
     if (!regular && !symlink && inode.size != 0) {
       problem("INODE_INVALID",
@@ -743,7 +853,7 @@ class Checker {
   }
 
   void check_extents(uint64_t ino, const Inode& inode) {
-    const std::string who = describe(ino);
+    const Who who{this, ino};
     std::vector<Extent> extents;
     uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
     extents.insert(extents.end(), inode.extents, inode.extents + inline_count);
@@ -916,6 +1026,8 @@ class Checker {
   void check_space() {
     const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count - 1;
     for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
+      if ((chunk - first_data) % kProgressStep == 0)
+        report_progress(5, chunk - first_data, end_data - first_data);
       uint8_t state = m_states[chunk];
       if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
         problem("SPACE_LEAKED", "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
@@ -952,6 +1064,7 @@ class Checker {
   // Pass 6: holds.
 
   void check_holds() {
+    report_progress(6, 0, m_layout.hold_count);
     for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
       const auto hold = read<Hold>(m_layout.hold_table_offset + slot * sizeof(Hold));
       if (format::hold_is_free(hold)) continue;
@@ -972,6 +1085,7 @@ class Checker {
 
   const region::Region& m_region;
   const CheckOptions m_options;
+  const Progress& m_progress;
   CheckReport m_report;
   std::map<std::string, size_t> m_code_counts;
   bool m_stop = false;
@@ -992,18 +1106,53 @@ class Checker {
   std::unordered_map<uint64_t, SplitChunk> m_splits;
 
   std::vector<Entry> m_entries;
-  std::unordered_map<uint64_t, std::vector<size_t>> m_children;  // directory -> indexes into m_entries
-  std::unordered_map<uint64_t, uint64_t> m_entry_count;          // inode -> entries naming it
-  std::unordered_map<uint64_t, uint64_t> m_subdirs;              // directory -> entries of directories in it
-  std::unordered_map<uint64_t, uint64_t> m_dir_entry_parent;  // directory -> directory of its (first) entry
-  std::unordered_map<uint64_t, size_t> m_reached;             // reachable inode -> entry the walk came by
+  // Indexed by inode number, [0, inode_high_water): every inode an entry
+  // links is in use, so below the mark.
+  std::vector<std::vector<size_t>> m_children;  // directory -> indexes into m_entries
+  std::vector<uint32_t> m_entry_count;          // inode -> entries naming it
+  std::vector<uint32_t> m_subdirs;              // directory -> entries of directories in it
+  std::vector<uint64_t> m_dir_entry_parent;     // directory -> directory of its (first) entry, 0: none
+  std::vector<size_t> m_reached;                // inode -> entry the walk came by, kRoot, or kNotReached
   std::unordered_set<uint64_t> m_cycle_reported;
+  bool m_early_names_loaded = false;
+  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_early_names;  // ino -> (parent, name)
 };
 
 }  // namespace
 
-Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options) {
-  Checker checker(region, options);
+int check_pass_of(const std::string& code) {
+  auto starts = [&](const char* prefix) { return code.rfind(prefix, 0) == 0; };
+  if (starts("SUPERBLOCK") || starts("BACKUP_SUPERBLOCK")) return 1;
+  if (starts("JOURNAL") || starts("UNDO_RECORD")) return 2;
+  if (code == "EXTENT_SPACE" || code == "XATTR_BLOCK_SPACE" || starts("CHUNK_MAP") || code == "CHUNK_STATE" ||
+      starts("SPLIT") || starts("SPACE")) {
+    return 5;
+  }
+  if (starts("DIRENT") || starts("DIR_") || code == "LINK_COUNT" || code == "UNREACHABLE" ||
+      code == "LOST_FOUND") {
+    return 4;
+  }
+  if (starts("HOLD") || starts("ORPHAN")) return 6;
+  if (code == "CHUNK_NOT_ZERO") return 7;
+  return 3;  // INODE_*, EXTENT_*, XATTR_*, SYMLINK_*, ROOT_*
+}
+
+const char* check_pass_name(int pass) {
+  switch (pass) {
+    case 1: return "Checking superblock and backup";
+    case 2: return "Checking the journal";
+    case 3: return "Checking inodes, extents and xattr blocks";
+    case 4: return "Checking directory tree and link counts";
+    case 5: return "Checking allocation map against extents";
+    case 6: return "Checking holds and orphans";
+    case 7: return "Checking known-zero chunks";
+    default: return "?";
+  }
+}
+
+Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options,
+                                 const Progress& progress) {
+  Checker checker(region, options, progress);
   return checker.run();
 }
 

@@ -2,10 +2,13 @@
 //
 // Owns: the invariants of FORMAT.md ("Invariants"), checked pass by pass
 // without trusting any of them. Used by the crash-injection tests after every
-// simulated crash, and the base fsck.pkfs builds on. Never writes.
+// simulated crash, and the base fsck.pkfs builds on. check_region never
+// writes; repair_region (repair.cpp) is the one writer, and fsck.pkfs is a
+// thin main over both.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,15 +33,73 @@ struct CheckReport {
   bool clean() const { return problems.empty(); }
 };
 
+// fsck's named passes, in the order FORMAT.md ("Invariants") lists them.
+// Every problem code belongs to one pass.
+inline constexpr int kPassCount = 7;
+int check_pass_of(const std::string& code);  // 1..kPassCount
+const char* check_pass_name(int pass);       // "Checking superblock and backup", ...
+
 struct CheckOptions {
   // Also read every kChunkFreeZero chunk and report one that is not all
   // zero (2 MiB each: slow on large regions, so off by default).
   bool verify_known_zero = false;
 };
 
+// Called now and then with the pass running and how far it is (done of
+// total, in slots or chunks); for progress bars. May be empty.
+using Progress = std::function<void(int pass, uint64_t done, uint64_t total)>;
+
 // Checks every structure of the region. The journal must hold no open
 // transaction (recover first); an open one is reported as a problem.
 // Errors only when the region cannot be read at all (no superblock).
-Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options = {});
+Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options = {},
+                                 const Progress& progress = {});
+
+// ---------------------------------------------------------------------------
+// Repair (repair.cpp). See FORMAT.md, "Repair", for what each problem
+// becomes.
+
+enum class RepairMode {
+  kAll,    // fsck -y: repair everything repairable
+  kPreen,  // fsck -p: repair only what needs no decision; otherwise change
+           // nothing beyond journal recovery and report what needs -y
+};
+
+struct RepairOptions {
+  RepairMode mode = RepairMode::kAll;
+  bool verify_known_zero = false;  // as CheckOptions
+};
+
+struct RepairAction {
+  std::string code;     // the check's problem code
+  std::string message;  // the problem, then "; " and what was (or would be) done
+  bool safe = false;    // needs no decision: -p may do it
+};
+
+struct RepairReport {
+  std::vector<RepairAction> actions;  // every problem found, in the order found
+  bool applied = false;               // false: -p found a problem needing -y; nothing beyond
+                                      // journal recovery was written
+  uint64_t recovered_sequence = 0;    // journal transaction rolled back, 0 if none
+  uint64_t recovered_records = 0;
+  bool marked_clean = false;  // the superblock was not clean or recorded errors, and now is clean
+  uint64_t unsafe_count() const {
+    uint64_t count = 0;
+    for (const RepairAction& action : actions) count += action.safe ? 0 : 1;
+    return count;
+  }
+};
+
+// Repairs the region in place. REQUIRES: the caller holds the region
+// exclusively (no daemon has it mounted). Rolls back an open journal
+// transaction first, then rebuilds a model of the filesystem in DRAM,
+// decides every repair on the model, and writes the differences through the
+// journal with the superblock's Error state set until the last transaction,
+// which clears it and sets check_time_ns: a crash part way leaves a region
+// that mount refuses and fsck repairs again. Errors: ENODATA when neither
+// superblock is usable, EPROTONOSUPPORT/EROFS for features this build cannot
+// write.
+Result<RepairReport> repair_region(region::Region& region, const RepairOptions& options = {},
+                                   const Progress& progress = {});
 
 }  // namespace pkfs::core

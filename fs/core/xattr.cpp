@@ -91,8 +91,16 @@ Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
     return Error(ERANGE, "attribute name length out of range");
   // Reserved names are pkfs's own records: to callers they do not exist.
   if (!is_reserved_xattr(name)) {
-    TRY_ASSIGN(std::optional<std::string> value, find_xattr_locked(ino, name));
-    if (value) return std::move(*value);
+    auto found = find_xattr_locked(ino, name);
+    if (!found) {
+      // Recorded in the superblock (under the write lock) so the next mount
+      // asks for fsck.pkfs, as a damaged extent block is on read.
+      lock.unlock();
+      std::unique_lock write_lock(m_mutex);
+      if (found.error().code() == EUCLEAN) record_error(EUCLEAN, ino, "getxattr");
+      return std::move(found).error();
+    }
+    if (found.value()) return std::move(*found.value());
   }
   return Error(ENODATA, "no attribute \"" + std::string(name) + "\"");
 }
@@ -100,7 +108,14 @@ Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
 Result<std::vector<std::string>> Filesystem::listxattr(Ino ino) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
+  auto loaded = xattr_block(inode_ref(ino));
+  if (!loaded) {
+    lock.unlock();
+    std::unique_lock write_lock(m_mutex);
+    if (loaded.error().code() == EUCLEAN) record_error(EUCLEAN, ino, "listxattr");
+    return std::move(loaded).error();
+  }
+  const XattrBlock* block = loaded.value();
   std::vector<std::string> names;
   if (block != nullptr) {
     for (Entry& entry : unpack(*block)) {

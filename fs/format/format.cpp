@@ -299,8 +299,9 @@ bool dirent_valid(const Dirent& dirent, std::string* what) {
   if (dirent.ino == 0 || dirent.parent_ino == 0) return set_what(what, "null inode number"), false;
   std::string_view name = dirent_name(dirent);
   if (name == "." || name == "..") return set_what(what, "name is . or .."), false;
-  for (char c : name) {
-    if (c == '/' || c == '\0') return set_what(what, "name contains '/' or NUL"), false;
+  if (std::memchr(name.data(), '/', name.size()) != nullptr ||
+      std::memchr(name.data(), '\0', name.size()) != nullptr) {
+    return set_what(what, "name contains '/' or NUL"), false;
   }
   if (!bytes_zero(reinterpret_cast<const uint8_t*>(dirent.name) + dirent.name_length,
                   sizeof(dirent.name) - dirent.name_length)) {

@@ -2,7 +2,7 @@
 // takes, by region size and by file count. A benchmark, not a test: run it
 // through scripts/bench-open.
 //
-//   pkfs_open_bench [--dir DIR] [--runs N]
+//   pkfs_open_bench [--dir DIR] [--runs N] [--fsck FSCK_BINARY]
 //   pkfs_open_bench --make REGION --size BYTES --files N
 //
 // Makes sparse tmpfs region files in DIR (default /dev/shm): 1 GiB and 1 TiB
@@ -10,14 +10,18 @@
 // created through core::Filesystem, 100 per directory, every tenth with a
 // 4 KiB write. Then it opens and closes each region N times (default 7),
 // round-robin so that drift in the machine spreads over every case, and
-// prints the median and range. The region files are removed at the end,
-// also on failure.
+// prints the median and range. With --fsck it also times, in the same
+// rounds, core::check_region on a read-only mapping (what fsck.pkfs -n -f
+// does after opening the region) and the whole `FSCK -n -f REGION` process
+// (output discarded; it must exit 0). The region files are removed at the
+// end, also on failure.
 //
 // --make only builds one such region (a new sparse file REGION of BYTES,
 // 131,072 inodes, N files as above) and leaves it, cleanly closed, for
 // scripts/bench to time the daemon's mount and fsck.pkfs on.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/region/region.h"
 
@@ -51,6 +56,8 @@ struct Case {
   double create_seconds = 0;
   std::vector<double> open_ms;   // Filesystem::open alone
   std::vector<double> total_ms;  // region::open + Filesystem::open + close + unmap
+  std::vector<double> check_ms;  // read-only region::open + check_region + unmap
+  std::vector<double> fsck_ms;   // the fsck.pkfs -n -f process, start to exit
 };
 
 [[noreturn]] void die(const std::string& message) {
@@ -157,6 +164,41 @@ void time_open(Case& c) {
   c.total_ms.push_back(ms_between(t0, t3));
 }
 
+// One timed check_region, as fsck.pkfs -n -f runs it (read-only, no lock).
+void time_check(Case& c) {
+  auto t0 = Clock::now();
+  region::OpenOptions options;
+  options.access = region::Access::kReadOnly;
+  options.locking = region::Locking::kNone;
+  auto opened = region::open(c.path, options);
+  if (!opened) die(opened.error().message());
+  auto report = core::check_region(*opened.value());
+  if (!report) die(c.path + ": check: " + report.error().message());
+  if (!report->clean())
+    die(c.path + ": check found " + std::to_string(report->problems.size()) + " problems");
+  opened.value().reset();
+  c.check_ms.push_back(ms_between(t0, Clock::now()));
+}
+
+// One timed run of the fsck.pkfs binary.
+void time_fsck(Case& c, const std::string& fsck) {
+  auto t0 = Clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) die(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, STDOUT_FILENO);
+    ::execl(fsck.c_str(), fsck.c_str(), "-n", "-f", c.path.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0) die(std::string("waitpid: ") + std::strerror(errno));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    die(fsck + " -n -f " + c.path + ": exit status " + std::to_string(WEXITSTATUS(status)));
+  }
+  c.fsck_ms.push_back(ms_between(t0, Clock::now()));
+}
+
 struct Stats {
   double median, min, max;
 };
@@ -175,6 +217,7 @@ int main(int argc, char** argv) {
   int runs = 7;
   std::string make_path;
   uint64_t make_bytes = 0, make_files = 0;
+  std::string fsck;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--dir" && i + 1 < argc) {
@@ -187,9 +230,11 @@ int main(int argc, char** argv) {
       make_bytes = std::strtoull(argv[++i], nullptr, 10);
     } else if (arg == "--files" && i + 1 < argc) {
       make_files = std::strtoull(argv[++i], nullptr, 10);
+    } else if (arg == "--fsck" && i + 1 < argc) {
+      fsck = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: pkfs_open_bench [--dir DIR] [--runs N]\n"
+                   "usage: pkfs_open_bench [--dir DIR] [--runs N] [--fsck FSCK_BINARY]\n"
                    "       pkfs_open_bench --make REGION --size BYTES --files N\n");
       return 2;
     }
@@ -234,7 +279,13 @@ int main(int argc, char** argv) {
   }
   std::printf("timing %d opens of each region, round-robin ...\n", runs);
   for (int run = 0; run < runs; ++run) {
-    for (Case& c : cases) time_open(c);
+    for (Case& c : cases) {
+      time_open(c);
+      if (!fsck.empty()) {
+        time_check(c);
+        time_fsck(c, fsck);
+      }
+    }
   }
 
   std::printf(
@@ -251,6 +302,23 @@ int main(int argc, char** argv) {
     std::printf("%-8s %8llu %8llu | %12.1f %17s | %12.1f %17s\n", size_name(c.region_bytes).c_str(),
                 static_cast<unsigned long long>(c.files), static_cast<unsigned long long>(kInodeCount),
                 open.median, open_range, total.median, total_range);
+  }
+  if (fsck.empty()) return 0;
+  std::printf(
+      "\ncheck_region (read-only open, every pass but -z, unmap) and the fsck.pkfs -n -f process, ms over %d "
+      "runs\n",
+      runs);
+  std::printf("%-8s %8s %8s | %12s %17s | %12s %17s\n", "region", "files", "inodes", "check median",
+              "check min-max", "fsck median", "fsck min-max");
+  for (const Case& c : cases) {
+    Stats check = stats(c.check_ms);
+    Stats process = stats(c.fsck_ms);
+    char check_range[32], process_range[32];
+    std::snprintf(check_range, sizeof check_range, "%.1f-%.1f", check.min, check.max);
+    std::snprintf(process_range, sizeof process_range, "%.1f-%.1f", process.min, process.max);
+    std::printf("%-8s %8llu %8llu | %12.1f %17s | %12.1f %17s\n", size_name(c.region_bytes).c_str(),
+                static_cast<unsigned long long>(c.files), static_cast<unsigned long long>(kInodeCount),
+                check.median, check_range, process.median, process_range);
   }
   return 0;
 }

@@ -1,0 +1,1422 @@
+// fs/core/repair.cpp: repair of a damaged region (fsck.pkfs -y and -p).
+//
+// Owns: repair_region. Like check.cpp it parses the region on its own,
+// through format:: validators, never through core::Filesystem (which refuses
+// the damage it would have to read). It works in three steps:
+//   1. superblocks and journal, written at once: a primary restored from the
+//      backup (or the backup from the primary), an open transaction rolled
+//      back, a damaged journal header rewritten;
+//   2. a model of the filesystem in DRAM (inodes in use, their extents,
+//      directory entries, holds, claimed space), on which every other repair
+//      is decided; nothing is written yet, so -p can still back out;
+//   3. the differences between the model and the region, written through the
+//      journal between a first transaction that sets the superblock's Error
+//      state and a last one that clears it (see FORMAT.md, "Repair").
+// Every offset is checked before it is read, as in check.cpp.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "fs/alloc/allocator.h"
+#include "fs/core/check.h"
+#include "fs/format/format.h"
+#include "fs/journal/journal.h"
+
+namespace pkfs::core {
+namespace {
+
+using format::ChunkMapBlock;
+using format::Dirent;
+using format::Extent;
+using format::ExtentBlock;
+using format::Hold;
+using format::Inode;
+using format::JournalHeader;
+using format::kBlockSize;
+using format::kBlocksPerChunk;
+using format::kChunkSize;
+using format::Layout;
+using format::SplitHeader;
+using format::Superblock;
+using format::XattrBlock;
+
+constexpr uint64_t kProgressStep = 65536;
+constexpr const char* kLostFound = "lost+found";
+
+bool all_zero(const void* data, size_t length) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < length; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A structure its validator rejects may still be recoverable:
+//  - only its tag or version is wrong and restoring them makes the checksum
+//    match: the rest is exactly what was written;
+//  - tag and version are right, only the checksum fails, and the resealed
+//    structure passes every range check: the fields are kept as found (as
+//    e2fsck does for a metadata block whose checksum alone is wrong).
+// Returns the salvaged structure and how, or nothing.
+template <typename T, typename Valid>
+std::optional<T> salvage(T value, uint32_t tag, Valid valid, std::string* how) {
+  if (value.tag != tag || value.version != 1) {
+    value.tag = tag;
+    value.version = 1;
+    if (format::checksum_ok(value) && valid(value)) {
+      *how = "tag restored (the checksum matches)";
+      return value;
+    }
+    return std::nullopt;
+  }
+  format::seal(value);
+  if (!valid(value)) return std::nullopt;
+  *how = "checksum resealed (the fields are sane)";
+  return value;
+}
+
+struct ChainBlock {
+  uint64_t offset;
+  ExtentBlock block;
+};
+
+// An inode in use, as the repair will leave it.
+struct Model {
+  Inode inode{};
+  std::vector<Extent> extents;
+  std::vector<uint64_t> chain;  // extent block offsets, in chain order
+  bool extents_changed = false;
+};
+
+struct Entry {
+  uint64_t slot = 0;
+  uint64_t parent = 0;
+  uint64_t child = 0;
+  uint8_t file_type = 0;
+  std::string name;
+  bool live = true;  // false: to be cleared
+};
+
+class Repairer {
+ public:
+  Repairer(region::Region& region, const RepairOptions& options, const Progress& progress)
+      : m_region(region), m_options(options), m_progress(progress) {}
+
+  Result<RepairReport> run() {
+    TRY(fix_superblocks());
+    if (m_stop) return finish();
+    TRY(fix_journal());
+    if (m_stop) return finish();
+    load_dirent_names();
+    load_inodes();
+    load_extents();
+    load_dirents();
+    fix_tree();
+    fix_links();
+    fix_holds();
+    fix_space();
+    if (preen_blocked()) return finish();
+    TRY(apply());
+    m_report.applied = true;
+    return finish();
+  }
+
+ private:
+  // ---------------------------------------------------------------------
+  // Reading, reporting, pending writes.
+
+  template <typename T>
+  T read(uint64_t offset) const {
+    T value;
+    std::memcpy(&value, m_region.base() + offset, sizeof value);
+    return value;
+  }
+
+  void act(const std::string& code, std::string message, bool safe) {
+    m_report.actions.push_back({code, std::move(message), safe});
+  }
+
+  // Unsafe actions under -p: nothing past journal recovery is written.
+  bool preen_blocked() const { return m_options.mode == RepairMode::kPreen && m_report.unsafe_count() != 0; }
+
+  RepairReport finish() { return std::move(m_report); }
+
+  template <typename T>
+  void write(uint64_t offset, const T& value) {
+    const auto* bytes = reinterpret_cast<const std::byte*>(&value);
+    m_writes[offset].assign(bytes, bytes + sizeof value);
+  }
+
+  void progress(int pass, uint64_t done, uint64_t total) const {
+    if (m_progress) m_progress(pass, done, total);
+  }
+
+  uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
+  uint64_t dirent_offset(uint64_t slot) const { return m_layout.dirent_table_offset + slot * sizeof(Dirent); }
+
+  bool in_data_area(uint64_t first_block, uint64_t count) const {
+    uint64_t end = first_block + count;
+    return count != 0 && end > first_block && first_block >= m_layout.metadata_chunks * kBlocksPerChunk &&
+           end <= (m_layout.chunk_count - 1) * kBlocksPerChunk;
+  }
+
+  // Path of `ino` through the directory entries found valid, for messages.
+  std::string describe(uint64_t ino) const {
+    std::string path;
+    uint64_t at = ino;
+    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
+      auto it = m_names.find(at);
+      if (it == m_names.end()) return "inode " + std::to_string(ino);
+      path = "/" + it->second.second + path;
+      at = it->second.first;
+    }
+    if (at != format::kRootIno) return "inode " + std::to_string(ino);
+    return "inode " + std::to_string(ino) + " (" + (path.empty() ? "/" : path) + ")";
+  }
+
+  // ---------------------------------------------------------------------
+  // Step 1: superblocks (pass 1), written at once.
+
+  Result<void> fix_superblocks() {
+    if (m_region.size() < format::kMinRegionBytes) {
+      return Error(ENODATA,
+                   "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
+    }
+    const auto primary = read<Superblock>(0);
+    auto primary_ok = format::verify_superblock(primary);
+    std::optional<Layout> primary_layout;
+    std::string primary_trouble;
+    if (!primary_ok) {
+      primary_trouble = primary_ok.error().message();
+    } else if (auto layout = format::layout_from_superblock(primary, m_region.size()); !layout) {
+      primary_trouble = layout.error().message();
+    } else {
+      primary_layout = layout.value();
+    }
+    const uint64_t backup_offset =
+        primary_layout ? primary_layout->backup_offset : format::backup_superblock_offset(m_region.size());
+    const auto backup = read<Superblock>(backup_offset);
+    auto backup_ok = format::verify_superblock(backup);
+    std::optional<Layout> backup_layout;
+    std::string backup_trouble;
+    if (!backup_ok) {
+      backup_trouble = backup_ok.error().message();
+    } else if (auto layout = format::layout_from_superblock(backup, m_region.size()); !layout) {
+      backup_trouble = layout.error().message();
+    } else {
+      backup_layout = layout.value();
+    }
+
+    if (!primary_layout && !backup_layout) {
+      return Error(primary_ok ? EUCLEAN : primary_ok.error().code(),
+                   "no usable superblock: primary: " + primary_trouble + "; backup: " + backup_trouble);
+    }
+    Superblock sb = primary_layout ? primary : backup;
+    format::Compatibility compatibility = format::check_compatibility(sb);
+    if (compatibility.access == format::Access::kRefuse) return Error(EPROTONOSUPPORT, compatibility.reason);
+    if (compatibility.access != format::Access::kReadWrite) return Error(EROFS, compatibility.reason);
+
+    if (!primary_layout) {
+      m_layout = *backup_layout;
+      extend_high_water(sb);
+      act("SUPERBLOCK_CHECKSUM", "primary superblock: " + primary_trouble + "; restored from the backup",
+          false);
+      if (preen_blocked()) {
+        m_stop = true;
+        return success();
+      }
+      // Written now, outside the journal: the journal is found through it.
+      // A kill part way leaves the backup intact to restore from again.
+      Superblock marked = sb;
+      marked.state = (marked.state | format::kStateError) & ~format::kStateClean;
+      format::seal(marked);
+      std::memcpy(m_region.base(), &marked, sizeof marked);
+      m_region.persist(0, sizeof marked);
+    } else {
+      m_layout = *primary_layout;
+      const size_t backup_label = strnlen(backup.label, sizeof backup.label);
+      bool backup_differs =
+          !backup_layout || std::memcmp(primary.uuid, backup.uuid, sizeof backup.uuid) != 0 ||
+          std::memcmp(&*backup_layout, &m_layout, sizeof m_layout) != 0 ||
+          backup.root_ino != primary.root_ino || backup.feature_incompat != primary.feature_incompat ||
+          backup.reserved0 != 0 || !all_zero(backup.reserved1, sizeof backup.reserved1) ||
+          backup_label == sizeof backup.label ||
+          !all_zero(backup.label + backup_label, sizeof backup.label - backup_label);
+      if (backup_differs) {
+        act(backup_layout ? "BACKUP_SUPERBLOCK_MISMATCH" : "BACKUP_SUPERBLOCK_CHECKSUM",
+            "backup superblock at " + std::to_string(m_layout.backup_offset) + ": " +
+                (backup_layout ? std::string("differs from the primary") : backup_trouble) +
+                "; rewritten from the primary",
+            true);
+        m_rewrite_backup = true;
+      }
+    }
+    // Fields the validators leave alone.
+    const size_t label_length = strnlen(sb.label, sizeof sb.label);
+    if (label_length == sizeof sb.label ||
+        !all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
+      act("SUPERBLOCK_INVALID", "superblock: label is not NUL-terminated and padded; truncated", false);
+      sb.label[std::min(label_length, sizeof sb.label - 1)] = 0;
+      std::memset(sb.label + strnlen(sb.label, sizeof sb.label), 0,
+                  sizeof sb.label - strnlen(sb.label, sizeof sb.label));
+    }
+    if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
+      act("SUPERBLOCK_INVALID", "superblock: reserved fields are not zero; zeroed", true);
+      sb.reserved0 = 0;
+      std::memset(sb.reserved1, 0, sizeof sb.reserved1);
+    }
+    if (sb.state & format::kStateError) {
+      act("SUPERBLOCK_ERRORS",
+          "superblock: the region has recorded " + std::to_string(sb.error_count) + " errors (first: " +
+              std::string(sb.first_error_what, strnlen(sb.first_error_what, sizeof sb.first_error_what)) +
+              "); cleared once the region is repaired",
+          true);
+    }
+    m_was_clean =
+        (primary_layout && (primary.state & format::kStateClean) && !(primary.state & format::kStateError));
+    m_sb = sb;
+    return success();
+  }
+
+  // The backup's high-water marks date from the last mount or unmount:
+  // inodes and entries created since lie just above them. Slots directly
+  // above a mark that hold valid structures are taken back in, up to the
+  // first slot that does not (FORMAT.md, "Repair").
+  void extend_high_water(Superblock& sb) {
+    uint64_t inodes = sb.inode_high_water;
+    while (inodes < m_layout.inode_count) {
+      const auto inode = read<Inode>(inode_offset(inodes));
+      if (!format::inode_valid(inode, inodes) || format::inode_is_free(inode)) break;
+      ++inodes;
+    }
+    uint64_t dirents = sb.dirent_high_water;
+    while (dirents < m_layout.dirent_count) {
+      const auto dirent = read<Dirent>(dirent_offset(dirents));
+      if (!format::dirent_valid(dirent)) break;
+      ++dirents;
+    }
+    if (inodes != sb.inode_high_water || dirents != sb.dirent_high_water) {
+      act("SUPERBLOCK_FALLBACK",
+          "backup superblock: high-water marks raised to " + std::to_string(inodes) + " inodes and " +
+              std::to_string(dirents) + " entries over the slots in use above them",
+          false);
+    }
+    sb.inode_high_water = inodes;
+    sb.dirent_high_water = dirents;
+  }
+
+  // ---------------------------------------------------------------------
+  // Step 1, continued: the journal (pass 2).
+
+  Result<void> fix_journal() {
+    const uint64_t offset = m_layout.journal_offset, bytes = m_layout.journal_bytes;
+    auto filter = [layout = m_layout](uint64_t target, std::byte* image, uint64_t length,
+                                      const std::byte* current) {
+      alloc::Allocator::adjust_undo_image(layout, target, image, length, current);
+    };
+    auto journal = journal::Journal::open(m_region, offset, bytes, filter);
+    const JournalHeader header = read<JournalHeader>(offset);
+    if (!journal || header.reserved0 != 0 || header.reserved1 != 0) {
+      std::string trouble =
+          journal ? "journal header: reserved fields are not zero" : journal.error().message();
+      std::string how;
+      auto sane = [&](const JournalHeader& h) {
+        return h.journal_bytes == bytes && h.reserved0 == 0 && h.reserved1 == 0 &&
+               all_zero(h.reserved2, sizeof h.reserved2);
+      };
+      auto restored = salvage(header, format::kJournalTag, sane, &how);
+      // Only an exact restore of the tag keeps the commit words: a header
+      // whose other fields are wrong is rewritten empty.
+      const bool exact = restored && how.rfind("tag", 0) == 0;
+      const char* code = header.tag != format::kJournalTag || header.version != 1 ? "JOURNAL_TAG"
+                         : !format::checksum_ok(header)                           ? "JOURNAL_CHECKSUM"
+                                                                                  : "JOURNAL_INVALID";
+      act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"), false);
+      if (preen_blocked()) {
+        m_stop = true;
+        return success();
+      }
+      if (exact) {
+        std::memcpy(m_region.base() + offset, &*restored, offsetof(JournalHeader, reserved2));
+        m_region.persist(offset, sizeof(JournalHeader));
+      } else {
+        journal::Journal::format(m_region, offset, bytes);
+      }
+      journal = journal::Journal::open(m_region, offset, bytes, filter);
+      if (!journal) return journal.error();
+    }
+    m_journal = std::move(journal).value();
+    if (m_journal->needs_recovery()) {
+      auto recovery = m_journal->recover();
+      if (!recovery) {
+        act("UNDO_RECORD_INVALID",
+            recovery.error().message() + "; the transaction is discarded and the journal rewritten", false);
+        if (preen_blocked()) {
+          m_stop = true;
+          return success();
+        }
+        m_journal.reset();
+        journal::Journal::format(m_region, offset, bytes);
+        TRY_ASSIGN(auto reopened, journal::Journal::open(m_region, offset, bytes, filter));
+        m_journal = std::move(reopened);
+      } else {
+        m_report.recovered_sequence = recovery->sequence;
+        m_report.recovered_records = recovery->records;
+        act("JOURNAL_OPEN",
+            "journal: transaction " + std::to_string(recovery->sequence) + " was open; rolled back (" +
+                std::to_string(recovery->records) + " records)",
+            true);
+        // The roll back may have restored the superblock's fields.
+        if (auto sb = format::verify_superblock(read<Superblock>(0)); sb) {
+          Superblock restored = read<Superblock>(0);
+          m_sb.inode_high_water = restored.inode_high_water;
+          m_sb.dirent_high_water = restored.dirent_high_water;
+        }
+      }
+    }
+    if (m_sb.inode_high_water < 2 || m_sb.inode_high_water > m_layout.inode_count ||
+        m_sb.dirent_high_water > m_layout.dirent_count) {
+      return Error(EUCLEAN, "superblock high-water marks out of range after journal recovery");
+    }
+    return success();
+  }
+
+  // ---------------------------------------------------------------------
+  // Step 2: the model. Names first, for messages only.
+
+  void load_dirent_names() {
+    for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
+      const auto dirent = read<Dirent>(dirent_offset(slot));
+      if (!format::dirent_valid(dirent)) continue;
+      m_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
+    }
+  }
+
+  // Pass 3: inode slots.
+  void load_inodes() {
+    const uint64_t high = m_sb.inode_high_water;
+    if (!all_zero(m_region.base() + inode_offset(0), sizeof(Inode))) {
+      act("INODE_INVALID", "inode slot 0 (never used) is not zero; zeroed", true);
+      write(inode_offset(0), Inode{});
+    }
+    for (uint64_t ino = 1; ino < high; ++ino) {
+      if (ino % kProgressStep == 0) progress(3, ino, high);
+      Inode inode = read<Inode>(inode_offset(ino));
+      std::string what;
+      if (format::inode_is_free(inode)) {
+        if (inode.tag == 0) continue;
+        Inode free_form = free_inode(ino, inode.generation);
+        free_form.generation = inode.generation;
+        format::seal(free_form);
+        if (std::memcmp(&free_form, &inode, sizeof inode) != 0) {
+          act("INODE_INVALID", "free inode " + std::to_string(ino) + ": not in the free form; rewritten",
+              true);
+          write(inode_offset(ino), free_form);
+        }
+        continue;
+      }
+      if (!format::inode_valid(inode, ino, &what)) {
+        std::string how;
+        auto salvaged = salvage(
+            inode, format::kInodeTag, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
+        if (salvaged && !format::inode_is_free(*salvaged)) {
+          act(inode.tag != format::kInodeTag ? "INODE_TAG" : "INODE_CHECKSUM",
+              describe(ino) + ": " + what + "; " + how, false);
+          inode = *salvaged;
+          write(inode_offset(ino), inode);
+        } else {
+          act(inode.tag != format::kInodeTag ? "INODE_TAG" : "INODE_CHECKSUM",
+              describe(ino) + ": " + what + "; cleared (its entries are removed, its space freed)", false);
+          write(inode_offset(ino), free_inode(ino, inode.generation + 1));
+          continue;
+        }
+      }
+      Model& model = m_inodes[ino];
+      model.inode = inode;
+      fix_inode_fields(ino, model.inode);
+    }
+    auto root = m_inodes.find(format::kRootIno);
+    if (root == m_inodes.end() || !S_ISDIR(root->second.inode.mode)) {
+      act(root == m_inodes.end() ? "ROOT_MISSING" : "ROOT_NOT_DIRECTORY",
+          "inode 1 (the root directory) is missing or not a directory; a new empty root is made", false);
+      Model& model = m_inodes[format::kRootIno];
+      uint64_t generation = root == m_inodes.end() ? 1 : model.inode.generation + 1;
+      model = Model{};
+      model.inode = new_directory(format::kRootIno, generation, format::kRootIno, 0755);
+      m_dirty_inodes.insert(format::kRootIno);
+    }
+  }
+
+  static Inode free_inode(uint64_t ino, uint64_t generation) {
+    Inode inode{};
+    inode.tag = format::kInodeTag;
+    inode.version = 1;
+    inode.ino = ino;
+    inode.generation = generation;
+    format::seal(inode);
+    return inode;
+  }
+
+  static Inode new_directory(uint64_t ino, uint64_t generation, uint64_t parent, uint32_t permissions) {
+    Inode inode{};
+    inode.tag = format::kInodeTag;
+    inode.version = 1;
+    inode.ino = ino;
+    inode.generation = generation;
+    inode.mode = S_IFDIR | permissions;
+    inode.nlink = 2;
+    inode.atime_ns = inode.mtime_ns = inode.ctime_ns = inode.btime_ns = now_ns();
+    inode.parent = parent;
+    return inode;
+  }
+
+  void fix_inode_fields(uint64_t ino, Inode& inode) {
+    const std::string who = describe(ino);
+    const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode),
+               device = S_ISCHR(inode.mode) || S_ISBLK(inode.mode);
+    auto fix = [&](bool bad, const std::string& what, auto&& apply) {
+      if (!bad) return;
+      act("INODE_INVALID", who + ": " + what, false);
+      apply();
+      m_dirty_inodes.insert(ino);
+    };
+    fix(!regular && !symlink && inode.size != 0, "size of a non-file is not 0; set to 0",
+        [&] { inode.size = 0; });
+    fix(!device && inode.rdev != 0, "device number on a non-device; cleared", [&] { inode.rdev = 0; });
+    fix(!S_ISDIR(inode.mode) && inode.parent != 0, "parent field on a non-directory; cleared",
+        [&] { inode.parent = 0; });
+    fix(inode.reserved0 != 0, "reserved field is not zero; zeroed", [&] { inode.reserved0 = 0; });
+    const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
+    fix(!all_zero(inode.extents + inline_count, (format::kInlineExtents - inline_count) * sizeof(Extent)),
+        "unused inline extent entries are not zero; zeroed", [&] {
+          std::memset(inode.extents + inline_count, 0,
+                      (format::kInlineExtents - inline_count) * sizeof(Extent));
+        });
+    const uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
+    fix((inode.flags & format::kInodeTrimming) && inode.trim_block < size_blocks,
+        "trim_block lies inside the file's size; moved to its end", [&] { inode.trim_block = size_blocks; });
+    fix(!(inode.flags & format::kInodeTrimming) && inode.trim_block != 0,
+        "trim_block set without the trimming flag; cleared", [&] { inode.trim_block = 0; });
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 3: extent chains, extents, xattr blocks; pass 5's claims.
+
+  void load_extents() {
+    const uint64_t chunks = m_layout.chunk_count;
+    m_chunk_owner.assign(chunks, 0);
+    m_split_claims.clear();
+    uint64_t done = 0;
+    std::vector<uint64_t> order;
+    order.reserve(m_inodes.size());
+    for (const auto& [ino, model] : m_inodes) order.push_back(ino);
+    std::sort(order.begin(), order.end());  // the lower inode keeps contested space
+    for (uint64_t ino : order) {
+      if (++done % kProgressStep == 0) progress(3, done, order.size());
+      load_file(ino, m_inodes[ino]);
+    }
+  }
+
+  void load_file(uint64_t ino, Model& model) {
+    Inode& inode = model.inode;
+    const std::string who = describe(ino);
+    const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
+    std::vector<Extent> extents(inode.extents, inode.extents + inline_count);
+    bool changed = false;
+
+    // The chain, up to the first block that cannot be used.
+    std::unordered_set<uint64_t> seen;
+    for (uint64_t next = inode.extent_block; next != 0;) {
+      std::string where = who + ": extent block at " + std::to_string(next);
+      if (!seen.insert(next).second || next % kBlockSize != 0 || !in_data_area(next / kBlockSize, 1)) {
+        act("EXTENT_CHAIN", where + ": cycle or outside the data area; the chain is cut there", false);
+        changed = true;
+        break;
+      }
+      auto block = read<ExtentBlock>(next);
+      std::string what;
+      if (!format::extent_block_valid(block, &what)) {
+        std::string how;
+        auto salvaged = salvage(
+            block, format::kExtentBlockTag,
+            [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
+        if (!salvaged || salvaged->owner_ino != ino) {
+          act(block.tag != format::kExtentBlockTag ? "EXTENT_BLOCK_TAG" : "EXTENT_BLOCK_CHECKSUM",
+              where + ": " + what + "; the chain is cut there (the extents it held are lost)", false);
+          changed = true;
+          break;
+        }
+        act(block.tag != format::kExtentBlockTag ? "EXTENT_BLOCK_TAG" : "EXTENT_BLOCK_CHECKSUM",
+            where + ": " + what + "; " + how, false);
+        block = *salvaged;
+        changed = true;
+      }
+      if (block.owner_ino != ino) {
+        act("EXTENT_BLOCK_OWNER",
+            where + ": owned by inode " + std::to_string(block.owner_ino) + "; the chain is cut there",
+            false);
+        changed = true;
+        break;
+      }
+      if (!claim_blocks(next / kBlockSize, 1, ino)) {
+        act("EXTENT_SPACE", where + ": claimed by an earlier inode; the chain is cut there", false);
+        changed = true;
+        break;
+      }
+      model.chain.push_back(next);
+      extents.insert(extents.end(), block.extents,
+                     block.extents + std::min<uint32_t>(block.count, format::kExtentsPerBlock));
+      if (block.next != 0 && block.count != format::kExtentsPerBlock) changed = true;  // compacted below
+      if (extents.size() > inode.extent_count) break;
+      next = block.next;
+    }
+    if (extents.size() != inode.extent_count) {
+      if (!changed)
+        act("EXTENT_COUNT",
+            who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
+                std::to_string(extents.size()) + " extents were found; set to what was found",
+            false);
+      if (extents.size() > inode.extent_count) extents.resize(inode.extent_count);
+      changed = true;
+    }
+    if (!S_ISREG(inode.mode) && !S_ISLNK(inode.mode) && !extents.empty()) {
+      act("INODE_EXTENTS", who + ": a non-file owns extents; they are freed", false);
+      extents.clear();
+      changed = true;
+    }
+
+    // Each extent: sane, not overlapping, and its space unclaimed. Sorted
+    // first, so one extent with a damaged file_block costs only itself.
+    if (!std::is_sorted(extents.begin(), extents.end(),
+                        [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; })) {
+      act("EXTENT_ORDER", who + ": extents are not sorted; sorted", false);
+      std::stable_sort(extents.begin(), extents.end(),
+                       [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; });
+      changed = true;
+    }
+    std::vector<Extent> kept;
+    uint64_t previous_end = 0;
+    for (const Extent& extent : extents) {
+      std::string where = who + ": extent (file block " + std::to_string(extent.file_block) +
+                          ", region block " + std::to_string(extent.region_block) + ", " +
+                          std::to_string(extent.block_count) + " blocks)";
+      std::string trouble;
+      const bool large = extent.region_block % kBlocksPerChunk == 0 &&
+                         extent.block_count % kBlocksPerChunk == 0 &&
+                         extent.file_block % kBlocksPerChunk == 0;
+      if (extent.block_count == 0) {
+        trouble = "empty";
+      } else if (extent.file_block + extent.block_count > format::kMaxFileBytes / kBlockSize) {
+        trouble = "lies past the largest file size";
+      } else if (!kept.empty() && extent.file_block < previous_end) {
+        trouble = "overlaps the previous extent";
+      } else if (!in_data_area(extent.region_block, extent.block_count)) {
+        trouble = "lies outside the data area";
+      } else if (!large && (extent.region_block + extent.block_count - 1) / kBlocksPerChunk !=
+                               extent.region_block / kBlocksPerChunk) {
+        trouble = "small extent crosses a chunk boundary";
+      } else if (large ? !claim_chunks(extent.region_block, extent.block_count, ino)
+                       : !claim_blocks(extent.region_block, extent.block_count, ino)) {
+        trouble = "its space is claimed by an earlier inode or is a split chunk's header";
+      }
+      if (!trouble.empty()) {
+        act(trouble.find("claimed") != std::string::npos ? "SPACE_CLAIMED_TWICE" : "EXTENT_INVALID",
+            where + ": " + trouble + "; removed (the range reads as zeros)", false);
+        changed = true;
+        continue;
+      }
+      previous_end = extent.file_block + extent.block_count;
+      kept.push_back(extent);
+    }
+
+    // The xattr block.
+    if (inode.xattr_block != 0) {
+      const std::string where = who + ": xattr block at " + std::to_string(inode.xattr_block);
+      std::string trouble, code = "XATTR_BLOCK_INVALID";
+      std::optional<XattrBlock> rewritten;
+      if (!in_data_area(inode.xattr_block / kBlockSize, 1)) {
+        trouble = "lies outside the data area";
+        code = "XATTR_BLOCK_RANGE";
+      } else {
+        auto block = read<XattrBlock>(inode.xattr_block);
+        std::string what;
+        if (!format::xattr_block_valid(block, &what)) {
+          code = block.tag != format::kXattrBlockTag ? "XATTR_BLOCK_TAG" : "XATTR_BLOCK_CHECKSUM";
+          std::string how;
+          auto salvaged = salvage(
+              block, format::kXattrBlockTag, [](const XattrBlock& b) { return format::xattr_block_valid(b); },
+              &how);
+          if (!salvaged) {
+            trouble = what;
+          } else {
+            act(code, where + ": " + what + "; " + how, false);
+            block = *salvaged;
+            rewritten = block;
+          }
+        }
+        if (trouble.empty() && block.owner_ino != ino)
+          trouble = "owned by inode " + std::to_string(block.owner_ino);
+        if (trouble.empty() && block.entry_count == 0) trouble = "holds no attribute";
+        if (trouble.empty() && !xattr_names_unique(block)) trouble = "an attribute name appears twice";
+        if (trouble.empty() &&
+            (block.reserved0 != 0 ||
+             !all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes))) {
+          act("XATTR_BLOCK_INVALID", where + ": reserved bytes are not zero; zeroed", false);
+          block.reserved0 = 0;
+          std::memset(block.payload + block.used_bytes, 0, format::kXattrPayloadBytes - block.used_bytes);
+          format::seal(block);
+          rewritten = block;
+        }
+        if (trouble.empty() && !claim_blocks(inode.xattr_block / kBlockSize, 1, ino)) {
+          trouble = "claimed by an earlier inode";
+          code = "XATTR_BLOCK_SPACE";
+        }
+      }
+      if (!trouble.empty()) {
+        act(code, where + ": " + trouble + "; removed (the file's extended attributes are lost)", false);
+        inode.xattr_block = 0;
+        m_dirty_inodes.insert(ino);
+      } else if (rewritten) {
+        write(inode.xattr_block, *rewritten);
+      }
+    }
+
+    if (S_ISLNK(inode.mode) && (kept.size() != 1 || kept[0].file_block != 0 || kept[0].block_count != 1 ||
+                                inode.size == 0 || inode.size > format::kSymlinkMax)) {
+      act("SYMLINK_INVALID", who + ": symlink without a valid target block; cleared", false);
+      release(kept, model.chain, inode);
+      m_cleared.insert(ino);
+      return;
+    }
+
+    model.extents = std::move(kept);
+    // Chain blocks beyond what the extents now need are released.
+    const size_t count = model.extents.size();
+    const size_t needed =
+        count <= format::kInlineExtents
+            ? 0
+            : (count - format::kInlineExtents + format::kExtentsPerBlock - 1) / format::kExtentsPerBlock;
+    while (model.chain.size() > needed) {
+      unclaim_block(model.chain.back() / kBlockSize);
+      model.chain.pop_back();
+      changed = true;
+    }
+    model.extents_changed = changed;
+    if (changed) m_dirty_inodes.insert(ino);
+    uint64_t blocks = model.chain.size() + (inode.xattr_block != 0 ? 1 : 0);
+    for (const Extent& extent : model.extents) blocks += extent.block_count;
+    if (inode.allocated_blocks != blocks) {
+      if (!changed)
+        act("INODE_BLOCKS",
+            who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) + ", it owns " +
+                std::to_string(blocks) + "; corrected",
+            true);
+      inode.allocated_blocks = blocks;
+      m_dirty_inodes.insert(ino);
+    }
+  }
+
+  static bool xattr_names_unique(const XattrBlock& block) {
+    std::unordered_set<std::string> names;
+    uint32_t position = 0;
+    for (uint16_t i = 0; i < block.entry_count; ++i) {
+      format::XattrEntryHeader header;
+      std::memcpy(&header, block.payload + position, sizeof header);
+      position += static_cast<uint32_t>(sizeof header);
+      if (header.reserved0 != 0) return false;
+      if (!names.emplace(reinterpret_cast<const char*>(block.payload + position), header.name_length).second)
+        return false;
+      position += header.name_length + header.value_length;
+    }
+    return true;
+  }
+
+  // Claims, in inode order: a whole chunk has one owner; a split chunk's
+  // blocks (never block 0, its header) have one owner each.
+  bool claim_chunks(uint64_t first_block, uint64_t count, uint64_t ino) {
+    const uint64_t first = first_block / kBlocksPerChunk, end = (first_block + count) / kBlocksPerChunk;
+    for (uint64_t chunk = first; chunk < end; ++chunk) {
+      if (m_chunk_owner[chunk] != 0 || m_split_claims.count(chunk)) return false;
+    }
+    for (uint64_t chunk = first; chunk < end; ++chunk) m_chunk_owner[chunk] = ino;
+    return true;
+  }
+
+  bool claim_blocks(uint64_t first, uint64_t count, uint64_t /*ino*/) {
+    const uint64_t chunk = first / kBlocksPerChunk;
+    if (m_chunk_owner[chunk] != 0) return false;
+    auto& bits = m_split_claims[chunk];
+    for (uint64_t block = first; block < first + count; ++block) {
+      uint64_t bit = block % kBlocksPerChunk;
+      if (bit == 0 || ((bits[bit / 64] >> (bit % 64)) & 1)) {
+        if (std::all_of(bits.begin(), bits.end(), [](uint64_t w) { return w == 0; }))
+          m_split_claims.erase(chunk);
+        // Undo the part claimed so far.
+        for (uint64_t undo = first; undo < block; ++undo) unclaim_block(undo);
+        return false;
+      }
+      bits[bit / 64] |= uint64_t{1} << (bit % 64);
+    }
+    return true;
+  }
+
+  void unclaim_block(uint64_t block) {
+    auto it = m_split_claims.find(block / kBlocksPerChunk);
+    if (it == m_split_claims.end()) return;
+    uint64_t bit = block % kBlocksPerChunk;
+    it->second[bit / 64] &= ~(uint64_t{1} << (bit % 64));
+    if (std::all_of(it->second.begin(), it->second.end(), [](uint64_t w) { return w == 0; }))
+      m_split_claims.erase(it);
+  }
+
+  void release(const std::vector<Extent>& extents, const std::vector<uint64_t>& chain, const Inode& inode) {
+    for (const Extent& extent : extents) {
+      bool large = extent.region_block % kBlocksPerChunk == 0 && extent.block_count % kBlocksPerChunk == 0 &&
+                   extent.file_block % kBlocksPerChunk == 0;
+      if (large) {
+        for (uint64_t c = extent.region_block / kBlocksPerChunk;
+             c < (extent.region_block + extent.block_count) / kBlocksPerChunk; ++c)
+          m_chunk_owner[c] = 0;
+      } else {
+        for (uint64_t b = extent.region_block; b < uint64_t{extent.region_block} + extent.block_count; ++b)
+          unclaim_block(b);
+      }
+    }
+    for (uint64_t offset : chain) unclaim_block(offset / kBlockSize);
+    if (inode.xattr_block != 0) unclaim_block(inode.xattr_block / kBlockSize);
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 4: directory entries.
+
+  void load_dirents() {
+    // Inodes cleared by the extent pass are gone from the model now.
+    for (uint64_t ino : m_cleared) {
+      write(inode_offset(ino), free_inode(ino, m_inodes[ino].inode.generation + 1));
+      m_inodes.erase(ino);
+      m_dirty_inodes.erase(ino);
+    }
+    std::unordered_set<std::string> names;
+    for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
+      if (slot % kProgressStep == 0) progress(4, slot, m_sb.dirent_high_water);
+      auto dirent = read<Dirent>(dirent_offset(slot));
+      if (format::dirent_is_free(dirent)) continue;
+      std::string where = "directory entry " + std::to_string(slot);
+      std::string what;
+      bool rewrite = false;
+      if (!format::dirent_valid(dirent, &what)) {
+        std::string how;
+        auto salvaged = salvage(
+            dirent, format::kDirentTag, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
+        const char* code = dirent.tag != format::kDirentTag ? "DIRENT_TAG" : "DIRENT_CHECKSUM";
+        if (!salvaged) {
+          act(code, where + ": " + what + "; cleared", false);
+          m_free_dirent_slots.push_back(slot);
+          write(dirent_offset(slot), Dirent{});
+          continue;
+        }
+        act(code, where + " (\"" + std::string(format::dirent_name(*salvaged)) + "\"): " + what + "; " + how,
+            false);
+        dirent = *salvaged;
+        rewrite = true;
+      }
+      std::string name(format::dirent_name(dirent));
+      where += " (\"" + name + "\" in " + describe(dirent.parent_ino) + ")";
+      auto clear = [&](const char* code, const std::string& why) {
+        act(code, where + ": " + why + "; cleared", false);
+        m_free_dirent_slots.push_back(slot);
+        write(dirent_offset(slot), Dirent{});
+      };
+      auto parent = m_inodes.find(dirent.parent_ino);
+      auto child = m_inodes.find(dirent.ino);
+      if (parent == m_inodes.end() || !S_ISDIR(parent->second.inode.mode)) {
+        clear("DIRENT_PARENT",
+              "its directory, inode " + std::to_string(dirent.parent_ino) + ", is not a directory in use");
+        continue;
+      }
+      if (child == m_inodes.end()) {
+        clear("DIRENT_CHILD", "names inode " + std::to_string(dirent.ino) + ", which is not in use");
+        continue;
+      }
+      if (dirent.ino == format::kRootIno) {
+        clear("DIR_ENTRIES", "names the root directory");
+        continue;
+      }
+      if (!names.insert(std::to_string(dirent.parent_ino) + "/" + name).second) {
+        clear("DIRENT_DUPLICATE", "the directory has another entry of that name");
+        continue;
+      }
+      const uint8_t type = static_cast<uint8_t>(IFTODT(child->second.inode.mode));
+      if (dirent.file_type != type) {
+        act("DIRENT_TYPE",
+            where + ": file type " + std::to_string(dirent.file_type) + " does not match the inode; set to " +
+                std::to_string(type),
+            false);
+        dirent.file_type = type;
+        rewrite = true;
+      }
+      if (dirent.reserved0 != 0) {
+        act("DIRENT_INVALID", where + ": reserved field is not zero; zeroed", false);
+        dirent.reserved0 = 0;
+        rewrite = true;
+      }
+      if (rewrite) {
+        format::seal(dirent);
+        write(dirent_offset(slot), dirent);
+      }
+      m_entries.push_back({slot, dirent.parent_ino, dirent.ino, dirent.file_type, std::move(name), true});
+    }
+  }
+
+  // A directory keeps one entry: the one in the directory its parent field
+  // names, else the lowest slot. Then everything must reach the root;
+  // what does not goes to /lost+found.
+  void fix_tree() {
+    std::unordered_map<uint64_t, size_t> dir_entry;  // directory -> its kept entry
+    for (size_t i = 0; i < m_entries.size(); ++i) {
+      Entry& entry = m_entries[i];
+      const Inode& child = m_inodes[entry.child].inode;
+      if (!S_ISDIR(child.mode)) continue;
+      auto [it, inserted] = dir_entry.emplace(entry.child, i);
+      if (inserted) continue;
+      Entry& other = m_entries[it->second];
+      Entry& loser = (other.parent != child.parent && entry.parent == child.parent) ? other : entry;
+      if (&loser == &other) it->second = i;
+      act("DIR_ENTRIES",
+          "directory entry " + std::to_string(loser.slot) + " (\"" + loser.name +
+              "\"): a second entry for directory " + describe(entry.child) + "; cleared",
+          false);
+      clear_entry(loser);
+    }
+    // Reachability from the root.
+    std::unordered_map<uint64_t, std::vector<size_t>> children;
+    for (size_t i = 0; i < m_entries.size(); ++i) {
+      if (m_entries[i].live) children[m_entries[i].parent].push_back(i);
+    }
+    std::unordered_set<uint64_t> reached;
+    auto walk = [&](uint64_t top) {
+      std::deque<uint64_t> queue{top};
+      reached.insert(top);
+      while (!queue.empty()) {
+        uint64_t dir = queue.front();
+        queue.pop_front();
+        auto it = children.find(dir);
+        if (it == children.end()) continue;
+        for (size_t index : it->second) {
+          const Entry& entry = m_entries[index];
+          if (!entry.live) continue;
+          if (reached.insert(entry.child).second && S_ISDIR(m_inodes[entry.child].inode.mode)) {
+            queue.push_back(entry.child);
+          }
+        }
+      }
+    };
+    walk(format::kRootIno);
+
+    std::vector<uint64_t> order;
+    for (const auto& [ino, model] : m_inodes) order.push_back(ino);
+    std::sort(order.begin(), order.end());
+    // Directories cut off from the root: reconnect the top of each cut-off
+    // tree (or a member of each cycle).
+    for (uint64_t ino : order) {
+      const Inode& inode = m_inodes[ino].inode;
+      if (!S_ISDIR(inode.mode) || reached.count(ino) || (inode.flags & format::kInodeOrphan)) continue;
+      uint64_t top = ino;
+      std::unordered_set<uint64_t> path{ino};
+      for (;;) {
+        auto it = dir_entry.find(top);
+        if (it == dir_entry.end() || !m_entries[it->second].live) break;
+        uint64_t up = m_entries[it->second].parent;
+        if (reached.count(up) || !path.insert(up).second) break;
+        top = up;
+      }
+      if (reached.count(top)) continue;
+      auto it = dir_entry.find(top);
+      std::optional<size_t> entry;
+      if (it != dir_entry.end() && m_entries[it->second].live) entry = it->second;
+      if (!reconnect(top, entry, "directory")) return;
+      reached.insert(m_lost_found);
+      size_t index = entry ? *entry : m_entries.size() - 1;
+      dir_entry[top] = index;
+      children[m_lost_found].push_back(index);
+      walk(top);
+    }
+    // Files no entry names, that are not orphans.
+    std::unordered_map<uint64_t, uint64_t> entries;
+    for (const Entry& entry : m_entries) entries[entry.child] += entry.live ? 1 : 0;
+    for (uint64_t ino : order) {
+      Inode& inode = m_inodes[ino].inode;
+      if (S_ISDIR(inode.mode) || entries[ino] != 0) continue;
+      if (inode.flags & format::kInodeOrphan) continue;
+      if (!reconnect(ino, std::nullopt, type_word(inode.mode))) return;
+    }
+  }
+
+  static const char* type_word(uint32_t mode) {
+    switch (mode & S_IFMT) {
+      case S_IFREG: return "regular file";
+      case S_IFLNK: return "symlink";
+      case S_IFDIR: return "directory";
+      default: return "special file";
+    }
+  }
+
+  void clear_entry(Entry& entry) {
+    entry.live = false;
+    m_free_dirent_slots.push_back(entry.slot);
+    write(dirent_offset(entry.slot), Dirent{});
+  }
+
+  // The lost+found directory, made on first use (inode 0 if it cannot be).
+  uint64_t lost_found() {
+    if (m_lost_found != 0) return m_lost_found;
+    for (const Entry& entry : m_entries) {
+      if (entry.live && entry.parent == format::kRootIno && entry.name == kLostFound &&
+          S_ISDIR(m_inodes[entry.child].inode.mode)) {
+        return m_lost_found = entry.child;
+      }
+    }
+    for (const Entry& entry : m_entries) {
+      if (entry.live && entry.parent == format::kRootIno && entry.name == kLostFound) {
+        act("LOST_FOUND", "/lost+found exists but is not a directory; cannot reconnect", false);
+        return 0;
+      }
+    }
+    uint64_t ino = 0;
+    for (uint64_t slot = 2; slot < m_sb.inode_high_water; ++slot) {
+      if (!m_inodes.count(slot) && !m_cleared.count(slot)) {
+        Inode old = read<Inode>(inode_offset(slot));
+        if (format::inode_valid(old, slot) || all_zero(&old, sizeof old)) {
+          ino = slot;
+          break;
+        }
+      }
+    }
+    if (ino == 0) {
+      if (m_sb.inode_high_water >= m_layout.inode_count) {
+        act("LOST_FOUND", "no free inode for /lost+found; cannot reconnect", false);
+        return 0;
+      }
+      ino = m_sb.inode_high_water++;
+      m_superblock_changed = true;
+    }
+    Inode old = read<Inode>(inode_offset(ino));
+    uint64_t generation = old.tag == format::kInodeTag ? old.generation + 1 : 1;
+    m_inodes[ino].inode = new_directory(ino, generation, format::kRootIno, 0700);
+    m_dirty_inodes.insert(ino);
+    if (!add_entry(format::kRootIno, kLostFound, ino)) return 0;
+    act("LOST_FOUND", "/lost+found created (inode " + std::to_string(ino) + ")", false);
+    m_lost_found_created = true;
+    return m_lost_found = ino;
+  }
+
+  bool add_entry(uint64_t parent, const std::string& name, uint64_t child) {
+    uint64_t slot;
+    if (!m_free_dirent_slots.empty()) {
+      std::sort(m_free_dirent_slots.begin(), m_free_dirent_slots.end(), std::greater<>());
+      slot = m_free_dirent_slots.back();
+      m_free_dirent_slots.pop_back();
+    } else {
+      // A free slot below the mark, else the mark itself.
+      std::set<uint64_t> used;
+      for (const Entry& entry : m_entries) used.insert(entry.slot);
+      slot = UINT64_MAX;
+      for (uint64_t s = 0; s < m_sb.dirent_high_water; ++s) {
+        if (!used.count(s) && format::dirent_is_free(read<Dirent>(dirent_offset(s))) &&
+            !m_writes.count(dirent_offset(s))) {
+          slot = s;
+          break;
+        }
+      }
+      if (slot == UINT64_MAX) {
+        if (m_sb.dirent_high_water >= m_layout.dirent_count) {
+          act("LOST_FOUND", "no free directory entry slot; cannot reconnect inode " + std::to_string(child),
+              false);
+          return false;
+        }
+        slot = m_sb.dirent_high_water++;
+        m_superblock_changed = true;
+      }
+    }
+    Dirent dirent{};
+    dirent.tag = format::kDirentTag;
+    dirent.version = 1;
+    dirent.file_type = static_cast<uint8_t>(IFTODT(m_inodes[child].inode.mode));
+    dirent.name_length = static_cast<uint8_t>(name.size());
+    dirent.parent_ino = parent;
+    dirent.ino = child;
+    std::memcpy(dirent.name, name.data(), name.size());
+    format::seal(dirent);
+    write(dirent_offset(slot), dirent);
+    m_entries.push_back({slot, parent, child, dirent.file_type, name, true});
+    return true;
+  }
+
+  // Moves `ino` into /lost+found as "#ino": its entry is rewritten there, or
+  // a new one made.
+  bool reconnect(uint64_t ino, std::optional<size_t> index, const char* what) {
+    const uint64_t lf = lost_found();
+    if (lf == 0) return false;
+    std::string name = "#" + std::to_string(ino);
+    for (const Entry& other : m_entries) {
+      if (other.live && other.parent == lf && other.name == name)
+        name += "." + std::to_string(m_entries.size());
+    }
+    act(S_ISDIR(m_inodes[ino].inode.mode) ? "DIR_CYCLE" : "UNREACHABLE",
+        describe(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name, false);
+    if (index) {
+      Entry* entry = &m_entries[*index];
+      entry->parent = lf;
+      entry->name = name;
+      Dirent dirent{};
+      dirent.tag = format::kDirentTag;
+      dirent.version = 1;
+      dirent.file_type = entry->file_type;
+      dirent.name_length = static_cast<uint8_t>(name.size());
+      dirent.parent_ino = lf;
+      dirent.ino = ino;
+      std::memcpy(dirent.name, name.data(), name.size());
+      format::seal(dirent);
+      write(dirent_offset(entry->slot), dirent);
+      return true;
+    }
+    return add_entry(lf, name, ino);
+  }
+
+  // Link counts, directory parent fields and orphan flags.
+  void fix_links() {
+    std::unordered_map<uint64_t, uint64_t> entries, subdirs, entry_parent;
+    for (const Entry& entry : m_entries) {
+      if (!entry.live) continue;
+      entries[entry.child] += 1;
+      if (S_ISDIR(m_inodes[entry.child].inode.mode)) {
+        subdirs[entry.parent] += 1;
+        entry_parent[entry.child] = entry.parent;
+      }
+    }
+    for (auto& [ino, model] : m_inodes) {
+      Inode& inode = model.inode;
+      const std::string who = describe(ino);
+      // lost+found made by this repair, and the root that gained it, need no message.
+      const bool quiet = m_lost_found_created && (ino == m_lost_found || ino == format::kRootIno);
+      const uint64_t count = entries.count(ino) ? entries[ino] : 0;
+      bool orphan = inode.flags & format::kInodeOrphan;
+      if (orphan && count != 0) {
+        act("LINK_COUNT",
+            who + ": orphan flag set but " + std::to_string(count) + " entries name it; flag cleared", false);
+        inode.flags &= static_cast<uint16_t>(~format::kInodeOrphan);
+        orphan = false;
+        m_dirty_inodes.insert(ino);
+      }
+      if (S_ISDIR(inode.mode)) {
+        uint64_t parent =
+            ino == format::kRootIno ? format::kRootIno : (entry_parent.count(ino) ? entry_parent[ino] : 0);
+        if (!orphan && inode.parent != parent && parent != 0) {
+          act("DIR_PARENT",
+              who + ": parent field is " + std::to_string(inode.parent) + ", its entry lies in " +
+                  std::to_string(parent) + "; corrected",
+              true);
+          inode.parent = parent;
+          m_dirty_inodes.insert(ino);
+        }
+        uint64_t wanted = orphan ? 0 : 2 + (subdirs.count(ino) ? subdirs[ino] : 0);
+        if (inode.nlink != wanted) {
+          if (!quiet)
+            act("LINK_COUNT",
+                who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
+                    std::to_string(wanted) + "; corrected",
+                true);
+          inode.nlink = static_cast<uint32_t>(wanted);
+          m_dirty_inodes.insert(ino);
+        }
+      } else if (inode.nlink != count) {
+        act("LINK_COUNT",
+            who + ": nlink is " + std::to_string(inode.nlink) + " but " + std::to_string(count) +
+                " entries name it; corrected",
+            true);
+        inode.nlink = static_cast<uint32_t>(std::min<uint64_t>(count, UINT32_MAX));
+        m_dirty_inodes.insert(ino);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 6: holds. A valid hold on an inode in use is kept.
+
+  void fix_holds() {
+    for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
+      const uint64_t offset = m_layout.hold_table_offset + slot * sizeof(Hold);
+      const auto hold = read<Hold>(offset);
+      if (format::hold_is_free(hold)) continue;
+      std::string what;
+      const std::string where = "hold " + std::to_string(slot);
+      if (!format::hold_valid(hold, &what) || hold.flags != 0) {
+        act(hold.tag != format::kHoldTag ? "HOLD_TAG"
+            : format::checksum_ok(hold)  ? "HOLD_INVALID"
+                                         : "HOLD_CHECKSUM",
+            where + ": " + (what.empty() ? "reserved flags are set" : what) + "; cleared", false);
+        write(offset, Hold{});
+        continue;
+      }
+      if (!m_inodes.count(hold.ino)) {
+        act("HOLD_INODE",
+            where + " (pid " + std::to_string(hold.pid) + "): names inode " + std::to_string(hold.ino) +
+                ", which is not in use; cleared",
+            true);
+        write(offset, Hold{});
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // Pass 5 (and 7): the chunk map and split headers, rebuilt from claims.
+
+  void fix_space() {
+    const uint64_t chunks = m_layout.chunk_count;
+    for (uint64_t block = 0; block < m_layout.chunk_map_blocks; ++block) {
+      const uint64_t offset = m_layout.chunk_map_offset + block * kBlockSize;
+      auto map = read<ChunkMapBlock>(offset);
+      std::string what;
+      bool rewrite = false;
+      if (!format::chunk_map_block_valid(map, block, &what)) {
+        act(map.tag != format::kChunkMapTag ? "CHUNK_MAP_TAG" : "CHUNK_MAP_CHECKSUM",
+            "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents", false);
+        // States that cannot be trusted: nothing is known zero.
+        ChunkMapBlock fresh{};
+        fresh.tag = format::kChunkMapTag;
+        fresh.version = 1;
+        fresh.first_chunk = block * format::kChunksPerMapBlock;
+        std::memset(fresh.state, format::kChunkFreeDirty, sizeof fresh.state);
+        map = fresh;
+        m_quiet_blocks.insert(block);
+        rewrite = true;
+      }
+      if (map.reserved0 != 0) {
+        act("CHUNK_MAP_INVALID",
+            "chunk map block " + std::to_string(block) + ": reserved field is not zero; zeroed", true);
+        map.reserved0 = 0;
+        rewrite = true;
+      }
+      for (uint64_t i = 0; i < format::kChunksPerMapBlock; ++i) {
+        const uint64_t chunk = block * format::kChunksPerMapBlock + i;
+        if (chunk % kProgressStep == 0) progress(5, chunk, chunks);
+        const uint8_t wanted = wanted_state(chunk, map.state[i]);
+        if (wanted == format::kChunkSplit) rewrite_split_header(chunk);
+        if (map.state[i] != wanted) {
+          if (!m_quiet_blocks.count(block)) describe_state_change(chunk, map.state[i], wanted);
+          map.state[i] = wanted;
+          rewrite = true;
+        }
+      }
+      if (rewrite) {
+        format::seal(map);
+        write(offset, map);
+      }
+    }
+  }
+
+  uint8_t wanted_state(uint64_t chunk, uint8_t current) const {
+    if (chunk >= m_layout.chunk_count || chunk < m_layout.metadata_chunks ||
+        chunk + 1 == m_layout.chunk_count) {
+      return format::kChunkMeta;
+    }
+    if (m_chunk_owner[chunk] != 0) return format::kChunkUsed;
+    if (m_split_claims.count(chunk)) return format::kChunkSplit;
+    if (current == format::kChunkFreeZero) {
+      if (m_options.verify_known_zero && !all_zero(m_region.base() + chunk * kChunkSize, kChunkSize)) {
+        return format::kChunkFreeDirty;
+      }
+      return format::kChunkFreeZero;
+    }
+    return format::kChunkFreeDirty;
+  }
+
+  void describe_state_change(uint64_t chunk, uint8_t from, uint8_t to) {
+    const std::string where = "chunk " + std::to_string(chunk);
+    if (to == format::kChunkFreeDirty && from == format::kChunkFreeZero) {
+      act("CHUNK_NOT_ZERO", where + ": marked known zero but holds data; marked dirty", true);
+    } else if (to == format::kChunkFreeDirty && (from == format::kChunkUsed || from == format::kChunkSplit)) {
+      act("SPACE_LEAKED", where + ": marked in use but nothing owns it; freed (dirty)", true);
+    } else {
+      act("CHUNK_STATE",
+          where + ": state " + std::to_string(from) + " should be " + std::to_string(to) + "; corrected",
+          true);
+    }
+  }
+
+  void rewrite_split_header(uint64_t chunk) {
+    const uint64_t offset = chunk * kChunkSize;
+    const auto current = read<SplitHeader>(offset);
+    SplitHeader header{};
+    header.tag = format::kSplitHeaderTag;
+    header.version = 1;
+    header.chunk_index = chunk;
+    const auto& bits = m_split_claims.at(chunk);
+    std::memcpy(header.bitmap, bits.data(), sizeof header.bitmap);
+    header.bitmap[0] |= 1;
+    uint64_t used = 0;
+    for (uint64_t word : header.bitmap) used += static_cast<uint64_t>(std::popcount(word));
+    header.used_blocks = static_cast<uint16_t>(used);
+    format::seal(header);
+    if (std::memcmp(&header, &current, sizeof header) == 0) return;
+    std::string what;
+    const std::string where = "split chunk " + std::to_string(chunk) + " header";
+    if (current.tag == format::kSplitHeaderTag && format::split_header_valid(current, chunk, &what)) {
+      uint64_t leaked = 0, unmarked = 0;
+      for (uint64_t bit = 1; bit < kBlocksPerChunk; ++bit) {
+        bool had = (current.bitmap[bit / 64] >> (bit % 64)) & 1,
+             has = (header.bitmap[bit / 64] >> (bit % 64)) & 1;
+        leaked += had && !has;
+        unmarked += has && !had;
+      }
+      if (leaked)
+        act("SPACE_LEAKED",
+            where + ": " + std::to_string(leaked) + " blocks marked in use that nothing owns; freed", true);
+      if (unmarked)
+        act("EXTENT_SPACE", where + ": " + std::to_string(unmarked) + " blocks in use marked free; marked",
+            true);
+    } else if (read<ChunkMapBlock>(m_layout.chunk_map_offset +
+                                   chunk / format::kChunksPerMapBlock * kBlockSize)
+                   .state[chunk % format::kChunksPerMapBlock] == format::kChunkSplit) {
+      format::split_header_valid(current, chunk, &what);
+      act(current.tag != format::kSplitHeaderTag ? "SPLIT_HEADER_TAG" : "SPLIT_HEADER_CHECKSUM",
+          where + ": " + what + "; rebuilt from the extents", false);
+    }
+    write(offset, header);
+  }
+
+  // ---------------------------------------------------------------------
+  // Step 3: write the model's differences, crash safe.
+
+  void stage_inodes() {
+    for (uint64_t ino : m_dirty_inodes) {
+      auto it = m_inodes.find(ino);
+      if (it == m_inodes.end()) continue;
+      Model& model = it->second;
+      Inode& inode = model.inode;
+      if (model.extents_changed) {
+        const size_t count = model.extents.size();
+        inode.extent_count = static_cast<uint32_t>(count);
+        std::memset(inode.extents, 0, sizeof inode.extents);
+        std::copy_n(model.extents.begin(), std::min<size_t>(count, format::kInlineExtents), inode.extents);
+        inode.extent_block = model.chain.empty() ? 0 : model.chain.front();
+        size_t at = format::kInlineExtents;
+        for (size_t i = 0; i < model.chain.size(); ++i) {
+          ExtentBlock block{};
+          block.tag = format::kExtentBlockTag;
+          block.version = 1;
+          block.owner_ino = ino;
+          size_t n = std::min<size_t>(format::kExtentsPerBlock, count - at);
+          block.count = static_cast<uint16_t>(n);
+          std::copy_n(model.extents.begin() + static_cast<ptrdiff_t>(at), n, block.extents);
+          at += n;
+          block.next = i + 1 < model.chain.size() ? model.chain[i + 1] : 0;
+          format::seal(block);
+          write(model.chain[i], block);
+        }
+      }
+      format::seal(inode);
+      write(inode_offset(ino), inode);
+    }
+  }
+
+  Result<void> apply() {
+    stage_inodes();
+    const bool needs_marking = !m_report.actions.empty() || !m_writes.empty() || m_superblock_changed ||
+                               m_rewrite_backup || (m_sb.state & format::kStateError) || !m_was_clean;
+    if (!needs_marking) return success();
+    const uint64_t backup_offset = m_layout.backup_offset;
+    // First: mark the repair under way (Error set, Clean cleared).
+    Superblock marked = m_sb;
+    if (!m_report.actions.empty()) {
+      marked.state = (marked.state | format::kStateError) & ~format::kStateClean;
+      format::seal(marked);
+      auto txn = m_journal->begin();
+      TRY(txn->put(0, marked));
+      txn->commit();
+    }
+    // Then every change, in as many transactions as the journal needs.
+    auto txn = m_journal->begin();
+    for (const auto& [offset, bytes] : m_writes) {
+      if (txn->journal_bytes_free() < format::undo_record_bytes(bytes.size()) + 4096) {
+        txn->commit();
+        txn = m_journal->begin();
+      }
+      TRY(txn->log(offset, bytes.size()));
+      std::memcpy(m_region.base() + offset, bytes.data(), bytes.size());
+    }
+    txn->commit();
+    // Last: the superblock and its backup, clean and without errors.
+    Superblock done = m_sb;
+    done.state = format::kStateClean;
+    done.error_count = 0;
+    done.first_error_code = done.last_error_code = 0;
+    done.first_error_time_ns = done.last_error_time_ns = 0;
+    done.first_error_ino = done.last_error_ino = 0;
+    std::memset(done.first_error_what, 0, sizeof done.first_error_what);
+    std::memset(done.last_error_what, 0, sizeof done.last_error_what);
+    done.check_time_ns = now_ns();
+    done.write_time_ns = done.check_time_ns;
+    format::seal(done);
+    auto last = m_journal->begin();
+    TRY(last->put(0, done));
+    TRY(last->put(backup_offset, done));
+    last->commit();
+    m_report.marked_clean = !m_was_clean;
+    return success();
+  }
+
+  region::Region& m_region;
+  const RepairOptions m_options;
+  const Progress& m_progress;
+  RepairReport m_report;
+  bool m_stop = false;
+  bool m_was_clean = false;
+  bool m_rewrite_backup = false;
+  bool m_superblock_changed = false;
+  Superblock m_sb{};
+  Layout m_layout{};
+  std::unique_ptr<journal::Journal> m_journal;
+
+  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_names;  // ino -> (parent, name)
+  std::unordered_map<uint64_t, Model> m_inodes;                            // inodes in use
+  std::set<uint64_t> m_dirty_inodes;
+  std::set<uint64_t> m_cleared;  // cleared after their extents were read
+  std::vector<Entry> m_entries;
+  std::vector<uint64_t> m_free_dirent_slots;
+  uint64_t m_lost_found = 0;
+  bool m_lost_found_created = false;
+
+  std::vector<uint64_t> m_chunk_owner;  // chunk -> inode of its whole-chunk extent
+  std::unordered_map<uint64_t, std::array<uint64_t, 8>> m_split_claims;  // chunk -> blocks claimed
+  std::set<uint64_t> m_quiet_blocks;  // rebuilt map blocks: no per-chunk messages
+
+  std::map<uint64_t, std::vector<std::byte>> m_writes;  // region offset -> new bytes
+};
+
+}  // namespace
+
+Result<RepairReport> repair_region(region::Region& region, const RepairOptions& options,
+                                   const Progress& progress) {
+  Repairer repairer(region, options, progress);
+  return repairer.run();
+}
+
+}  // namespace pkfs::core
