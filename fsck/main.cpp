@@ -221,6 +221,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pkfs: warning: %s is in use by %s; results may be inconsistent\n",
                    path.c_str(), holder.c_str());
     }
+    if (verbose) {
+      std::printf("%s: %s region, survives kexec: %s\n", path.c_str(), region::kind_name(region.info().kind),
+                  region::survives_kexec(region.info().kind) ? "yes" : "no");
+    }
 
     // The default bar: on a terminal, for a large region.
     if (!progress_given && isatty(STDOUT_FILENO)) {
