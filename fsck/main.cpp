@@ -85,6 +85,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pkfs: %s: %s\n", path.c_str(), report.error().message().c_str());
       return kExitUncorrected;
     }
+    if (report->rolled_back_sequence != 0) {
+      std::printf(
+          "%s: transaction %llu was interrupted; checked as the next mount will roll it back (%llu undo "
+          "records)\n",
+          path.c_str(), static_cast<unsigned long long>(report->rolled_back_sequence),
+          static_cast<unsigned long long>(report->rolled_back_records));
+    }
     for (const core::CheckProblem& problem : report->problems) {
       std::printf("%s: %s\n", problem.code.c_str(), problem.message.c_str());
     }
