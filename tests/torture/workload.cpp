@@ -59,7 +59,6 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdint>
@@ -758,8 +757,6 @@ int verify(const Options& options) {
 // ---------------------------------------------------------------------------
 // run
 
-std::atomic<int> g_exit{0};
-
 class Worker {
  public:
   Worker(const Options& options, int index)
@@ -820,8 +817,10 @@ class Worker {
   void stop(const std::string& what, int error) {
     m_stopped = true;
     if (error == ENOTCONN || error == ECONNABORTED) return;  // the daemon is gone
+    // Anything else is a failure. Stop everything at once: the driver kills
+    // the process right after the daemon, which would hide a later exit.
     std::fprintf(stderr, "pkfs_torture_workload: %s: %s\n", what.c_str(), std::strerror(error));
-    g_exit = kExitUnexpected;
+    std::_Exit(kExitUnexpected);
   }
 
   std::vector<std::string> paths(bool dirs) const {
@@ -879,9 +878,7 @@ class Worker {
     }
     if (!apply(m_model, op, result)) {
       std::fprintf(stderr, "pkfs_torture_workload: model refuses %s %s\n", op.kind.c_str(), op.path.c_str());
-      g_exit = kExitUnexpected;
-      m_stopped = true;
-      return false;
+      std::_Exit(kExitUnexpected);
     }
     return true;
   }
@@ -1114,7 +1111,7 @@ int run(const Options& options) {
     threads.emplace_back([&, i] { prepared[i] = workers[i]->prepare(options.verify, totals[i]); });
   for (auto& thread : threads) thread.join();
   threads.clear();
-  if (std::count(prepared.begin(), prepared.end(), 0) != 0) return g_exit ? g_exit.load() : kExitUsage;
+  if (std::count(prepared.begin(), prepared.end(), 0) != 0) return kExitUsage;
   if (options.verify) {
     Totals sum;
     for (const Totals& t : totals) {
@@ -1135,7 +1132,7 @@ int run(const Options& options) {
   std::printf("ready\n");
   std::fflush(stdout);
   for (auto& thread : threads) thread.join();
-  return g_exit.load();
+  return 0;
 }
 
 uint64_t parse_number(const char* text, const char* what) {
