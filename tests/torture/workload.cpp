@@ -6,8 +6,9 @@
 //
 // run: N worker threads (default 2), worker i working only in MNT/w<i>, each
 // doing a random mix of create, write, fsync, rename (also over an existing
-// file), unlink, mkdir, rmdir, truncate, fallocate (all modes pkfs has),
-// setxattr, removexattr, link, chmod and directory fsync, until --ops
+// file), renameat2 RENAME_EXCHANGE, unlink (also of a file it keeps open and
+// goes on writing to), mkdir, rmdir, truncate, fallocate (all modes pkfs
+// has), setxattr, removexattr, link, chmod and directory fsync, until --ops
 // operations are done (default: forever) or the daemon dies (ENOTCONN or
 // ECONNABORTED), when the worker stops. With --verify it first does what
 // verify does (on the same scan it starts from) and stops there on a
@@ -283,6 +284,9 @@ bool apply(Model& model, const Op& op, int64_t result) {
       model.names[to] = model.names.at(p);
       model.names.erase(p);
     }
+  } else if (op.kind == "exchange") {
+    if (!model.is_file(p) || !model.is_file(op.path2)) return false;
+    std::swap(model.names.at(p), model.names.at(op.path2));
   } else if (op.kind == "setxattr") {
     Node* node = model.node(p);
     if (!node) return false;
@@ -1045,7 +1049,7 @@ class Worker {
       if (chance(30)) do_fsync(path);
       return;
     }
-    if (roll < 94) {  // link
+    if (roll < 91) {  // link
       if (!room) return clear_some();
       const std::string& from = pick(files);
       auto to = fresh_name(false);
@@ -1055,6 +1059,20 @@ class Worker {
         do_fsyncdir(parent_of(*to));
       return;
     }
+    if (roll < 94) {  // exchange two files (renameat2 RENAME_EXCHANGE)
+      const std::string& a = pick(files);
+      const std::string& b = pick(files);
+      Op op{0, "exchange", a, b, 0, 0, 0};
+      if (perform(op,
+                  [&] {
+                    return int64_t{
+                        renameat2(AT_FDCWD, full(a).c_str(), AT_FDCWD, full(b).c_str(), RENAME_EXCHANGE)};
+                  }) &&
+          chance(50))
+        do_fsyncdir(parent_of(a));
+      return;
+    }
+    if (roll < 97) return orphan(files);
     {  // chmod
       const std::string& path = chance(80) || dirs.empty() ? pick(files) : pick(dirs);
       uint32_t mode = m_model.node(path)->dir ? kDirModes[random(std::size(kDirModes))]
@@ -1062,6 +1080,29 @@ class Worker {
       Op op{0, "chmod", path, "", mode, 0, 0};
       perform(op, [&] { return int64_t{chmod(full(path).c_str(), mode)}; });
     }
+  }
+
+  // Unlinks a file with one link while holding it open, then writes to it
+  // through the descriptor: an orphan, which the kill may leave for the
+  // next mount to reclaim. Its bytes are not in the model: nothing in the
+  // tree can see them. A few stay open from one operation to the next.
+  void orphan(const std::vector<std::string>& files) {
+    const std::string& path = pick(files);
+    if (m_model.links(m_model.names.at(path)) != 1) return;
+    if (m_orphans.size() >= 3) {
+      close(m_orphans.front());
+      m_orphans.erase(m_orphans.begin());
+    }
+    int fd = open(full(path).c_str(), O_RDWR);
+    if (fd < 0) return stop("open " + path, errno);
+    m_orphans.push_back(fd);
+    Op op{0, "unlink", path, "", 0, 0, 0};
+    if (!perform(op, [&] { return int64_t{unlink(full(path).c_str())}; })) return;
+    std::string bytes = generate(m_random(), 1 + random(65536));
+    if (pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(random(262144))) < 0)
+      return stop("write to orphan " + path, errno);
+    if (chance(30) && ftruncate(fd, static_cast<off_t>(random(131072))) != 0)
+      return stop("truncate orphan " + path, errno);
   }
 
   // Unlinks a file or removes an empty directory, to make room.
@@ -1098,6 +1139,7 @@ class Worker {
   int m_log = -1;
   uint64_t m_seq = 1;
   bool m_stopped = false;
+  std::vector<int> m_orphans;  // descriptors of unlinked files, kept open
 };
 
 int run(const Options& options) {
