@@ -25,6 +25,10 @@
 //   A <seq> <result> [<size> <xxh3>]          the call returned: its result
 //                                             (>= 0) or -errno; an fsync ack
 //                                             carries the file's size and hash
+//   K <seq> <errno>                           the call failed with errno (EIO,
+//                                             seen on writes) as the connection
+//                                             went (statfs says ENOTCONN); its
+//                                             ack then says -ECONNABORTED
 // A write's bytes are not logged: they are generated from <z>, a per-write
 // seed. A new log is built under another name and renamed into place once
 // complete, so a kill during startup leaves the previous log, which still
@@ -55,6 +59,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -506,6 +511,7 @@ struct Log {
   std::vector<Op> ops;                                       // in log order
   std::map<uint64_t, int64_t> acks;                          // seq -> result
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> synced;  // fsync seq -> size, hash
+  uint64_t errors_at_kill = 0;                               // K lines
 };
 
 // The snapshot is text too: lines "N <id> <d|f> <mode> <path>", then
@@ -624,6 +630,8 @@ std::optional<Log> read_log(const std::string& path, std::string& error) {
       op.path = untoken(p1);
       op.path2 = untoken(p2);
       log.ops.push_back(op);
+    } else if (kind == 'K') {
+      log.errors_at_kill++;
     } else if (kind == 'A') {
       uint64_t seq, size, hash;
       int64_t result;
@@ -660,6 +668,7 @@ struct Options {
 
 struct Totals {
   uint64_t acked = 0, in_flight = 0, files = 0, failures = 0, synced_failures = 0, bytes_lost = 0;
+  uint64_t errors_at_kill = 0;
 };
 
 // Checks worker `index`'s scanned subtree against its log, adding to
@@ -672,6 +681,7 @@ bool verify_worker(const std::string& log_path, int index, const Tree& tree, Tot
     std::fprintf(stderr, "verify: %s\n", error.c_str());
     return false;
   }
+  totals.errors_at_kill += log->errors_at_kill;
   Model model = log->base;
   std::optional<Op> in_flight;
   std::vector<std::string> problems;
@@ -733,10 +743,11 @@ bool verify_worker(const std::string& log_path, int index, const Tree& tree, Tot
 }
 
 void print_totals(const Totals& totals) {
-  std::printf("verify: acked_ops=%" PRIu64 " in_flight=%" PRIu64 " entries=%" PRIu64 " failures=%" PRIu64
-              " fsynced_failures=%" PRIu64 " bytes_lost=%" PRIu64 "\n",
-              totals.acked, totals.in_flight, totals.files, totals.failures, totals.synced_failures,
-              totals.bytes_lost);
+  std::printf("verify: acked_ops=%" PRIu64 " in_flight=%" PRIu64 " errors_at_kill=%" PRIu64
+              " entries=%" PRIu64 " failures=%" PRIu64 " fsynced_failures=%" PRIu64 " bytes_lost=%" PRIu64
+              "\n",
+              totals.acked, totals.in_flight, totals.errors_at_kill, totals.files, totals.failures,
+              totals.synced_failures, totals.bytes_lost);
   std::fflush(stdout);
 }
 
@@ -818,9 +829,20 @@ class Worker {
     }
   }
 
+  static bool daemon_gone(int error) { return error == ENOTCONN || error == ECONNABORTED; }
+
+  // True when the FUSE connection is gone: statfs always asks the daemon
+  // (nothing answers it from a cache). A real failure that happens just
+  // before the kill could pass for a kill artifact here; the window is the
+  // few microseconds between the failed call and this one.
+  bool connection_lost() const {
+    struct statfs st {};
+    return statfs(m_root.c_str(), &st) != 0 && daemon_gone(errno);
+  }
+
   void stop(const std::string& what, int error) {
     m_stopped = true;
-    if (error == ENOTCONN || error == ECONNABORTED) return;  // the daemon is gone
+    if (daemon_gone(error)) return;
     // Anything else is a failure. Stop everything at once: the driver kills
     // the process right after the daemon, which would hide a later exit.
     std::fprintf(stderr, "pkfs_torture_workload: %s: %s\n", what.c_str(), std::strerror(error));
@@ -870,6 +892,14 @@ class Worker {
     errno = 0;
     int64_t result = call();
     int error = result < 0 ? errno : 0;
+    if (result < 0 && !daemon_gone(error) && connection_lost()) {
+      // The kernel may answer a request the dying daemon never answered
+      // with another error than ENOTCONN/ECONNABORTED (EIO, seen on a
+      // write). Once the connection is gone, that call is in flight like
+      // any other: it may or may not have taken effect.
+      emit("K " + std::to_string(op.seq) + " " + std::to_string(error) + "\n");
+      error = ECONNABORTED;
+    }
     std::string ack = "A " + std::to_string(op.seq) + " " + std::to_string(result < 0 ? -error : result);
     if (result >= 0 && (op.kind == "fsync")) {
       const Node* node = m_model.node(op.path);
@@ -1163,6 +1193,7 @@ int run(const Options& options) {
       sum.failures += t.failures;
       sum.synced_failures += t.synced_failures;
       sum.bytes_lost += t.bytes_lost;
+      sum.errors_at_kill += t.errors_at_kill;
     }
     print_totals(sum);
     // The tree stays as found: evidence for a diagnosis.
