@@ -52,6 +52,11 @@
 //   size may be the old one, the new one, or, for a write that grows the
 //   file, a multiple of 4096 in between (the kernel splits a write(2) into
 //   FUSE requests at page boundaries, and pkfs commits each on its own).
+//   The same split explains a short write: when the daemon dies between two
+//   of those requests, write(2) returns what the first ones wrote, and the
+//   daemon may have done the next one too. So the bytes a short write
+//   returned must be there and the rest is in flight; and as only a dying
+//   connection cuts a write short, no later call may have returned.
 //   Nothing else is tolerated.
 // Prints one summary line and the first mismatches; exit 0 when everything
 // matched, 1 when not, 2 on usage or operational errors.
@@ -414,10 +419,13 @@ Model model_of(const Tree& tree) {
 // ---------------------------------------------------------------------------
 // Comparing a tree with a model.
 
+// A store that may be only partly done: its node may show, byte by byte,
+// `before` or the model's (after) bytes.
 struct Lenient {
   uint64_t id = 0;     // the node an in-place store was in flight on
   std::string before;  // its bytes before the store
 };
+using Lenients = std::vector<Lenient>;
 
 struct Mismatches {
   std::vector<std::string> lines;
@@ -433,7 +441,7 @@ uint64_t bytes_differing(const std::string& want, const std::string& got) {
   return count;
 }
 
-Mismatches compare(const Model& model, const Tree& tree, const Lenient* lenient) {
+Mismatches compare(const Model& model, const Tree& tree, const Lenients& lenients) {
   Mismatches out;
   auto fail = [&](const std::string& line, const Node* node, uint64_t lost) {
     out.lines.push_back(line);
@@ -469,25 +477,36 @@ Mismatches compare(const Model& model, const Tree& tree, const Lenient* lenient)
       if (entry.nlink != model.links(id))
         fail(path + ": nlink " + std::to_string(entry.nlink) + ", want " + std::to_string(model.links(id)),
              &node, 0);
-      if (lenient && lenient->id == id) {
-        const std::string& before = lenient->before;
+      std::vector<const std::string*> candidates;  // what each byte may be
+      for (const Lenient& lenient : lenients)
+        if (lenient.id == id) candidates.push_back(&lenient.before);
+      if (!candidates.empty()) {
         const std::string& after = node.data;
+        candidates.push_back(&after);
         auto at = [](const std::string& s, size_t i) { return i < s.size() ? s[i] : '\0'; };
         // The kernel may split one write(2) into several FUSE writes, each
         // ending on a page boundary (it ends a request at a page the write
         // covers only in part and that is not cached): a kill between them
         // leaves a size at such a boundary between the old and the new one.
-        size_t size = entry.data.size();
-        bool size_ok = size == before.size() || size == after.size() ||
-                       (size > before.size() && size < after.size() && size % 4096 == 0);
+        size_t size = entry.data.size(), smallest = SIZE_MAX, largest = 0;
+        bool size_ok = false;
+        for (const std::string* candidate : candidates) {
+          size_ok = size_ok || size == candidate->size();
+          smallest = std::min(smallest, candidate->size());
+          largest = std::max(largest, candidate->size());
+        }
+        size_ok = size_ok || (size > smallest && size < largest && size % 4096 == 0);
         size_t bad = 0;
-        for (size_t i = 0; i < entry.data.size(); ++i)
-          bad += entry.data[i] != at(before, i) && entry.data[i] != at(after, i);
+        for (size_t i = 0; i < entry.data.size(); ++i) {
+          bool any = false;
+          for (const std::string* candidate : candidates) any = any || entry.data[i] == at(*candidate, i);
+          bad += !any;
+        }
         if (!size_ok || bad)
-          fail(path + ": in-flight store left size " + std::to_string(entry.data.size()) + " (old " +
-                   std::to_string(before.size()) + ", new " + std::to_string(after.size()) + "), " +
+          fail(path + ": in-flight store left size " + std::to_string(size) + " (old " +
+                   std::to_string(smallest) + ", new " + std::to_string(after.size()) + "), " +
                    std::to_string(bad) + " bytes neither old nor new",
-               &node, bad + (entry.data.size() < before.size() ? before.size() - entry.data.size() : 0));
+               &node, bad + (size < smallest ? smallest - size : 0));
       } else if (entry.data != node.data) {
         fail(path + ": size " + std::to_string(entry.data.size()) + " xxh3 " +
                  std::to_string(hash_of(entry.data)) + ", want size " + std::to_string(node.data.size()) +
@@ -684,6 +703,8 @@ bool verify_worker(const std::string& log_path, int index, const Tree& tree, Tot
   totals.errors_at_kill += log->errors_at_kill;
   Model model = log->base;
   std::optional<Op> in_flight;
+  std::optional<Op> short_write;
+  Lenients lenients;
   std::vector<std::string> problems;
   for (const Op& op : log->ops) {
     if (in_flight) {
@@ -696,7 +717,27 @@ bool verify_worker(const std::string& log_path, int index, const Tree& tree, Tot
       continue;
     }
     if (ack->second < 0) continue;  // a failed call changes nothing (the workload failed the run)
+    if (short_write) {
+      problems.push_back("seq " + std::to_string(op.seq) + " returned after the short write seq " +
+                         std::to_string(short_write->seq) + " (only a dying connection cuts a write short)");
+      break;
+    }
     totals.acked++;
+    if (op.kind == "write" && static_cast<uint64_t>(ack->second) < op.y && model.is_file(op.path)) {
+      // A write(2) the kernel sent as several FUSE writes, cut short when
+      // the daemon died between them: it returns what the first ones
+      // wrote, and the daemon may have done the next one too before dying.
+      // The returned part must be there; the rest is in flight.
+      short_write = op;
+      if (!apply(model, op, ack->second)) {
+        problems.push_back("the model refuses acknowledged " + op.kind + " " + op.path);
+        break;
+      }
+      lenients.push_back({model.names.at(op.path), model.node(op.path)->data});
+      (void)apply(model, op, static_cast<int64_t>(op.y));
+      totals.in_flight++;
+      continue;
+    }
     if (!apply(model, op, ack->second)) {
       problems.push_back("the model refuses acknowledged " + op.kind + " " + op.path);
       break;
@@ -709,18 +750,15 @@ bool verify_worker(const std::string& log_path, int index, const Tree& tree, Tot
     }
   }
   totals.files += tree.size();
-  Mismatches result = compare(model, tree, nullptr);
+  Mismatches result = compare(model, tree, lenients);
   if (!result.empty() && in_flight) {
     totals.in_flight++;
     Model after = model;
     if (apply(after, *in_flight, static_cast<int64_t>(in_flight->y))) {
-      Mismatches other;
-      if (stores_bytes(*in_flight)) {
-        Lenient lenient{model.names.at(in_flight->path), model.node(in_flight->path)->data};
-        other = compare(after, tree, &lenient);
-      } else {
-        other = compare(after, tree, nullptr);
-      }
+      Lenients with_store = lenients;
+      if (stores_bytes(*in_flight))
+        with_store.push_back({model.names.at(in_flight->path), model.node(in_flight->path)->data});
+      Mismatches other = compare(after, tree, with_store);
       if (other.lines.size() <= result.lines.size()) result = other;
     }
   } else if (in_flight) {
