@@ -274,6 +274,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pkfs: cancelled\n");
       return status | kExitCancelled;
     }
+    if (report->rolled_back_sequence != 0) {
+      std::printf(
+          "%s: transaction %llu was interrupted; checked as the next mount will roll it back (%llu undo "
+          "records)\n",
+          path.c_str(), static_cast<unsigned long long>(report->rolled_back_sequence),
+          static_cast<unsigned long long>(report->rolled_back_records));
+    }
     if (repair && !report->clean()) std::printf("Checking again after the repair\n");
     if (!repair || !report->clean()) {
       std::vector<std::pair<std::string, std::string>> lines;

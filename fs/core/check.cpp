@@ -134,6 +134,17 @@ class Checker {
   Result<CheckReport> run() {
     TRY(check_superblocks());
     if (m_stop) return finish();
+    // A transaction interrupted by a crash is the normal state of a region
+    // whose daemon was killed: the next mount rolls it back. Check what that
+    // mount will see, the region with the transaction's undo records laid
+    // over it (in DRAM; the region is never written), from the superblocks
+    // on, since transactions change them too.
+    if (load_rollback()) {
+      m_report.problems.clear();
+      m_code_counts.clear();
+      TRY(check_superblocks());
+      if (m_stop) return finish();
+    }
     check_journal();
     load_space();
     scan_inodes();
@@ -153,11 +164,72 @@ class Checker {
   T read(uint64_t offset) const {
     T value;
     std::memcpy(&value, m_region.base() + offset, sizeof value);
+    if (!m_rollback.empty()) roll_back_into(reinterpret_cast<std::byte*>(&value), offset, sizeof value);
     return value;
   }
 
   void report_progress(int pass, uint64_t done, uint64_t total) const {
     if (m_progress) m_progress(pass, done, total);
+  }
+
+  // One undo record of the interrupted transaction: its old bytes.
+  struct Undo {
+    uint64_t target = 0;
+    const std::byte* old_bytes = nullptr;
+    uint64_t length = 0;
+  };
+
+  // Lays the undo records over [offset, offset+length) read into `out`,
+  // newest first as the rollback applies them, so the oldest image wins.
+  void roll_back_into(std::byte* out, uint64_t offset, uint64_t length) const {
+    for (auto it = m_rollback.rbegin(); it != m_rollback.rend(); ++it) {
+      uint64_t from = std::max(offset, it->target), to = std::min(offset + length, it->target + it->length);
+      if (from < to) std::memcpy(out + (from - offset), it->old_bytes + (from - it->target), to - from);
+    }
+  }
+  bool rolled_back(uint64_t offset, uint64_t length) const {
+    for (const Undo& undo : m_rollback)
+      if (undo.target < offset + length && offset < undo.target + undo.length) return true;
+    return false;
+  }
+
+  // Collects the undo records of an interrupted transaction the way a mount
+  // finds them (the first torn, stale or foreign record ends the log).
+  // Returns false, and leaves the header's problems to check_journal, when
+  // there is nothing a mount could roll back.
+  bool load_rollback() {
+    const auto header = read<JournalHeader>(m_layout.journal_offset);
+    if (header.tag != format::kJournalTag || header.version != 1 || !format::checksum_ok(header) ||
+        header.journal_bytes != m_layout.journal_bytes || header.open_sequence == 0 ||
+        header.open_sequence != header.last_sequence) {
+      return false;
+    }
+    const uint64_t journal_bytes = m_layout.journal_bytes;
+    const std::byte* area = m_region.base() + m_layout.journal_offset;
+    std::vector<Undo> records;
+    uint64_t position = format::kJournalRecordsOffset;
+    while (position + sizeof(format::UndoRecordHeader) + sizeof(uint64_t) <= journal_bytes) {
+      format::UndoRecordHeader record;
+      std::memcpy(&record, area + position, sizeof record);
+      if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != header.open_sequence)
+        break;
+      uint64_t total = format::undo_record_bytes(record.length);
+      if (record.length == 0 || position + total > journal_bytes) break;
+      uint64_t stored;
+      std::memcpy(&stored, area + position + total - sizeof stored, sizeof stored);
+      if (stored != format::xxh3(area + position, total - sizeof stored)) break;
+      uint64_t end = record.target_offset + record.length;
+      bool outside = end < record.target_offset || end > m_region.size();
+      bool in_journal =
+          record.target_offset < m_layout.journal_offset + journal_bytes && end > m_layout.journal_offset;
+      if (outside || in_journal) return false;  // a mount refuses it too; check_journal cannot say why
+      records.push_back({record.target_offset, area + position + sizeof record, record.length});
+      position += total;
+    }
+    m_rollback = std::move(records);
+    m_report.rolled_back_sequence = header.open_sequence;
+    m_report.rolled_back_records = m_rollback.size();
+    return true;
   }
 
   void problem(const std::string& code, std::string message) {
@@ -392,7 +464,7 @@ class Checker {
                                      " does not match the superblock's " +
                                      std::to_string(m_layout.journal_bytes));
     }
-    if (header.open_sequence != 0) {
+    if (header.open_sequence != 0 && m_report.rolled_back_sequence != header.open_sequence) {
       problem("JOURNAL_OPEN", "journal: transaction " + std::to_string(header.open_sequence) +
                                   " is open (last begun: " + std::to_string(header.last_sequence) +
                                   (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
@@ -654,8 +726,16 @@ class Checker {
     report_progress(4, 0, m_sb.dirent_high_water);
     for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
       if (slot % kProgressStep == 0 && slot != 0) report_progress(4, slot, m_sb.dirent_high_water);
-      const Dirent& dirent = *reinterpret_cast<const Dirent*>(m_region.base() + m_layout.dirent_table_offset +
-                                                              slot * sizeof(Dirent));
+      // In place (every slot is read at each check), unless the interrupted
+      // transaction changed it: then as the rollback will leave it.
+      const uint64_t offset = m_layout.dirent_table_offset + slot * sizeof(Dirent);
+      Dirent rolled;
+      const Dirent* in_place = reinterpret_cast<const Dirent*>(m_region.base() + offset);
+      if (!m_rollback.empty() && rolled_back(offset, sizeof(Dirent))) {
+        rolled = read<Dirent>(offset);
+        in_place = &rolled;
+      }
+      const Dirent& dirent = *in_place;
       if (format::dirent_is_free(dirent)) continue;
       std::string what;
       if (!format::dirent_valid(dirent, &what)) {
@@ -1044,7 +1124,11 @@ class Checker {
                                       " blocks are marked in use but nothing owns them (first: block " +
                                       std::to_string(first_leaked) + ")");
         }
-      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero) {
+      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero &&
+                 !rolled_back(m_layout.chunk_map_offset + chunk / format::kChunksPerMapBlock * kBlockSize,
+                              kBlockSize)) {
+        // (A chunk the interrupted transaction allocated comes back free
+        // but dirty at mount, whatever its rolled-back map entry says.)
         const std::byte* bytes = m_region.base() + chunk * kChunkSize;
         for (uint64_t offset = 0; offset < kChunkSize; offset += sizeof(uint64_t)) {
           uint64_t word;
@@ -1087,6 +1171,7 @@ class Checker {
   const CheckOptions m_options;
   const Progress& m_progress;
   CheckReport m_report;
+  std::vector<Undo> m_rollback;  // the interrupted transaction's undo records, oldest first
   std::map<std::string, size_t> m_code_counts;
   bool m_stop = false;
   Superblock m_sb{};

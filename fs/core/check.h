@@ -30,6 +30,10 @@ struct CheckReport {
   // Legal after a crash (mount finishes them), so counted, not problems.
   uint64_t orphan_inodes = 0;    // kInodeOrphan: unlinked, space not yet freed
   uint64_t trimming_inodes = 0;  // kInodeTrimming: a shrink not yet finished
+  // A transaction interrupted by a crash (a mount rolls it back): the check
+  // saw the region as rolled back. 0 when none was open.
+  uint64_t rolled_back_sequence = 0;
+  uint64_t rolled_back_records = 0;
   bool clean() const { return problems.empty(); }
 };
 
@@ -49,8 +53,10 @@ struct CheckOptions {
 // total, in slots or chunks); for progress bars. May be empty.
 using Progress = std::function<void(int pass, uint64_t done, uint64_t total)>;
 
-// Checks every structure of the region. The journal must hold no open
-// transaction (recover first); an open one is reported as a problem.
+// Checks every structure of the region. An open transaction that a mount
+// would roll back is not a problem: the region is checked as that rollback
+// leaves it (without writing it), and the report says so. One a mount
+// could not roll back is reported as a problem (JOURNAL_OPEN).
 // Errors only when the region cannot be read at all (no superblock).
 Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options = {},
                                  const Progress& progress = {});
