@@ -1148,17 +1148,25 @@ Bytes with_open_transaction(const Populated& p) {
   return open;
 }
 
-TEST_CASE("a damaged undo record of an open transaction is reported and repair recovers", "[repair]") {
+TEST_CASE("an open transaction is checked as rolled back; a damaged undo record is found and repaired", "[repair]") {
   const Populated& p = populated();
   Bytes open = with_open_transaction(p);
-  CHECK(has_code(check(open), "JOURNAL_OPEN"));
+  // A transaction a kill left open is no damage: the check reads the region
+  // as the mount's rollback will leave it.
+  auto open_report = check(open);
+  INFO(describe(open_report));
+  CHECK(open_report.clean());
+  CHECK(open_report.rolled_back_sequence != 0);
+  CHECK(open_report.rolled_back_records == 2);
+  // A damaged record ends the log as a torn one does (mount cannot tell
+  // them apart), so the changes it covered stay: the check finds them.
   const uint64_t first_record = p.layout.journal_offset + format::kJournalRecordsOffset;
   Bytes damaged = open;
   damaged[first_record + sizeof(format::UndoRecordHeader) + 5] ^= std::byte{0x40};
   auto report = check(damaged);
   INFO(describe(report));
-  CHECK(has_code(report, "UNDO_RECORD_CHECKSUM"));
-  expect_repaired(damaged, "JOURNAL_OPEN");
+  CHECK(has_code(report, "LINK_COUNT"));
+  expect_repaired(damaged, "LINK_COUNT");
   // Undamaged, the roll back restores both inodes exactly.
   auto recovered = repair(open);
   CHECK(recovered.recovered_sequence != 0);
@@ -1342,8 +1350,6 @@ TEST_CASE("repair fixes resealed damage: counts, entries, tree, space, holds", "
          sb.error_count = 1;
          d.put_superblock(sb);
        }},
-      {"open journal transaction (commit words)", "JOURNAL_OPEN", kNone,
-       [](Damaged& d) { d.image = with_open_transaction(d.p); }},
   };
   for (const Case& c : cases) {
     INFO(c.name);
