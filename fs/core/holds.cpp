@@ -45,30 +45,13 @@ Result<uint64_t> process_start_ticks(uint32_t pid) {
 }
 
 std::array<uint8_t, 16> current_boot_id() {
-  std::array<uint8_t, 16> id{};
   std::ifstream in("/proc/sys/kernel/random/boot_id");
   std::string text;
-  if (!(in >> text)) return id;
-  size_t byte = 0;
-  for (size_t i = 0; i + 1 < text.size() && byte < id.size();) {
-    if (text[i] == '-') {
-      ++i;
-      continue;
-    }
-    auto nibble = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    int high = nibble(text[i]);
-    int low = nibble(text[i + 1]);
-    if (high < 0 || low < 0) return std::array<uint8_t, 16>{};
-    id[byte++] = static_cast<uint8_t>(high << 4 | low);
-    i += 2;
-  }
-  if (byte != id.size()) return std::array<uint8_t, 16>{};
-  return id;
+  uint8_t id[16];
+  if (!(in >> text) || !format::uuid_from_string(text, id)) return {};
+  std::array<uint8_t, 16> out;
+  std::memcpy(out.data(), id, out.size());
+  return out;
 }
 
 bool holder_alive(const Hold& hold) {
