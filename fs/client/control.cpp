@@ -33,7 +33,14 @@ int send_message(int socket, const void* data, size_t length, int fd) {
   }
 }
 
-int receive_message(int socket, Message& message) {
+int receive_message(int socket, Message& message, const std::function<void(int)>& drop) {
+  auto close_fd = [&drop](int fd) {
+    if (drop) {
+      drop(fd);
+    } else {
+      ::close(fd);
+    }
+  };
   message.bytes.assign(kMaxMessageBytes, std::byte{0});
   message.fd = -1;
   iovec iov{message.bytes.data(), message.bytes.size()};
@@ -58,17 +65,17 @@ int receive_message(int socket, Message& message) {
       if (message.fd < 0) {
         message.fd = fd;
       } else {
-        ::close(fd);
+        close_fd(fd);
       }
     }
   }
   if (got == 0) {
-    if (message.fd >= 0) ::close(message.fd);
+    if (message.fd >= 0) close_fd(message.fd);
     message.fd = -1;
     return ECONNRESET;
   }
   if ((header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
-    if (message.fd >= 0) ::close(message.fd);
+    if (message.fd >= 0) close_fd(message.fd);
     message.fd = -1;
     return EMSGSIZE;
   }

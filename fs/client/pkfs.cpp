@@ -5,7 +5,9 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -73,6 +75,11 @@ int exchange(const std::string& socket_path, const Request& request, int send_fd
     return fail(-socket, what + ": cannot reach the pkfs daemon at " + socket_path);
   }
   Fd connection(socket);
+  // Never wait forever for a daemon that does not answer (a map may fill
+  // and move a large file first: minutes at most).
+  timeval timeout{300, 0};
+  ::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   if (int err = send_message(socket, &request, sizeof request, send_fd); err != 0) {
     return fail(err, what + ": sending to the pkfs daemon");
   }

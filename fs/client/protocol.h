@@ -60,6 +60,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -152,7 +153,10 @@ struct Message {
 int send_message(int socket, const void* data, size_t length, int fd = -1);
 // Receives one message (blocking). Returns 0, an errno, or ECONNRESET when
 // the peer closed the connection. Descriptors beyond the first are closed.
-int receive_message(int socket, Message& message);
+// Descriptors that came but are not kept (all but the first; all of them
+// on an error) go to `drop`, ::close when empty: the daemon must close a
+// received descriptor of its own region with care (see ControlServer).
+int receive_message(int socket, Message& message, const std::function<void(int)>& drop = {});
 
 // Connects to the socket at `path` (SOCK_SEQPACKET, close-on-exec). Returns
 // the socket or -errno.

@@ -154,22 +154,34 @@ Result<std::vector<std::pair<std::string, Ino>>> Filesystem::collect_files(
     const std::vector<std::string>& paths) {
   std::vector<std::pair<std::string, Ino>> files;
   std::set<Ino> seen;
-  // Depth first, names sorted, so reports come out in a stable order.
-  std::function<Result<void>(const std::string&, Ino)> walk = [&](const std::string& path,
-                                                                  Ino ino) -> Result<void> {
-    TRY_ASSIGN(Node * n, node(ino));
-    if (n->dir) {
-      std::vector<std::pair<std::string, Ino>> children;
-      for (const auto& [name, slot] : n->dir->by_name) {
-        auto child = n->dir->by_slot.find(slot);
-        if (child != n->dir->by_slot.end()) children.emplace_back(name, child->second);
+  // Depth first, names sorted, so reports come out in a stable order. With
+  // an explicit stack and each directory visited once: a damaged region
+  // whose entry names an ancestor must not loop or exhaust the stack.
+  auto walk = [&](const std::string& top, Ino top_ino) -> Result<void> {
+    std::set<Ino> visited_dirs;
+    std::vector<std::pair<std::string, Ino>> stack{{top, top_ino}};
+    while (!stack.empty()) {
+      auto [path, ino] = std::move(stack.back());
+      stack.pop_back();
+      TRY_ASSIGN(Node * n, node(ino));
+      if (n->dir) {
+        if (!visited_dirs.insert(ino).second) {
+          return Error(EUCLEAN,
+                       path + ": directory " + std::to_string(ino) + " is reached twice; run fsck.pkfs");
+        }
+        std::vector<std::pair<std::string, Ino>> children;
+        for (const auto& [name, slot] : n->dir->by_name) {
+          auto child = n->dir->by_slot.find(slot);
+          if (child != n->dir->by_slot.end()) children.emplace_back(name, child->second);
+        }
+        std::sort(children.begin(), children.end());
+        std::string prefix = path == "/" ? "/" : path + "/";
+        for (auto it = children.rbegin(); it != children.rend(); ++it)
+          stack.emplace_back(prefix + it->first, it->second);
+        continue;
       }
-      std::sort(children.begin(), children.end());
-      std::string prefix = path == "/" ? "/" : path + "/";
-      for (const auto& [name, child] : children) TRY(walk(prefix + name, child));
-      return success();
+      if (S_ISREG(inode_ref(ino).mode) && seen.insert(ino).second) files.emplace_back(path, ino);
     }
-    if (S_ISREG(inode_ref(ino).mode) && seen.insert(ino).second) files.emplace_back(path, ino);
     return success();
   };
   if (paths.empty()) {

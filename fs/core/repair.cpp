@@ -623,7 +623,8 @@ class Repairer {
                          extent.file_block % kBlocksPerChunk == 0;
       if (extent.block_count == 0) {
         trouble = "empty";
-      } else if (extent.file_block + extent.block_count > format::kMaxFileBytes / kBlockSize) {
+      } else if (extent.file_block > format::kMaxFileBytes / kBlockSize ||
+                 extent.file_block + extent.block_count > format::kMaxFileBytes / kBlockSize) {
         trouble = "lies past the largest file size";
       } else if (!kept.empty() && extent.file_block < previous_end) {
         trouble = "overlaps the previous extent";

@@ -283,7 +283,7 @@ void ControlServer::serve_connection(int connection) {
 
   for (;;) {
     Message message;
-    if (receive_message(connection, message) != 0) return;
+    if (receive_message(connection, message, [this](int extra) { close_received(extra); }) != 0) return;
     int fd = message.fd;
     Request request;
     std::string payload;
@@ -319,7 +319,19 @@ void ControlServer::serve_connection(int connection) {
     append(bytes, reply);
     const auto* data = reinterpret_cast<const std::byte*>(payload.data());
     bytes.insert(bytes.end(), data, data + payload.size());
-    if (send_message(connection, bytes.data(), bytes.size(), status == 0 ? reply_fd : -1) != 0) return;
+    if (send_message(connection, bytes.data(), bytes.size(), status == 0 ? reply_fd : -1) != 0) {
+      // The client never learns of a hold it was not told about: give it back.
+      if (status == 0 && static_cast<Op>(request.op) == Op::kMap && payload.size() >= sizeof(MapReply)) {
+        MapReply head;
+        std::memcpy(&head, payload.data(), sizeof head);
+        if (m_fs.release_hold(head.hold_id)) {
+          m_log("hold " + std::to_string(head.hold_id) + ": the reply did not reach pid " +
+                std::to_string(peer.pid) + "; released");
+          sync_holds();
+        }
+      }
+      return;
+    }
   }
 }
 
@@ -353,18 +365,26 @@ void ControlServer::close_received(int fd) {
   // Closing any descriptor of the region drops this process's POSIX lock on
   // it (see fs/region/region.cpp): if a client sent us the region itself,
   // take the lock again right after the close.
-  struct stat received {
-  }, own{};
-  bool is_region = ::fstat(fd, &received) == 0 && ::fstat(m_fs.region().fd(), &own) == 0 &&
-                   received.st_dev == own.st_dev && received.st_ino == own.st_ino;
+  // statx without syncing: a descriptor of another FUSE mount must not make
+  // this thread wait for that mount's daemon.
+  struct statx received {};
+  struct stat own {};
+  bool is_region = ::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &received) == 0 &&
+                   ::fstat(m_fs.region().fd(), &own) == 0 &&
+                   makedev(received.stx_dev_major, received.stx_dev_minor) == own.st_dev &&
+                   received.stx_ino == own.st_ino;
   ::close(fd);
   if (!is_region) return;
   struct flock want {};
   want.l_type = m_fs.region().read_only() ? F_RDLCK : F_WRLCK;
   want.l_whence = SEEK_SET;
   if (::fcntl(m_fs.region().fd(), F_SETLK, &want) != 0) {
+    // Another process may hold the region now (fsck -y, a second daemon):
+    // serving on would let two writers share it. Stop at once; the region
+    // is crash consistent and the next mount recovers it.
     m_log("a client sent the region's own descriptor; re-taking the region lock failed: " +
-          errno_text(errno));
+          errno_text(errno) + "; stopping the daemon");
+    ::_exit(1);
   } else {
     m_log("a client sent the region's own descriptor; the region lock was re-taken");
   }
@@ -508,13 +528,15 @@ int ControlServer::handle_map(const Peer& peer, uint64_t access, int fd, std::st
   uint64_t mapped = (held_attr->size + page - 1) / page * page;
   std::vector<ExtentRecord> records = extent_records(*extents);
   if (mapped == 0) return release(EINVAL, "an empty file cannot be mapped");
+  // Only what the mapping covers: space preallocated past the end is not
+  // mapped and need not be page aligned.
+  while (!records.empty() && records.back().file_offset >= mapped) records.pop_back();
+  if (!records.empty() && records.back().file_offset + records.back().length > mapped)
+    records.back().length = mapped - records.back().file_offset;
   if (!mappable(records, mapped, page)) {
     return release(EIO, "inode " + std::to_string(ino) + " is not laid out in whole " + std::to_string(page) +
                             "-byte pages covering its size; it cannot be mapped");
   }
-  // Only what the mapping covers.
-  while (!records.empty() && records.back().file_offset >= mapped) records.pop_back();
-  if (!records.empty()) records.back().length = mapped - records.back().file_offset;
 
   MapReply head;
   head.hold_id = *id;
@@ -589,6 +611,13 @@ int ControlServer::handle_release(const Peer& peer, uint32_t flags, uint64_t id,
   if (peer.uid != 0 && !is_holder && !is_owner) {
     payload = "hold " + std::to_string(id) + " belongs to pid " + std::to_string(hold.holder.pid) +
               "; only it, the file's owner and root may release it";
+    return EPERM;
+  }
+  if ((flags & kReleaseStaleOnly) == 0 && !is_holder && peer.uid != 0 && holder_alive(hold.holder)) {
+    // Its holder still maps the file: once released, a shrink could free
+    // blocks the holder keeps writing. Only root may decide that.
+    payload = "hold " + std::to_string(id) + " is held by pid " + std::to_string(hold.holder.pid) +
+              ", which is running; only root may release it";
     return EPERM;
   }
   if ((flags & kReleaseStaleOnly) != 0 && holder_alive(hold.holder)) {

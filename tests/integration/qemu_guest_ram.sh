@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/mount.sh"
 pkfs_setup
 pkfs_need grep timeout
 
-kernel_image() { ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1; }
+kernel_image() { ls /boot/vmlinuz-*[0-9]-amd64 2>/dev/null | sort -V | tail -1; }
 if ! command -v qemu-system-x86_64 >/dev/null || [ -z "$(kernel_image)" ]; then
   if [ "${CI:-}" != true ]; then
     pkfs_skip "needs qemu-system-x86 and linux-image-amd64 (apt-get install qemu-system-x86 linux-image-amd64;" \
@@ -24,8 +24,8 @@ if ! command -v qemu-system-x86_64 >/dev/null || [ -z "$(kernel_image)" ]; then
   fi
   pkfs_log "CI: installing qemu-system-x86 linux-image-amd64"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 >/dev/null
 fi
 KERNEL=$(kernel_image)
 
