@@ -37,9 +37,10 @@
 //             the payload), and the region descriptor (O_RDONLY or O_RDWR to
 //             match the access). The extents cover [0, mapped_bytes) in file
 //             order, each page aligned in file offset, region offset and
-//             length. WARNING: the region descriptor reaches the whole region,
-//             not just the file; only give write access to users trusted with
-//             the region (see README, "Direct mappings").
+//             length. The region descriptor reaches the whole region, not
+//             just the file: the caller must also be allowed to open the
+//             region itself with that access (EACCES otherwise; see README,
+//             "Direct mappings").
 //   kRelease  arg0 = hold id, arg1 = inode. Releases a hold. Allowed to the
 //             holder (same pid and start time), root, and the file's owner.
 //             With kReleaseStaleOnly in `flags`, only a hold whose holder is

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 
@@ -18,12 +17,34 @@ namespace pkfs::core {
 using format::Hold;
 using format::Inode;
 
+namespace {
+
+// Reads a small /proc file with read(2). A process that exits while its
+// stat is read makes read fail with ESRCH, which libstdc++'s streams throw
+// as an exception; the daemon must not die of a holder's exit.
+bool read_proc_file(const std::string& path, std::string& text) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  text.clear();
+  char buffer[1024];
+  for (;;) {
+    ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ::close(fd);
+      return got == 0;
+    }
+    text.append(buffer, static_cast<size_t>(got));
+  }
+}
+
+}  // namespace
+
 Result<uint64_t> process_start_ticks(uint32_t pid) {
   if (pid == 0) return Error(ESRCH, "pid 0 is no process");
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  if (!in) return Error(ESRCH, "no process " + std::to_string(pid));
   std::string line;
-  if (!std::getline(in, line)) return Error(EIO, "cannot read /proc/" + std::to_string(pid) + "/stat");
+  if (!read_proc_file("/proc/" + std::to_string(pid) + "/stat", line))
+    return Error(ESRCH, "no process " + std::to_string(pid));
   // The command name (field 2) is in parentheses and may hold anything, so
   // fields are counted after its last ')'. Field 3 is the state.
   size_t close = line.rfind(')');
@@ -45,10 +66,11 @@ Result<uint64_t> process_start_ticks(uint32_t pid) {
 }
 
 std::array<uint8_t, 16> current_boot_id() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
   std::string text;
   uint8_t id[16];
-  if (!(in >> text) || !format::uuid_from_string(text, id)) return {};
+  if (!read_proc_file("/proc/sys/kernel/random/boot_id", text)) return {};
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (!format::uuid_from_string(text, id)) return {};
   std::array<uint8_t, 16> out;
   std::memcpy(out.data(), id, out.size());
   return out;

@@ -37,30 +37,18 @@ std::set<core::Ino> HeldInodes::replace(std::set<core::Ino> inodes) {
 }
 
 uint64_t process_start_ticks(uint32_t pid, bool* zombie) {
-  if (zombie != nullptr) *zombie = false;
-  if (pid == 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // The command name (field 2) may hold spaces and parentheses: parse after
-  // the last ')'. Then field 3 is the state, field 22 the start time.
-  size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 1));
-  std::string field;
-  uint64_t start = 0;
-  for (int index = 3; index <= 22 && fields >> field; ++index) {
-    if (index == 3 && zombie != nullptr) *zombie = field == "Z" || field == "X";
-    if (index == 22) start = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return start;
+  // core's reader: read(2), never an exception when the process exits
+  // while its stat is read.
+  auto ticks = core::process_start_ticks(pid);
+  if (zombie != nullptr) *zombie = !ticks && ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0;
+  return ticks ? ticks.value() : 0;
 }
 
 namespace {
 
 bool holder_alive(const core::Holder& holder) {
-  bool zombie = false;
-  uint64_t start = process_start_ticks(holder.pid, &zombie);
-  return start != 0 && start == holder.start_ticks && !zombie;
+  auto ticks = core::process_start_ticks(holder.pid);
+  return ticks && ticks.value() == holder.start_ticks;
 }
 
 // Device and inode of a descriptor a client sent, from cached attributes
@@ -500,6 +488,28 @@ int ControlServer::handle_map(const Peer& peer, uint64_t access, int fd, std::st
   if (write && m_fs.region().read_only()) {
     payload = "the filesystem is mounted read-only";
     return EROFS;
+  }
+  // The descriptor a mapping needs reaches the whole region, every file's
+  // bytes and the metadata: only a caller that could open the region itself
+  // with that access gets it (root, or by the region's owner, group and
+  // mode: give the VMMs' group access to the region file or device).
+  struct stat region_stat {};
+  if (::fstat(m_fs.region().fd(), &region_stat) != 0) {
+    payload = "cannot stat the region: " + errno_text(errno);
+    return EIO;
+  }
+  core::Attr region_attr;
+  region_attr.mode = region_stat.st_mode;
+  region_attr.uid = region_stat.st_uid;
+  region_attr.gid = region_stat.st_gid;
+  if (!peer.may_access(region_attr, write)) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", region_stat.st_mode & 07777);
+    payload = "uid " + std::to_string(peer.uid) + " may not " + (write ? "write" : "read") + " the region " +
+              m_region_path + " (owner " + std::to_string(region_stat.st_uid) + ":" +
+              std::to_string(region_stat.st_gid) + ", mode " + octal +
+              "), and a direct mapping needs a descriptor of the whole region; use the mount instead";
+    return EACCES;
   }
   if (peer.start_ticks == 0) {
     payload = "cannot read the caller's start time from /proc";

@@ -5,7 +5,9 @@
 # A second uid (1000, via setpriv/setresuid) without permission on a file is
 # refused the region descriptor, both when the kernel stops its open and
 # when it sends a descriptor root opened for it; it may map what it may read
-# (read-only) and its own files. Malformed requests get an errno and no
+# (read-only) and its own files, as long as it may use the region itself
+# (group access to the region file); a uid without that is refused even
+# its own files. Malformed requests get an errno and no
 # descriptor, and the daemon goes on serving. Reads and writes through the
 # mount see what a direct mapping wrote, and the reverse, also on a
 # descriptor opened (and cached) before the hold.
@@ -26,6 +28,10 @@ chmod 0644 "$MNT/shared"
 chown 1000:1000 "$MNT/mine"
 chmod 0600 "$MNT/mine"
 client_need_holds "$MNT/shared"
+# The VMMs' group (gid 1000 here) may use the region itself: a direct
+# mapping hands out a descriptor of the whole region.
+chgrp 1000 "$REGION"
+chmod 0660 "$REGION"
 socket=$(getfattr --only-values -n user.pkfs.control "$MNT/shared" 2>/dev/null || python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.pkfs.control").decode())' "$MNT/shared")
 [ -S "$socket" ] || pkfs_fail "user.pkfs.control names $socket, which is not a socket"
 [ "$(stat -c %a "$socket")" = 666 ] || pkfs_fail "the control socket is mode $(stat -c %a "$socket")"
@@ -55,6 +61,15 @@ grep -q "errno=13" <<<"$out" || pkfs_fail "mapping a 0644 root file writable: $o
 probe map-as 1000 "$MNT/secret" 13
 probe map-as 1000 "$MNT/shared" 13
 probe map-as 1000 "$MNT/mine" 0
+
+pkfs_log "a uid without access to the region is refused even its own file"
+fallocate -l 4M "$MNT/other"
+chown 1001:1001 "$MNT/other"
+out=$(setpriv --reuid=1001 --regid=1001 --clear-groups -- "$VMM" map "$MNT/other" ro) &&
+  pkfs_fail "uid 1001, without access to the region, mapped its own file: $out"
+grep -q "errno=13" <<<"$out" || pkfs_fail "mapping without access to the region: $out"
+grep -q "the region" <<<"$out" || pkfs_fail "the refusal does not say the region is why: $out"
+probe map-as 1001 "$MNT/other" 13
 
 pkfs_log "malformed requests"
 probe map-ro-for-write "$MNT/mine" 9   # EBADF: O_RDONLY descriptor for a writable map
