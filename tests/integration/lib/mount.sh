@@ -68,6 +68,14 @@ pkfs_cleanup() {
       tail -n 40 "$log" >&2
     done
   fi
+  # Every daemon of this test is gone now: the control sockets of those
+  # killed with -9 are stale; remove them.
+  if [ -n "$WORK" ]; then
+    local socket
+    for socket in $(sed -n 's/.*control socket \(\/[^ ]*\.sock\).*/\1/p' "$WORK"/daemon.*.log 2>/dev/null | sort -u); do
+      [ -S "$socket" ] && rm -f "$socket"
+    done
+  fi
   [ -n "$WORK" ] && rm -rf "$WORK"
   exit "$status"
 }
