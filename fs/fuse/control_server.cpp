@@ -36,16 +36,10 @@ std::set<core::Ino> HeldInodes::replace(std::set<core::Ino> inodes) {
   return changed;
 }
 
-uint64_t process_start_ticks(uint32_t pid, bool* zombie) {
-  // core's reader: read(2), never an exception when the process exits
-  // while its stat is read.
-  auto ticks = core::process_start_ticks(pid);
-  if (zombie != nullptr) *zombie = !ticks && ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0;
-  return ticks ? ticks.value() : 0;
-}
-
 namespace {
 
+// Whether the holder still runs: same pid, same start time (core's reader,
+// which never throws when the process exits while its stat is read).
 bool holder_alive(const core::Holder& holder) {
   auto ticks = core::process_start_ticks(holder.pid);
   return ticks && ticks.value() == holder.start_ticks;
@@ -267,7 +261,7 @@ void ControlServer::serve_connection(int connection) {
     }
     peer.groups.resize(bytes / sizeof(gid_t) + 1);
   }
-  peer.start_ticks = process_start_ticks(peer.pid);
+  if (auto ticks = core::process_start_ticks(peer.pid)) peer.start_ticks = ticks.value();
 
   for (;;) {
     Message message;

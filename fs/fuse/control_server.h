@@ -114,8 +114,4 @@ class ControlServer {
   std::map<std::pair<uint32_t, uint64_t>, int> m_pidfds;  // (pid, start ticks) -> pidfd
 };
 
-// /proc/PID/stat field 22 (start time in clock ticks since boot), or 0 if
-// the process is gone. `zombie` tells an exited, unreaped process.
-uint64_t process_start_ticks(uint32_t pid, bool* zombie = nullptr);
-
 }  // namespace pkfs::fuse
