@@ -83,6 +83,80 @@ int receive_message(int socket, Message& message, const std::function<void(int)>
   return 0;
 }
 
+bool op_takes_descriptor(uint32_t op) {
+  return op == static_cast<uint32_t>(Op::kMap) || op == static_cast<uint32_t>(Op::kStat);
+}
+
+int parse_request(const Message& message, Request& request, std::string& error) {
+  if (message.bytes.size() < sizeof request || message.bytes.size() > kMaxRequestBytes) {
+    error = "a request is " + std::to_string(sizeof request) + " to " + std::to_string(kMaxRequestBytes) +
+            " bytes, not " + std::to_string(message.bytes.size());
+    return EPROTO;
+  }
+  std::memcpy(&request, message.bytes.data(), sizeof request);
+  if (request.magic != kMagic || request.version != kVersion) {
+    error = "not a pkfs control request of protocol version " + std::to_string(kVersion);
+    return EPROTO;
+  }
+  uint32_t allowed_flags = 0;
+  switch (static_cast<Op>(request.op)) {
+    case Op::kMap:
+    case Op::kStat:
+    case Op::kHolds:
+    case Op::kInfo: break;
+    case Op::kRelease: allowed_flags = kReleaseStaleOnly | kReleaseOwnHold; break;
+    default: error = "unknown request " + std::to_string(request.op); return EOPNOTSUPP;
+  }
+  if ((request.flags & ~allowed_flags) != 0) {
+    error = "flags " + std::to_string(request.flags) + " are not valid for request " + std::to_string(request.op);
+    return EINVAL;
+  }
+  bool takes_fd = op_takes_descriptor(request.op);
+  if (takes_fd && message.fd < 0) {
+    error = "the request carries no file descriptor";
+    return EBADF;
+  }
+  if (!takes_fd && message.fd >= 0) {
+    error = "request " + std::to_string(request.op) + " takes no file descriptor";
+    return EINVAL;
+  }
+  return 0;
+}
+
+namespace {
+
+int receive_reply_parts(int socket, Message& message) {
+  if (int err = receive_message(socket, message); err != 0) return err;
+  if (message.bytes.size() < sizeof(Reply)) return EPROTO;
+  Reply reply;
+  std::memcpy(&reply, message.bytes.data(), sizeof reply);
+  uint64_t have = message.bytes.size() - sizeof reply;
+  if (reply.payload_bytes > kMaxReplyBytes || have > reply.payload_bytes) return EPROTO;
+  while (message.bytes.size() - sizeof reply < reply.payload_bytes) {
+    Message more;
+    if (int err = receive_message(socket, more); err != 0) return err;
+    if (more.fd >= 0) {
+      ::close(more.fd);
+      return EPROTO;
+    }
+    if (more.bytes.empty() || more.bytes.size() > reply.payload_bytes - (message.bytes.size() - sizeof reply))
+      return EPROTO;
+    message.bytes.insert(message.bytes.end(), more.bytes.begin(), more.bytes.end());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int receive_reply(int socket, Message& message) {
+  int err = receive_reply_parts(socket, message);
+  if (err != 0 && message.fd >= 0) {
+    ::close(message.fd);
+    message.fd = -1;
+  }
+  return err;
+}
+
 int connect_socket(const std::string& path) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;

@@ -13,12 +13,17 @@
 // (never stored, never listed) with the socket's path. So several pkfs mounts
 // never get mixed up, and nothing needs /proc/self/mountinfo.
 //
-// Exchange. One connection carries any number of request/reply pairs; each
+// Exchange. One connection carries a bounded number of request/reply pairs
+// (the daemon closes a connection after 64 requests or 10 seconds); each
 // request is one message (a Request, optionally followed by op-specific
-// bytes, optionally with one descriptor as SCM_RIGHTS), each reply is one
-// message (a Reply, then `payload_bytes` of op-specific payload, optionally
-// with one descriptor). Every reply's `status` is 0 or a positive errno; a
-// failed reply's payload is a human message (UTF-8, no NUL).
+// bytes, at most kMaxRequestBytes, with one descriptor as SCM_RIGHTS when
+// the op takes one and none otherwise). A reply is a Reply, then
+// `payload_bytes` of op-specific payload, optionally with one descriptor:
+// one message when it fits in kMaxMessageBytes, else a first message of
+// kMaxMessageBytes (header, the payload's start, the descriptor) followed
+// by messages of raw payload bytes until `payload_bytes` have come
+// (receive_reply assembles them). Every reply's `status` is 0 or a positive
+// errno; a failed reply's payload is a human message (UTF-8, no NUL).
 //
 // Authorisation. The daemon identifies the caller by SO_PEERCRED (pid, uid,
 // gid) and SO_PEERGROUPS (supplementary groups). A request about a file
@@ -73,8 +78,14 @@ inline constexpr uint32_t kVersion = 1;
 inline constexpr const char* kControlXattr = "user.pkfs.control";
 // Directory of the default sockets.
 inline constexpr const char* kDefaultSocketDirectory = "/run/pkfs";
-// Largest message either side sends (a reply with 8192 extents fits).
+// Largest single message either side sends. A reply whose payload does not
+// fit in one goes out as several messages (see "Exchange" above).
 inline constexpr size_t kMaxMessageBytes = 256 * 1024;
+// Largest request the daemon reads: a Request, with room for op-specific
+// bytes later versions may add.
+inline constexpr size_t kMaxRequestBytes = 4096;
+// Largest reply payload, all its messages together (about 700,000 extents).
+inline constexpr size_t kMaxReplyBytes = 16 * 1024 * 1024;
 
 enum class Op : uint32_t {
   kMap = 1,
@@ -158,6 +169,24 @@ int send_message(int socket, const void* data, size_t length, int fd = -1);
 // on an error) go to `drop`, ::close when empty: the daemon must close a
 // received descriptor of its own region with care (see ControlServer).
 int receive_message(int socket, Message& message, const std::function<void(int)>& drop = {});
+
+// Parses a request the daemon received: its size, magic and version, a
+// known op, only the flags that op takes, and a descriptor exactly when the
+// op takes one. Returns 0, or EPROTO (size, magic, version), EOPNOTSUPP
+// (unknown op), EINVAL (flags, a descriptor the op does not take) or EBADF
+// (no descriptor where one is needed), with `error` saying what. Pure: the
+// fuzz target calls it with any bytes.
+int parse_request(const Message& message, Request& request, std::string& error);
+
+// Whether requests of `op` carry a descriptor (kMap, kStat).
+bool op_takes_descriptor(uint32_t op);
+
+// Receives a whole reply (blocking): the first message, then continuation
+// messages until the header's payload_bytes have come. `message.bytes` is
+// the Reply header and the whole payload; `message.fd` the descriptor of
+// the first message. Returns 0, an errno of receive_message, or EPROTO (a
+// malformed or oversized reply, a descriptor in a continuation).
+int receive_reply(int socket, Message& message);
 
 // Connects to the socket at `path` (SOCK_SEQPACKET, close-on-exec). Returns
 // the socket or -errno.

@@ -28,7 +28,7 @@ Result<std::vector<std::byte>> exchange(const Target& target, const Request& req
     return Error::from_errno(err, "sending to the pkfs daemon");
   }
   Message message;
-  if (int err = receive_message(socket, message); err != 0) {
+  if (int err = receive_reply(socket, message); err != 0) {
     return Error::from_errno(err, "no answer from the pkfs daemon");
   }
   if (message.fd >= 0) ::close(message.fd);

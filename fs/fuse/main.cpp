@@ -110,6 +110,7 @@ struct Options {
   std::optional<std::string> fsname;
   std::optional<std::string> subtype;
   std::optional<std::string> control;
+  fuse::ControlLimits limits;
   std::vector<std::string> fuse_options;  // passed to libfuse as they are
 };
 
@@ -125,6 +126,10 @@ void usage(FILE* out) {
                "  -o fsname=NAME     source shown in /proc/mounts (default: REGION)\n"
                "  -o control=PATH    control socket for libpkfs and pkfsctl\n"
                "                     (default: /run/pkfs/<filesystem uuid>.sock)\n"
+               "  -o max_holds_per_process=N  direct-mapping holds one process may have\n"
+               "                     (default 64)\n"
+               "  -o max_holds_per_uid=N      holds all processes of one uid may have\n"
+               "                     (default 256; root has no such limit)\n"
                "  -o OPT             other FUSE and mount options (rw, nosuid, noatime, ...)\n"
                "  -f                 stay in the foreground, log to stderr\n"
                "  -d                 debug: print every FUSE request (implies -f)\n"
@@ -165,6 +170,17 @@ std::optional<std::string> add_option(Options& options, const std::string& word)
   } else if (starts_with(word, "control=")) {
     if (word.size() == 8) return std::string("control= needs a socket path");
     options.control = std::filesystem::absolute(word.substr(8)).lexically_normal().string();
+  } else if (starts_with(word, "max_holds_per_process=") || starts_with(word, "max_holds_per_uid=")) {
+    size_t equals = word.find('=');
+    std::string value = word.substr(equals + 1);
+    char* end = nullptr;
+    errno = 0;
+    unsigned long number = std::strtoul(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || errno != 0 || number == 0 || number > 1u << 20 || value[0] == '-') {
+      return word.substr(0, equals) + " needs a number of holds from 1 to 1048576, not '" + value + "'";
+    }
+    (starts_with(word, "max_holds_per_uid=") ? options.limits.holds_per_uid : options.limits.holds_per_process) =
+        static_cast<uint32_t>(number);
   } else if (starts_with(word, "subtype=")) {
     options.subtype = word.substr(8);
   } else if (word == "default_permissions" || word == "defaults" || word == "auto" || word == "noauto" ||
@@ -427,7 +443,7 @@ int run(const Options& options, Detacher& detacher) {
   adapter.attach(*fs);
   fuse::HeldInodes held;
   fuse::ControlServer control(*fs, held, options.control.value_or(fuse::ControlServer::default_path(*fs)),
-                              options.mountpoint, options.region,
+                              options.mountpoint, options.region, options.limits,
                               [](const std::string& line) { g_logger.info(line); });
   adapter.set_control(control.socket_path(), &held);
 
@@ -479,6 +495,12 @@ int run(const Options& options, Detacher& detacher) {
   end_session();
   int status = close_fs();
   if (status == 0) g_logger.info("unmounted " + options.mountpoint + "; " + options.region + " is clean");
+  if (control.abandoned_workers() > 0) {
+    // Threads still closing a client's descriptor: leave without running
+    // exit handlers beside them; the kernel ends them with the process.
+    std::fflush(nullptr);
+    ::_exit(status);
+  }
   return status;
 }
 

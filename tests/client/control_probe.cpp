@@ -41,7 +41,7 @@ int exchange(int socket, const void* data, size_t length, int fd) {
     return 1;
   }
   Message message;
-  if (int err = receive_message(socket, message); err != 0) {
+  if (int err = receive_reply(socket, message); err != 0) {
     std::printf("no reply: %s\n", std::strerror(err));
     return 1;
   }

@@ -4,8 +4,9 @@
 #
 # A second uid (1000, via setpriv/setresuid) without permission on a file is
 # refused the region descriptor, both when the kernel stops its open and
-# when it sends a descriptor root opened for it; it may map what it may read
-# (read-only) and its own files, as long as it may use the region itself
+# when it sends a descriptor root opened for it; it may map what it may
+# write (a hold keeps the owner from shrinking the file, so even a read-only
+# mapping needs write permission) and its own files, as long as it may use the region itself
 # (group access to the region file); a uid without that is refused even
 # its own files. Malformed requests get an errno and no
 # descriptor, and the daemon goes on serving. Reads and writes through the
@@ -22,7 +23,7 @@ pkfs_mount -o allow_other
 chmod 0755 "$MNT"
 for f in secret shared mine group; do fallocate -l 4M "$MNT/$f"; done
 chgrp 2000 "$MNT/group"
-chmod 0640 "$MNT/group"
+chmod 0660 "$MNT/group"
 chmod 0600 "$MNT/secret"
 chmod 0644 "$MNT/shared"
 chown 1000:1000 "$MNT/mine"
@@ -45,14 +46,18 @@ probe() {
   grep -q "^status=$want fd=$([ "$want" = 0 ] && echo yes || echo no)\$" <<<"$out" || pkfs_fail "probe ${*:1:$#-1}: wanted status $want: $out"
 }
 
-pkfs_log "uid 1000 maps what it may read, and its own files"
-as_user "$VMM" map "$MNT/shared" ro | grep -q "^mapped" || pkfs_fail "uid 1000 cannot map a 0644 file read-only"
+pkfs_log "uid 1000 maps what it may write, and its own files"
 as_user "$VMM" map "$MNT/mine" | grep -q "^mapped" || pkfs_fail "uid 1000 cannot map its own file"
+as_user "$VMM" map "$MNT/mine" ro | grep -q "^mapped" || pkfs_fail "uid 1000 cannot map its own file read-only"
 # Supplementary groups count (the daemon reads them with SO_PEERGROUPS).
 setpriv --reuid=1000 --regid=1000 --groups=2000 -- "$VMM" map "$MNT/group" ro | grep -q "^mapped" ||
-  pkfs_fail "uid 1000 in supplementary group 2000 cannot map a 0640 file of group 2000"
-pkfs_log "uid 1000 is refused what it may not access"
-out=$(as_user "$VMM" map "$MNT/group" ro) && pkfs_fail "uid 1000 outside group 2000 mapped a 0640 file: $out"
+  pkfs_fail "uid 1000 in supplementary group 2000 cannot map a 0660 file of group 2000"
+pkfs_log "uid 1000 is refused what it may not write"
+# Readable but not writable: a hold would block the owner's shrink.
+out=$(as_user "$VMM" map "$MNT/shared" ro) && pkfs_fail "uid 1000 mapped (held) a 0644 root file: $out"
+grep -q "errno=13" <<<"$out" || pkfs_fail "mapping a 0644 root file read-only: $out"
+grep -q "needs write permission" <<<"$out" || pkfs_fail "the refusal does not say why: $out"
+out=$(as_user "$VMM" map "$MNT/group" ro) && pkfs_fail "uid 1000 outside group 2000 mapped a 0660 file: $out"
 out=$(as_user "$VMM" map "$MNT/secret" ro) && pkfs_fail "uid 1000 mapped a 0600 root file: $out"
 grep -q "errno=13" <<<"$out" || pkfs_fail "mapping a 0600 root file: $out"
 out=$(as_user "$VMM" map "$MNT/shared") && pkfs_fail "uid 1000 mapped a 0644 root file writable: $out"
