@@ -217,10 +217,10 @@ TEST_CASE("a full hold table fails with ENOSPC and a released slot is reused", "
   Ino file = create(*m.fs, "f");
   test::write_pattern(*m.fs, file, 0, 100, 1);
   auto a = m->acquire_hold(file, self_holder());
-  auto b = m->acquire_hold(file, self_holder());
+  auto b = m->acquire_hold(file, fake_holder(77));
   REQUIRE_OK(a);
   REQUIRE_OK(b);
-  CHECK(code_of(m->acquire_hold(file, self_holder())) == ENOSPC);
+  CHECK(code_of(m->acquire_hold(file, fake_holder(78))) == ENOSPC);
   REQUIRE_OK(m->release_hold(a.value()));
   auto c = m->acquire_hold(file, self_holder());
   REQUIRE_OK(c);
