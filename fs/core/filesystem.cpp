@@ -144,10 +144,10 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   m_report.holds_kept = m_holds.size();
   std::vector<Ino> orphans, trimming;
   for (const auto& [ino, node] : m_nodes) {
-    const Inode& inode = inode_ref(ino);
-    if (inode.flags & format::kInodeOrphan) {
+    const uint16_t flags = inode_copy(ino).flags;
+    if (flags & format::kInodeOrphan) {
       if (node->holds == 0) orphans.push_back(ino);
-    } else if (inode.flags & format::kInodeTrimming) {
+    } else if (flags & format::kInodeTrimming) {
       trimming.push_back(ino);
     }
   }
