@@ -112,9 +112,9 @@ Result<std::vector<Extent>> Filesystem::load_extents(const Inode& given) const {
     if (block.count != expected || (last && block.next != 0)) {
       return Error(EUCLEAN, where + ": extent block at " + std::to_string(next) + " holds " +
                                 std::to_string(block.count) + " extents" +
-                                (last && block.next != 0 ? " and a next block" : "") + " where extent_count " +
-                                std::to_string(total) + " needs " + std::to_string(expected) +
-                                (last ? " and the end of the chain" : ""));
+                                (last && block.next != 0 ? " and a next block" : "") +
+                                " where extent_count " + std::to_string(total) + " needs " +
+                                std::to_string(expected) + (last ? " and the end of the chain" : ""));
     }
     for (uint32_t i = 0; i < block.count; ++i) TRY(take(block.extents[i]));
     next = block.next;

@@ -172,7 +172,8 @@ TEST_CASE("an extent chain that points back to itself with a huge extent_count f
   CHECK_FALSE(report->clean());
 }
 
-TEST_CASE("an extent chain that loops within a plausible extent_count fails at its first repeat", "[bounds]") {
+TEST_CASE("an extent chain that loops within a plausible extent_count fails at its first repeat",
+          "[bounds]") {
   // The count the region could hold passes the mount's bound; the walk
   // itself must notice the loop. Old code walked extent_count / 254 blocks
   // before it noticed (EUCLEAN "more extents than extent_count").
