@@ -141,7 +141,8 @@ Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder, const H
   if (inode.size == 0)
     return Error(EINVAL, "inode " + std::to_string(ino) + " is an empty file: nothing to map");
   // Policy, then the lowest free slot: all checked before any space moves.
-  uint64_t process_holds = 0, uid_holds = 0;
+  uint64_t process_holds = 0;
+  uint64_t uid_holds = 0;
   for (const auto& [id, held] : m_holds) {
     const bool same_process = held.pid == holder.pid && held.start_ticks == holder.start_ticks;
     if (same_process && held.ino == ino && held.generation == inode.generation) {

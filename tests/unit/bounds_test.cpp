@@ -65,7 +65,7 @@ struct Region {
     REQUIRE_OK(core::format_region(*memory, options));
     mount();
   }
-  Result<std::unique_ptr<Filesystem>> try_mount(const core::OpenOptions& options = {}) {
+  Result<std::unique_ptr<Filesystem>> try_mount(const core::OpenOptions& options = {}) const {
     return Filesystem::open(testing::MemoryView::of(*memory), options);
   }
   void mount() {
@@ -123,7 +123,7 @@ Ino fragmented_file(Filesystem& fs, std::string_view name, uint32_t count) {
 }
 
 Result<size_t> read_some(Filesystem& fs, Ino ino) {
-  std::vector<std::byte> out(64 * 1024);
+  std::vector<std::byte> out(size_t{64} * 1024);
   return fs.read(ino, 0, out);
 }
 
