@@ -57,61 +57,106 @@ void append_extent(std::vector<Extent>& extents, const Extent& extent, bool larg
 
 }  // namespace
 
-Result<std::vector<Extent>> Filesystem::load_extents(const Inode& inode) const {
-  std::vector<Extent> extents;
-  uint32_t total = inode.extent_count;
-  extents.reserve(std::min<uint32_t>(total, 4096));  // an untrusted count
-  uint32_t inline_count = std::min(total, format::kInlineExtents);
-  extents.insert(extents.end(), inode.extents, inode.extents + inline_count);
-  uint64_t next = inode.extent_block;
+// Untrusted input, bounded before it is walked (see FORMAT.md, "Bounds on
+// damaged regions"): extent_count by what the region can hold, the chain by
+// the blocks that count needs, every extent in the data area and strictly
+// after the one before it, so a chain that comes back to itself fails at its
+// first repeated extent. Each chain block is copied out of the region once
+// and only the copy is validated and used; so is the inode.
+Result<std::vector<Extent>> Filesystem::load_extents(const Inode& given) const {
+  const Inode inode = copy_from_region<Inode>(reinterpret_cast<const std::byte*>(&given));
   std::string where = "inode " + std::to_string(inode.ino);
-  while (extents.size() < total) {
-    alloc::BlockRun run{static_cast<uint32_t>(next / kBlockSize), 1};
-    if (next == 0 || next % kBlockSize != 0 || !m_allocator->in_data_area(run)) {
+  const uint64_t total = inode.extent_count;
+  if (total > format::max_extent_count(m_layout)) {
+    return Error(EUCLEAN, where + ": extent_count " + std::to_string(total) + " is more than the region's " +
+                              std::to_string(format::max_extent_count(m_layout)) + " data blocks could hold");
+  }
+  const uint64_t data_area_blocks = m_layout.usable_bytes / kBlockSize;
+  std::vector<Extent> extents;
+  extents.reserve(std::min<uint64_t>(total, 4096));
+  uint64_t previous_end = 0;
+  uint64_t data_blocks = 0;
+  auto take = [&](const Extent& extent) -> Result<void> {
+    if (extent.block_count == 0 || extent.file_block < previous_end ||
+        extent.file_block > format::kMaxFileBytes / kBlockSize ||
+        !m_allocator->in_data_area({extent.region_block, extent.block_count})) {
+      return Error(EUCLEAN, where + ": extent " + std::to_string(extents.size()) + " at file block " +
+                                std::to_string(extent.file_block) +
+                                " is empty, out of order, overlaps the one before or leaves the data area");
+    }
+    data_blocks += extent.block_count;
+    if (data_blocks > data_area_blocks)
+      return Error(EUCLEAN, where + ": extents cover more blocks than the data area has");
+    previous_end = extent_end(extent);
+    extents.push_back(extent);
+    return success();
+  };
+  const uint64_t inline_count = std::min<uint64_t>(total, format::kInlineExtents);
+  for (uint64_t i = 0; i < inline_count; ++i) TRY(take(inode.extents[i]));
+  const uint64_t chain_blocks = format::extent_chain_blocks(total);
+  uint64_t next = inode.extent_block;
+  for (uint64_t step = 0; step < chain_blocks; ++step) {
+    if (next == 0 || next % kBlockSize != 0 || next / kBlockSize > UINT32_MAX ||
+        !m_allocator->in_data_area({static_cast<uint32_t>(next / kBlockSize), 1})) {
       return Error(EUCLEAN, where + ": extent chain ends early or leaves the data area");
     }
-    const auto& block = *reinterpret_cast<const ExtentBlock*>(m_region->base() + next);
+    const auto block = copy_from_region<ExtentBlock>(m_region->base() + next);
     std::string what;
     if (!format::extent_block_valid(block, &what) || block.owner_ino != inode.ino) {
       return Error(EUCLEAN, where + ": extent block at " + std::to_string(next) + ": " +
                                 (what.empty() ? "owned by another inode" : what));
     }
-    if (extents.size() + block.count > total)
-      return Error(EUCLEAN, where + ": more extents than extent_count");
-    extents.insert(extents.end(), block.extents, block.extents + block.count);
-    next = block.next;
-  }
-  // Untrusted input: every extent in the data area, sorted, not overlapping.
-  uint64_t previous_end = 0;
-  for (const Extent& extent : extents) {
-    if (extent.block_count == 0 || extent.file_block < previous_end ||
-        extent.file_block > format::kMaxFileBytes / kBlockSize ||
-        !m_allocator->in_data_area({extent.region_block, extent.block_count})) {
-      return Error(EUCLEAN,
-                   where + ": extent at file block " + std::to_string(extent.file_block) + " is invalid");
+    // The writer fills every block but the last; the last ends the chain.
+    const bool last = step + 1 == chain_blocks;
+    const uint64_t expected = last ? total - extents.size() : format::kExtentsPerBlock;
+    if (block.count != expected || (last && block.next != 0)) {
+      return Error(EUCLEAN, where + ": extent block at " + std::to_string(next) + " holds " +
+                                std::to_string(block.count) + " extents" +
+                                (last && block.next != 0 ? " and a next block" : "") +
+                                " where extent_count " + std::to_string(total) + " needs " +
+                                std::to_string(expected) + (last ? " and the end of the chain" : ""));
     }
-    previous_end = extent_end(extent);
+    for (uint32_t i = 0; i < block.count; ++i) TRY(take(block.extents[i]));
+    next = block.next;
   }
   return extents;
 }
 
-// The region offsets of the inode's extent blocks, in chain order.
-// REQUIRES: the caller loaded (so validated) its extents under the exclusive
-// lock it still holds, so the chain is known to be sound.
-std::vector<uint64_t> Filesystem::extent_chain(const Inode& inode) const {
+// The region offsets of the inode's extent blocks, in chain order, walked
+// as load_extents walks them (the caller loaded the extents under the
+// exclusive lock it still holds, but the region may have changed since:
+// every offset returned is checked, since store_extents writes there).
+Result<std::vector<uint64_t>> Filesystem::extent_chain(const Inode& inode) const {
   std::vector<uint64_t> chain;
-  uint64_t overflow =
-      inode.extent_count > format::kInlineExtents ? inode.extent_count - format::kInlineExtents : 0;
-  for (uint64_t next = inode.extent_block; next != 0 && chain.size() * format::kExtentsPerBlock < overflow;) {
+  const uint64_t chain_blocks = format::extent_chain_blocks(inode.extent_count);
+  if (inode.extent_count > format::max_extent_count(m_layout))
+    return Error(EUCLEAN, "inode " + std::to_string(inode.ino) + ": extent_count out of range");
+  chain.reserve(chain_blocks);
+  uint64_t next = inode.extent_block;
+  for (uint64_t step = 0; step < chain_blocks && next != 0; ++step) {
+    if (next % kBlockSize != 0 || next / kBlockSize > UINT32_MAX ||
+        !m_allocator->in_data_area({static_cast<uint32_t>(next / kBlockSize), 1})) {
+      return Error(EUCLEAN, "inode " + std::to_string(inode.ino) + ": extent chain leaves the data area");
+    }
+    const auto block = copy_from_region<ExtentBlock>(m_region->base() + next);
+    if (!format::extent_block_valid(block) || block.owner_ino != inode.ino) {
+      return Error(EUCLEAN, "inode " + std::to_string(inode.ino) + ": extent block at " +
+                                std::to_string(next) + " changed under the lock");
+    }
     chain.push_back(next);
-    next = reinterpret_cast<const ExtentBlock*>(m_region->base() + next)->next;
+    next = block.next;
   }
+  // No block twice: store_extents writes and frees each once.
+  std::vector<uint64_t> sorted = chain;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    return Error(EUCLEAN, "inode " + std::to_string(inode.ino) + ": extent chain comes back to a block");
   return chain;
 }
 
 Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode,
                                        const std::vector<Extent>& extents) {
-  std::vector<uint64_t> chain = extent_chain(inode);
+  TRY_ASSIGN(std::vector<uint64_t> chain, extent_chain(inode));
   size_t overflow = extents.size() > format::kInlineExtents ? extents.size() - format::kInlineExtents : 0;
   size_t blocks_needed = (overflow + format::kExtentsPerBlock - 1) / format::kExtentsPerBlock;
   while (chain.size() < blocks_needed) {
@@ -240,7 +285,7 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
 Result<size_t> Filesystem::read(Ino ino, uint64_t offset, std::span<std::byte> out) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  const Inode& inode = inode_ref(ino);
+  const Inode inode = inode_copy(ino);
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode) && !S_ISLNK(inode.mode)) return Error(EINVAL, "not a regular file");
   uint64_t size = inode.size;
@@ -273,7 +318,7 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");
   if (data.empty()) return size_t{0};
@@ -284,7 +329,7 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
   if (inode.flags & format::kInodeTrimming) {
     if (auto trimmed = finish_trim(ino); !trimmed)
       return note(Result<size_t>(std::move(trimmed).error()), ino, "trim");
-    inode = inode_ref(ino);
+    inode = inode_copy(ino);
   }
   auto loaded = load_extents(inode);
   if (!loaded) return note(Result<size_t>(std::move(loaded).error()), ino, "write");
@@ -315,7 +360,7 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
 // each one leaves a consistent extent list.
 Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
   for (;;) {
-    Inode inode = inode_ref(ino);
+    Inode inode = inode_copy(ino);
     TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
     if (extents.empty() || extent_end(extents.back()) <= first_block) return success();
     auto txn = m_journal->begin();
@@ -361,10 +406,10 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
 }
 
 Result<void> Filesystem::finish_trim(Ino ino) {
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   TRY(free_from(ino, inode.trim_block));
   auto txn = m_journal->begin();
-  inode = inode_ref(ino);
+  inode = inode_copy(ino);
   inode.flags &= static_cast<uint16_t>(~format::kInodeTrimming);
   inode.trim_block = 0;
   TRY(put_inode(*txn, inode));
@@ -374,7 +419,7 @@ Result<void> Filesystem::finish_trim(Ino ino) {
 
 // REQUIRES: m_mutex held exclusively; no transaction open.
 Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "not a regular file");
   if (size > format::kMaxFileBytes) return Error(EFBIG, "size past the largest file size");
@@ -382,7 +427,7 @@ Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
   // before the file grows again, or the next mount would free new data.
   if (inode.flags & format::kInodeTrimming) {
     TRY(finish_trim(ino));
-    inode = inode_ref(ino);
+    inode = inode_copy(ino);
   }
   TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
   int64_t now = now_ns();
@@ -399,7 +444,7 @@ Result<void> Filesystem::truncate_locked(Ino ino, uint64_t size) {
         if (allocated.error().code() != ENOSPC) return allocated;
         txn->abort();
         txn = m_journal->begin();
-        inode = inode_ref(ino);
+        inode = inode_copy(ino);
       }
     }
     inode.size = size;
@@ -433,7 +478,7 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY_ASSIGN(Node * n, node(ino));
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   if (S_ISDIR(inode.mode)) return Error(EISDIR, "is a directory");
   if (!S_ISREG(inode.mode)) return Error(ENODEV, "not a regular file");
   const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
@@ -450,7 +495,7 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
   // before the file grows again, or the next mount would free new data.
   if (inode.flags & format::kInodeTrimming) {
     TRY(finish_trim(ino));
-    inode = inode_ref(ino);
+    inode = inode_copy(ino);
   }
   // A held file's extents are mapped: none may be freed. ZERO_RANGE zeroes
   // in place and keeps (or adds) blocks, so it stays allowed.
@@ -529,7 +574,7 @@ Result<void> Filesystem::fallocate(Ino ino, int mode, uint64_t offset, uint64_t 
 // to P) get whole chunks of their own, aligned to P: the data is copied,
 // the old blocks freed, in transactions of whole pages each.
 Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
   if (page_bytes % kBlockSize != 0 || (page_bytes > kBlockSize && page_bytes % kChunkSize != 0)) {
     return Error(EINVAL, "the region's page size (" + std::to_string(page_bytes) +
@@ -649,7 +694,7 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
 Result<std::vector<Extent>> Filesystem::extents(Ino ino) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  return load_extents(inode_ref(ino));
+  return load_extents(inode_copy(ino));
 }
 
 }  // namespace pkfs::core

@@ -144,10 +144,10 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   m_report.holds_kept = m_holds.size();
   std::vector<Ino> orphans, trimming;
   for (const auto& [ino, node] : m_nodes) {
-    const Inode& inode = inode_ref(ino);
-    if (inode.flags & format::kInodeOrphan) {
+    const uint16_t flags = inode_copy(ino).flags;
+    if (flags & format::kInodeOrphan) {
       if (node->holds == 0) orphans.push_back(ino);
-    } else if (inode.flags & format::kInodeTrimming) {
+    } else if (flags & format::kInodeTrimming) {
       trimming.push_back(ino);
     }
   }
@@ -161,8 +161,9 @@ Result<void> Filesystem::load(const OpenOptions& options) {
 Result<void> Filesystem::scan_inodes() {
   m_free_inodes.clear();
   m_nodes.reserve(m_inode_high_water);
+  const uint64_t max_extents = format::max_extent_count(m_layout);
   for (Ino ino = m_inode_high_water; ino-- > 1;) {
-    const Inode& inode = inode_ref(ino);
+    const Inode inode = inode_copy(ino);
     if (format::inode_is_free(inode)) {
       std::string what;
       if (inode.tag != 0 && !format::inode_valid(inode, ino, &what)) {
@@ -174,6 +175,13 @@ Result<void> Filesystem::scan_inodes() {
     std::string what;
     if (!format::inode_valid(inode, ino, &what)) {
       return Error(EUCLEAN, "inode " + std::to_string(ino) + ": " + what + "; run fsck.pkfs");
+    }
+    // One comparison per inode, so mount stays fast; the chain itself is
+    // checked, bounded, each time it is read (load_extents).
+    if (inode.extent_count > max_extents) {
+      return Error(EUCLEAN, "inode " + std::to_string(ino) + ": extent_count " +
+                                std::to_string(inode.extent_count) + " is more than the region's " +
+                                std::to_string(max_extents) + " data blocks could hold; run fsck.pkfs");
     }
     auto node = std::make_unique<Node>();
     if (S_ISDIR(inode.mode)) node->dir = std::make_unique<Directory>();
@@ -190,7 +198,7 @@ Result<void> Filesystem::scan_inodes() {
 Result<void> Filesystem::scan_dirents() {
   m_free_dirents.clear();
   for (uint64_t slot = m_dirent_high_water; slot-- > 0;) {
-    const Dirent& dirent = dirent_ref(slot);
+    const Dirent dirent = copy_from_region<Dirent>(m_region->base() + dirent_offset(slot));
     if (format::dirent_is_free(dirent)) {
       m_free_dirents.push_back(slot);
       continue;
@@ -206,7 +214,7 @@ Result<void> Filesystem::scan_dirents() {
       return Error(EUCLEAN, "directory entry " + std::to_string(slot) + " (\"" + name +
                                 "\") links inodes that are not in use; run fsck.pkfs");
     }
-    if (dirent.file_type != IFTODT(inode_ref(dirent.ino).mode)) {
+    if (dirent.file_type != IFTODT(inode_copy(dirent.ino).mode)) {
       return Error(EUCLEAN, "directory entry " + std::to_string(slot) + " (\"" + name +
                                 "\"): file type does not match inode " + std::to_string(dirent.ino) +
                                 "; run fsck.pkfs");
@@ -268,6 +276,9 @@ Result<void> Filesystem::put_superblock(journal::Transaction& txn, const Superbl
 Inode& Filesystem::inode_ref(Ino ino) const {
   return *reinterpret_cast<Inode*>(m_region->base() + inode_offset(ino));
 }
+Inode Filesystem::inode_copy(Ino ino) const {
+  return copy_from_region<Inode>(m_region->base() + inode_offset(ino));
+}
 uint64_t Filesystem::inode_offset(Ino ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
 Dirent& Filesystem::dirent_ref(uint64_t slot) const {
   return *reinterpret_cast<Dirent*>(m_region->base() + dirent_offset(slot));
@@ -298,6 +309,15 @@ Result<uint64_t> Filesystem::find_entry(Ino parent, std::string_view name) {
   if (name.size() > format::kNameMax) return Error(ENAMETOOLONG, "name longer than 255 bytes");
   auto it = dir->by_name.find(std::string(name));
   if (it == dir->by_name.end()) return Error(ENOENT, "no entry named \"" + std::string(name) + "\"");
+  return it->second;
+}
+
+Result<Ino> Filesystem::entry_child(Ino parent, uint64_t slot) {
+  TRY_ASSIGN(Directory * dir, directory(parent));
+  auto it = dir->by_slot.find(slot);
+  if (it == dir->by_slot.end() || m_nodes.find(it->second) == m_nodes.end())
+    return Error(EUCLEAN, "directory " + std::to_string(parent) + ": index out of step at entry " +
+                              std::to_string(slot));
   return it->second;
 }
 
@@ -444,7 +464,7 @@ Result<void> Filesystem::remove_entry(journal::Transaction& txn, Ino parent, uin
 }
 
 Result<void> Filesystem::touch_dir(journal::Transaction& txn, Ino dir, int64_t nlink_delta) {
-  Inode inode = inode_ref(dir);
+  Inode inode = inode_copy(dir);
   inode.mtime_ns = inode.ctime_ns = now_ns();
   inode.nlink = static_cast<uint32_t>(inode.nlink + nlink_delta);
   return put_inode(txn, inode);
@@ -452,7 +472,7 @@ Result<void> Filesystem::touch_dir(journal::Transaction& txn, Ino dir, int64_t n
 
 Result<void> Filesystem::drop_link(journal::Transaction& txn, Ino ino, bool is_dir,
                                    std::vector<Ino>& to_reclaim) {
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   inode.nlink = (is_dir || inode.nlink == 0) ? 0 : inode.nlink - 1;
   inode.ctime_ns = now_ns();
   if (inode.nlink == 0) {
@@ -468,7 +488,7 @@ Result<void> Filesystem::drop_link(journal::Transaction& txn, Ino ino, bool is_d
 Result<void> Filesystem::reclaim(Ino ino) {
   TRY(free_from(ino, 0));
   auto txn = m_journal->begin();
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   if (inode.xattr_block != 0) {
     TRY(m_allocator->free(*txn, {static_cast<uint32_t>(inode.xattr_block / format::kBlockSize), 1}));
   }

@@ -92,6 +92,14 @@ struct Holder {
   uint64_t start_ticks = 0;
 };
 
+// How many holds one holder may have (acquire_hold). 0 means no limit.
+// A process is a pid with its start time (Holder::start_ticks); uid 0 is
+// exempt from the per-uid limit, not from the per-process one.
+struct HoldLimits {
+  uint32_t per_process = 0;
+  uint32_t per_uid = 0;
+};
+
 struct HoldInfo {
   uint64_t id = 0;  // hold table slot
   Ino ino = 0;
@@ -310,10 +318,17 @@ class Filesystem {
   // mapping_page_size(): every page of [0, round_up(size, page)) allocated
   // and, for pages over 4 KiB, every extent there page aligned (a file
   // packed in 4 KiB blocks is moved into whole chunks first).
-  // acquire_hold errors: ENOSPC (hold table full, or no space to make the
-  // file mappable), EINVAL (not a regular file, or empty), ENOENT (no such
+  // One hold per process and file, and at most `limits` holds per process
+  // and per uid: checked, with the table, under the exclusive lock before
+  // anything is allocated or moved, so concurrent callers cannot pass a
+  // limit together.
+  // acquire_hold errors: EEXIST (this process, same pid and start time,
+  // already holds this inode; the message names its hold id), EDQUOT (the
+  // process or its uid has its limit of holds; the message names the
+  // limit), ENOSPC (hold table full, or no space to make the file
+  // mappable), EINVAL (not a regular file, or empty), ENOENT (no such
   // inode), EROFS. release_hold errors: ENOENT (no such hold), EROFS.
-  Result<uint64_t> acquire_hold(Ino ino, const Holder& holder);
+  Result<uint64_t> acquire_hold(Ino ino, const Holder& holder, const HoldLimits& limits = {});
   Result<void> release_hold(uint64_t id);
   Result<std::vector<HoldInfo>> list_holds();
   // Releases every hold whose holder is gone (OpenOptions::holder_alive, or
@@ -380,6 +395,9 @@ class Filesystem {
 
   // Region access. REQUIRES: ino < inode_count (checked by node()).
   format::Inode& inode_ref(Ino ino) const;
+  // A private copy of the inode (see copy_from_region in internal.h): what a
+  // caller that validates a field and then uses it reads.
+  format::Inode inode_copy(Ino ino) const;
   uint64_t inode_offset(Ino ino) const;
   format::Dirent& dirent_ref(uint64_t slot) const;
   uint64_t dirent_offset(uint64_t slot) const;
@@ -390,6 +408,9 @@ class Filesystem {
   Result<Node*> node(Ino ino);
   Result<Directory*> directory(Ino ino);
   Result<uint64_t> find_entry(Ino parent, std::string_view name);
+  // The inode entry `slot` of `parent` names, from the DRAM index: the
+  // region's dirent may have changed since mount. Errors: EUCLEAN.
+  Result<Ino> entry_child(Ino parent, uint64_t slot);
 
   // Building blocks of the namespace operations (REQUIRE: m_mutex exclusive).
   Result<Ino> allocate_inode(journal::Transaction& txn, uint32_t mode, const Caller& caller, Ino parent);
@@ -409,7 +430,7 @@ class Filesystem {
 
   // Extents (data.cpp).
   Result<std::vector<format::Extent>> load_extents(const format::Inode& inode) const;
-  std::vector<uint64_t> extent_chain(const format::Inode& inode) const;
+  Result<std::vector<uint64_t>> extent_chain(const format::Inode& inode) const;
   Result<void> store_extents(journal::Transaction& txn, format::Inode& inode,
                              const std::vector<format::Extent>& extents);
   Result<void> allocate_range(journal::Transaction& txn, format::Inode& inode,
@@ -425,7 +446,8 @@ class Filesystem {
   Result<void> make_mappable(Ino ino, uint64_t page_bytes);
 
   // Xattr block (xattr.cpp).
-  Result<const format::XattrBlock*> xattr_block(const format::Inode& inode) const;
+  // A validated copy of the inode's xattr block; empty when it has none.
+  Result<std::optional<format::XattrBlock>> xattr_block(const format::Inode& inode) const;
 
   // Error bookkeeping: EUCLEAN results are recorded in the superblock.
   template <typename T>

@@ -332,7 +332,7 @@ Result<FreezeReport> Filesystem::freeze(const FreezeOptions& options) {
     FileCheck& check = report.files[i];
     check.path = files[i].first;
     check.ino = files[i].second;
-    const format::Inode& inode = inode_ref(check.ino);
+    const format::Inode inode = inode_copy(check.ino);
     check.size = inode.size;
     auto extents = load_extents(inode);
     if (!extents) {
@@ -396,7 +396,7 @@ Result<VerifyReport> Filesystem::verify(const VerifyOptions& options) {
     FileCheck& check = report.files[i];
     check.path = files[i].first;
     check.ino = files[i].second;
-    const format::Inode& inode = inode_ref(check.ino);
+    const format::Inode inode = inode_copy(check.ino);
     check.size = inode.size;
     auto text = find_xattr_locked(check.ino, kFreezeXattr);
     if (!text) {

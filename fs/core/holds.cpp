@@ -131,16 +131,36 @@ Result<void> Filesystem::clear_hold(journal::Transaction& txn, uint64_t slot) {
   return success();
 }
 
-Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder) {
+Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder, const HoldLimits& limits) {
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY_ASSIGN(Node * n, node(ino));
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   if (!S_ISREG(inode.mode)) return Error(EINVAL, "inode " + std::to_string(ino) + " is not a regular file");
   if (holder.pid == 0) return Error(EINVAL, "a holder needs a pid");
   if (inode.size == 0)
     return Error(EINVAL, "inode " + std::to_string(ino) + " is an empty file: nothing to map");
-  // The lowest free slot; checked before any space moves.
+  // Policy, then the lowest free slot: all checked before any space moves.
+  uint64_t process_holds = 0;
+  uint64_t uid_holds = 0;
+  for (const auto& [id, held] : m_holds) {
+    const bool same_process = held.pid == holder.pid && held.start_ticks == holder.start_ticks;
+    if (same_process && held.ino == ino && held.generation == inode.generation) {
+      return Error(EEXIST, "process " + std::to_string(holder.pid) + " already holds inode " +
+                               std::to_string(ino) + " (hold " + std::to_string(id) + ")");
+    }
+    if (same_process) ++process_holds;
+    if (held.uid == holder.uid) ++uid_holds;
+  }
+  if (limits.per_process != 0 && process_holds >= limits.per_process) {
+    return Error(EDQUOT, "process " + std::to_string(holder.pid) + " already has " +
+                             std::to_string(process_holds) + " holds, the limit per process (" +
+                             std::to_string(limits.per_process) + ")");
+  }
+  if (limits.per_uid != 0 && holder.uid != 0 && uid_holds >= limits.per_uid) {
+    return Error(EDQUOT, "uid " + std::to_string(holder.uid) + " already has " + std::to_string(uid_holds) +
+                             " holds, the limit per uid (" + std::to_string(limits.per_uid) + ")");
+  }
   uint64_t slot = 0;
   for (const auto& used : m_holds) {
     if (used.first != slot) break;
@@ -151,7 +171,7 @@ Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder) {
   }
   if ((inode.flags & format::kInodeTrimming) != 0) TRY(note(finish_trim(ino), ino, "trim"));
   TRY(note(make_mappable(ino, mapping_page_size()), ino, "make mappable"));
-  inode = inode_ref(ino);
+  inode = inode_copy(ino);
 
   Hold hold{};
   hold.tag = format::kHoldTag;

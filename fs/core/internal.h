@@ -4,9 +4,11 @@
 
 #include <dirent.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include "fs/core/filesystem.h"
@@ -49,6 +51,21 @@ inline timespec to_timespec(int64_t ns) {
 
 inline int64_t from_timespec(const timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A private copy of a structure of the region. The region is MAP_SHARED, and
+// a process that may write it (a VMM given a read-write region descriptor)
+// can change any byte at any time: a value read from the region is copied
+// once, validated in the copy, and only the copy is used afterwards. The
+// compiler barrier keeps the compiler from reading the region again in
+// place of the copy.
+template <typename T>
+T copy_from_region(const std::byte* at) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  T value;
+  std::memcpy(&value, at, sizeof value);
+  asm volatile("" ::: "memory");
+  return value;
 }
 
 // Checks a name for a new directory entry. Errors: EINVAL, ENAMETOOLONG.

@@ -17,7 +17,8 @@ using format::Inode;
 Result<Attr> Filesystem::lookup(Ino parent, std::string_view name) {
   std::shared_lock lock(m_mutex);
   TRY_ASSIGN(uint64_t slot, find_entry(parent, name));
-  return attr_of(inode_ref(dirent_ref(slot).ino));
+  TRY_ASSIGN(Ino ino, entry_child(parent, slot));
+  return attr_of(inode_copy(ino));
 }
 
 Result<Attr> Filesystem::make_node(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
@@ -32,7 +33,7 @@ Result<Attr> Filesystem::make_node(Ino parent, std::string_view name, uint32_t m
   uint32_t permissions = mode & 07777 & ~(caller.umask & 0777);
   auto txn = m_journal->begin();
   TRY_ASSIGN(Ino ino, allocate_inode(*txn, type | permissions, caller, parent));
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   inode.rdev = (S_ISCHR(type) || S_ISBLK(type)) ? rdev : 0;
   if (S_ISLNK(type)) {
     std::vector<format::Extent> extents;
@@ -76,11 +77,11 @@ Result<Attr> Filesystem::symlink(Ino parent, std::string_view name, std::string_
 Result<std::string> Filesystem::readlink(Ino ino) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  const Inode& inode = inode_ref(ino);
+  const Inode inode = inode_copy(ino);
   if (!S_ISLNK(inode.mode)) return Error(EINVAL, "not a symlink");
   if (inode.size == 0 || inode.size > format::kSymlinkMax) return Error(EUCLEAN, "symlink size out of range");
   TRY_ASSIGN(std::vector<format::Extent> extents, load_extents(inode));
-  if (extents.size() != 1 || extents[0].file_block != 0)
+  if (extents.size() != 1 || extents[0].file_block != 0 || extents[0].block_count != 1)
     return Error(EUCLEAN, "symlink target block missing");
   return std::string(reinterpret_cast<const char*>(m_region->base() +
                                                    uint64_t{extents[0].region_block} * format::kBlockSize),
@@ -93,7 +94,7 @@ Result<Attr> Filesystem::link(Ino ino, Ino new_parent, std::string_view new_name
   TRY(check_name(new_name));
   TRY(node(ino));
   TRY(directory(new_parent));
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   if (S_ISDIR(inode.mode)) return Error(EPERM, "hard links to directories are not allowed");
   if (inode.nlink == 0) return Error(ENOENT, "file was removed");
   if (inode.nlink >= 65000) return Error(EMLINK, "too many links");
@@ -113,7 +114,7 @@ Result<void> Filesystem::unlink(Ino parent, std::string_view name) {
   std::unique_lock lock(m_mutex);
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY_ASSIGN(uint64_t slot, find_entry(parent, name));
-  Ino ino = dirent_ref(slot).ino;
+  TRY_ASSIGN(Ino ino, entry_child(parent, slot));
   if (S_ISDIR(inode_ref(ino).mode)) return Error(EISDIR, "is a directory");
   std::vector<Ino> to_reclaim;
   auto txn = m_journal->begin();
@@ -131,7 +132,7 @@ Result<void> Filesystem::rmdir(Ino parent, std::string_view name) {
   if (name == ".") return Error(EINVAL, "cannot remove .");
   if (name == "..") return Error(ENOTEMPTY, "cannot remove ..");
   TRY_ASSIGN(uint64_t slot, find_entry(parent, name));
-  Ino ino = dirent_ref(slot).ino;
+  TRY_ASSIGN(Ino ino, entry_child(parent, slot));
   if (!S_ISDIR(inode_ref(ino).mode)) return Error(ENOTDIR, "not a directory");
   TRY_ASSIGN(Directory * dir, directory(ino));
   if (!dir->by_slot.empty()) return Error(ENOTEMPTY, "directory not empty");
@@ -157,14 +158,17 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
   TRY_ASSIGN(uint64_t slot, find_entry(parent, name));
   TRY(directory(new_parent));
   if (inode_ref(new_parent).nlink == 0) return Error(ENOENT, "target directory was removed");
-  Ino ino = dirent_ref(slot).ino;
+  TRY_ASSIGN(Ino ino, entry_child(parent, slot));
   const bool is_dir = S_ISDIR(inode_ref(ino).mode);
   auto target = find_entry(new_parent, new_name);
   if (!target && target.error().code() != ENOENT) return std::move(target).error();
   const bool exchange = flags & RENAME_EXCHANGE;
   if (exchange && !target) return Error(ENOENT, "nothing to exchange with");
   if (target && (flags & RENAME_NOREPLACE)) return Error(EEXIST, "\"" + std::string(new_name) + "\" exists");
-  Ino victim = target ? dirent_ref(target.value()).ino : 0;
+  Ino victim = 0;
+  if (target) {
+    TRY_ASSIGN(victim, entry_child(new_parent, target.value()));
+  }
   if (target && target.value() == slot) return success();  // same entry
   const bool victim_is_dir = victim != 0 && S_ISDIR(inode_ref(victim).mode);
 
@@ -199,7 +203,7 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
   std::vector<Ino> to_reclaim;
   auto txn = m_journal->begin();
   auto set_parent = [&](Ino child, Ino dir) -> Result<void> {
-    Inode inode = inode_ref(child);
+    Inode inode = inode_copy(child);
     inode.ctime_ns = now;
     if (S_ISDIR(inode.mode)) inode.parent = dir;
     return put_inode(*txn, inode);
@@ -282,7 +286,8 @@ Result<void> Filesystem::readdir(Ino dir_ino, uint64_t cookie,
   }
   uint64_t first_slot = cookie >= 3 ? cookie - 3 : 0;
   for (auto it = dir->by_slot.lower_bound(first_slot); it != dir->by_slot.end(); ++it) {
-    const Dirent& dirent = dirent_ref(it->first);
+    // A copy: the name the caller gets cannot change while it reads it.
+    const Dirent dirent = copy_from_region<Dirent>(m_region->base() + dirent_offset(it->first));
     DirEntry entry{format::dirent_name(dirent), it->second, inode_ref(it->second).mode & S_IFMT,
                    it->first + 4};
     if (!emit(entry)) break;
@@ -295,7 +300,7 @@ Result<Attr> Filesystem::setattr(Ino ino, const SetAttr& changes, [[maybe_unused
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
   if (changes.size) TRY(note(truncate_locked(ino, *changes.size), ino, "truncate"));
-  Inode inode = inode_ref(ino);
+  Inode inode = inode_copy(ino);
   int64_t now = now_ns();
   bool changed = changes.size.has_value();
   if (changes.mode) {

@@ -57,15 +57,21 @@ bool pack(const std::vector<Entry>& entries, XattrBlock& block) {
 
 }  // namespace
 
-Result<const XattrBlock*> Filesystem::xattr_block(const Inode& inode) const {
-  if (inode.xattr_block == 0) return static_cast<const XattrBlock*>(nullptr);
-  if (!m_allocator->in_data_area({static_cast<uint32_t>(inode.xattr_block / format::kBlockSize), 1})) {
-    return Error(EUCLEAN, "inode " + std::to_string(inode.ino) + ": xattr block outside the data area");
+// The block is copied out of the region once, and the copy validated and
+// returned: unpack() walks entries the validator proved fit, which holds
+// only for bytes no other process can change meanwhile.
+Result<std::optional<XattrBlock>> Filesystem::xattr_block(const Inode& inode) const {
+  const uint64_t offset = inode.xattr_block;  // read once
+  const uint64_t ino = inode.ino;
+  if (offset == 0) return std::optional<XattrBlock>();
+  if (offset % format::kBlockSize != 0 || offset / format::kBlockSize > UINT32_MAX ||
+      !m_allocator->in_data_area({static_cast<uint32_t>(offset / format::kBlockSize), 1})) {
+    return Error(EUCLEAN, "inode " + std::to_string(ino) + ": xattr block outside the data area");
   }
-  const auto* block = reinterpret_cast<const XattrBlock*>(m_region->base() + inode.xattr_block);
+  std::optional<XattrBlock> block(copy_from_region<XattrBlock>(m_region->base() + offset));
   std::string what;
-  if (!format::xattr_block_valid(*block, &what) || block->owner_ino != inode.ino) {
-    return Error(EUCLEAN, "inode " + std::to_string(inode.ino) +
+  if (!format::xattr_block_valid(*block, &what) || block->owner_ino != ino) {
+    return Error(EUCLEAN, "inode " + std::to_string(ino) +
                               ": xattr block: " + (what.empty() ? "owned by another inode" : what));
   }
   return block;
@@ -75,8 +81,8 @@ bool is_reserved_xattr(std::string_view name) { return name.starts_with(kReserve
 
 Result<std::optional<std::string>> Filesystem::find_xattr_locked(Ino ino, std::string_view name) {
   TRY(node(ino));
-  TRY_ASSIGN(const XattrBlock* block, xattr_block(inode_ref(ino)));
-  if (block != nullptr) {
+  TRY_ASSIGN(std::optional<XattrBlock> block, xattr_block(inode_copy(ino)));
+  if (block) {
     for (Entry& entry : unpack(*block)) {
       if (entry.name == name) return std::optional<std::string>(std::move(entry.value));
     }
@@ -108,16 +114,16 @@ Result<std::string> Filesystem::getxattr(Ino ino, std::string_view name) {
 Result<std::vector<std::string>> Filesystem::listxattr(Ino ino) {
   std::shared_lock lock(m_mutex);
   TRY(node(ino));
-  auto loaded = xattr_block(inode_ref(ino));
+  auto loaded = xattr_block(inode_copy(ino));
   if (!loaded) {
     lock.unlock();
     std::unique_lock write_lock(m_mutex);
     if (loaded.error().code() == EUCLEAN) record_error(EUCLEAN, ino, "listxattr");
     return std::move(loaded).error();
   }
-  const XattrBlock* block = loaded.value();
+  const std::optional<XattrBlock>& block = loaded.value();
   std::vector<std::string> names;
-  if (block != nullptr) {
+  if (block) {
     for (Entry& entry : unpack(*block)) {
       if (!is_reserved_xattr(entry.name)) names.push_back(std::move(entry.name));
     }
@@ -146,9 +152,9 @@ Result<void> Filesystem::store_xattr_locked(Ino ino, std::string_view name, std:
     return Error(ERANGE, "attribute name length out of range");
   if (value.size() > format::kXattrPayloadBytes) return Error(E2BIG, "attribute value too large");
   if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0) return Error(EINVAL, "unknown setxattr flags");
-  Inode inode = inode_ref(ino);
-  TRY_ASSIGN(const XattrBlock* current, xattr_block(inode));
-  std::vector<Entry> entries = current != nullptr ? unpack(*current) : std::vector<Entry>{};
+  Inode inode = inode_copy(ino);
+  TRY_ASSIGN(std::optional<XattrBlock> current, xattr_block(inode));
+  std::vector<Entry> entries = current ? unpack(*current) : std::vector<Entry>{};
   auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; });
   if (it != entries.end() && (flags & XATTR_CREATE)) return Error(EEXIST, "attribute exists");
   if (it == entries.end() && (flags & XATTR_REPLACE)) return Error(ENODATA, "no such attribute");
@@ -182,9 +188,9 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view name) {
   if (m_read_only) return Error(EROFS, "read-only filesystem");
   TRY(node(ino));
   if (is_reserved_xattr(name)) return Error(ENODATA, "no attribute \"" + std::string(name) + "\"");
-  Inode inode = inode_ref(ino);
-  TRY_ASSIGN(const XattrBlock* current, xattr_block(inode));
-  std::vector<Entry> entries = current != nullptr ? unpack(*current) : std::vector<Entry>{};
+  Inode inode = inode_copy(ino);
+  TRY_ASSIGN(std::optional<XattrBlock> current, xattr_block(inode));
+  std::vector<Entry> entries = current ? unpack(*current) : std::vector<Entry>{};
   auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; });
   if (it == entries.end()) return Error(ENODATA, "no attribute \"" + std::string(name) + "\"");
   entries.erase(it);

@@ -257,6 +257,13 @@ Compatibility check_compatibility(const Superblock& sb) {
   return {Access::kReadWrite, ""};
 }
 
+uint64_t max_extent_count(const Layout& layout) { return layout.usable_bytes / kBlockSize; }
+
+uint64_t extent_chain_blocks(uint64_t extent_count) {
+  if (extent_count <= kInlineExtents) return 0;
+  return (extent_count - kInlineExtents + kExtentsPerBlock - 1) / kExtentsPerBlock;
+}
+
 bool inode_is_free(const Inode& inode) {
   // A slot in use never reads as all zero: look at the tag before the bytes.
   if (inode.tag == kInodeTag) return inode.mode == 0;

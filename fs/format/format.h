@@ -436,6 +436,14 @@ bool split_header_valid(const SplitHeader& header, uint64_t chunk, std::string* 
 bool xattr_block_valid(const XattrBlock& block, std::string* what = nullptr);
 bool hold_valid(const Hold& hold, std::string* what = nullptr);
 
+// Bounds on counted and chained structures, from what a region of `layout`
+// can hold (see FORMAT.md, "Bounds on damaged regions"). Every extent covers
+// at least one data block no other extent covers, so an inode has at most
+// one extent per data block; a larger `extent_count` is damage. An extent
+// chain has exactly extent_chain_blocks(extent_count) blocks.
+uint64_t max_extent_count(const Layout& layout);
+uint64_t extent_chain_blocks(uint64_t extent_count);
+
 // A free inode slot is all zero (never used) or has a tag and mode 0.
 bool inode_is_free(const Inode& inode);
 bool dirent_is_free(const Dirent& dirent);

@@ -217,10 +217,10 @@ TEST_CASE("a full hold table fails with ENOSPC and a released slot is reused", "
   Ino file = create(*m.fs, "f");
   test::write_pattern(*m.fs, file, 0, 100, 1);
   auto a = m->acquire_hold(file, self_holder());
-  auto b = m->acquire_hold(file, self_holder());
+  auto b = m->acquire_hold(file, fake_holder(77));
   REQUIRE_OK(a);
   REQUIRE_OK(b);
-  CHECK(code_of(m->acquire_hold(file, self_holder())) == ENOSPC);
+  CHECK(code_of(m->acquire_hold(file, fake_holder(78))) == ENOSPC);
   REQUIRE_OK(m->release_hold(a.value()));
   auto c = m->acquire_hold(file, self_holder());
   REQUIRE_OK(c);
@@ -242,6 +242,80 @@ TEST_CASE("a read-only filesystem refuses to take or release holds", "[holds]") 
   CHECK(code_of(fs.acquire_hold(file, self_holder())) == EROFS);
   CHECK(code_of(fs.release_hold(id.value())) == EROFS);
   CHECK(code_of(fs.release_stale_holds()) == EROFS);
+}
+
+// ---------------------------------------------------------------------------
+// Hold policy: one hold per process and file, limits per process and uid.
+// (Old code: a second hold by the same process succeeded, and acquire_hold
+// took no limits.)
+
+TEST_CASE("a process holds a file once: a second hold is EEXIST naming the first", "[holds]") {
+  Mounted m;
+  Ino file = create(*m.fs, "ram");
+  test::write_pattern(*m.fs, file, 0, 10000, 1);
+  Holder holder = self_holder();
+  auto first = m->acquire_hold(file, holder);
+  REQUIRE_OK(first);
+  auto again = m->acquire_hold(file, holder);
+  CHECK(code_of(again) == EEXIST);
+  CHECK_THAT(again.error().message(), Catch::Contains("hold " + std::to_string(first.value())));
+  CHECK(m->list_holds()->size() == 1);
+  // A recycled pid (another start time) is another process; another pid too.
+  REQUIRE_OK(m->acquire_hold(file, Holder{holder.pid, holder.uid, holder.start_ticks + 1}));
+  REQUIRE_OK(m->acquire_hold(file, fake_holder(77)));
+  // Once released, the same process may hold it again.
+  REQUIRE_OK(m->release_hold(first.value()));
+  REQUIRE_OK(m->acquire_hold(file, holder));
+  // The same process may hold other files.
+  Ino other = create(*m.fs, "other");
+  test::write_pattern(*m.fs, other, 0, 100, 2);
+  REQUIRE_OK(m->acquire_hold(other, holder));
+  CHECK(m->list_holds()->size() == 4);
+}
+
+TEST_CASE("hold limits per process and per uid are EDQUOT naming the limit; root is exempt only per uid",
+          "[holds]") {
+  Mounted m(64 * kMiB, kChunkSize);
+  std::vector<Ino> files;
+  for (int i = 0; i < 6; ++i) {
+    files.push_back(create(*m.fs, "f" + std::to_string(i)));
+    test::write_pattern(*m.fs, files.back(), 0, 5000, static_cast<uint32_t>(i));
+  }
+  const core::HoldLimits limits{2, 3};
+  const Holder a{100, 1000, 1}, b{101, 1000, 1}, c{102, 2000, 1};
+  auto a0 = m->acquire_hold(files[0], a, limits);
+  REQUIRE_OK(a0);
+  REQUIRE_OK(m->acquire_hold(files[1], a, limits));
+  // The third hold of process a: refused before anything moves (on 2 MiB
+  // pages this packed file would be relocated into a chunk of its own).
+  const auto packed = extents_of(*m.fs, files[2]);
+  auto over = m->acquire_hold(files[2], a, limits);
+  CHECK(code_of(over) == EDQUOT);
+  CHECK_THAT(over.error().message(), Catch::Contains("per process") && Catch::Contains("(2)"));
+  CHECK(extents_of(*m.fs, files[2]) == packed);
+  // Process b of the same uid: one more, then the uid's limit.
+  REQUIRE_OK(m->acquire_hold(files[2], b, limits));
+  auto over_uid = m->acquire_hold(files[3], b, limits);
+  CHECK(code_of(over_uid) == EDQUOT);
+  CHECK_THAT(over_uid.error().message(), Catch::Contains("per uid") && Catch::Contains("(3)"));
+  // Another uid has its own count.
+  REQUIRE_OK(m->acquire_hold(files[3], c, limits));
+  // A released hold gives its room back.
+  REQUIRE_OK(m->release_hold(a0.value()));
+  REQUIRE_OK(m->acquire_hold(files[3], b, limits));
+  // Root: no per-uid limit, the per-process one still applies.
+  const Holder root1{200, 0, 1}, root2{201, 0, 1};
+  REQUIRE_OK(m->acquire_hold(files[0], root1, limits));
+  REQUIRE_OK(m->acquire_hold(files[1], root1, limits));
+  CHECK(code_of(m->acquire_hold(files[4], root1, limits)) == EDQUOT);
+  REQUIRE_OK(m->acquire_hold(files[4], root2, limits));
+  REQUIRE_OK(m->acquire_hold(files[5], root2, limits));
+  // No limits (the default): as many as the table holds.
+  for (Ino file : files) {
+    auto taken = m->acquire_hold(file, Holder{300, 1000, 1});
+    REQUIRE_OK(taken);
+  }
+  m.require_clean();
 }
 
 // ---------------------------------------------------------------------------
