@@ -122,7 +122,9 @@ Result<std::string> request_info(const Target& target) {
 }
 
 Result<FileLayout> request_stat(const Target& target, const std::string& path) {
-  int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  // Open for reading: the daemon tells where a file's bytes are only to
+  // someone who may read them (an O_PATH descriptor proves nothing).
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return Error::from_errno(errno, path);
   Request request;
   request.op = static_cast<uint32_t>(Op::kStat);

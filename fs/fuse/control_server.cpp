@@ -961,9 +961,11 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
     return ENOTSUP;
   }
   std::lock_guard holds(m_holds_mutex);
-  auto id = m_fs.acquire_hold(ino, core::Holder{peer.pid, peer.uid, peer.start_ticks});
+  auto id = m_fs.acquire_hold(ino, core::Holder{peer.pid, peer.uid, peer.start_ticks},
+                              core::HoldLimits{m_limits.holds_per_process, m_limits.holds_per_uid});
   if (!id) {
     payload = id.error().message();
+    if (id.error().code() == EDQUOT) payload += " (the daemon's -o max_holds_per_process / max_holds_per_uid)";
     return id.error().code();
   }
   auto release = [&](int code, std::string message) {
