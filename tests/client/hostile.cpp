@@ -34,7 +34,8 @@
 //                   at=INDEX message=..." if one came, then "done"
 //   handoff STATEDIR FILE
 //                   process A connects, forks B (which inherits the
-//                   connection) and exits after 0.3 s. B waits for
+//                   connection; its pid goes to STATEDIR/b.pid) and exits
+//                   after 0.3 s. B waits for
 //                   STATEDIR/go, then sends kMap of FILE (read-write) on A's
 //                   connection and writes "map status=N hold=H" to
 //                   STATEDIR/b.out; then waits for STATEDIR/release (a hold
@@ -471,6 +472,10 @@ int handoff(const std::string& dir, const char* path) {
     ::_exit(0);
   }
   // B: A's connection, after A is gone.
+  if (std::FILE* pid = std::fopen((dir + "/b.pid").c_str(), "w")) {
+    std::fprintf(pid, "%d\n", static_cast<int>(::getpid()));
+    std::fclose(pid);
+  }
   std::FILE* out = std::fopen((dir + "/b.out").c_str(), "w");
   if (out == nullptr) ::_exit(2);
   std::string line;

@@ -75,6 +75,11 @@ elif ! grep -q "^second status=17 " <<<"$out"; then
   soft_fail "the owner's second map of the same file in the same process was not refused with EEXIST: $out"
 fi
 
+# Its hold goes with the process (the daemon watches holders): wait for
+# that, so that the counts below start from nothing.
+no_holds() { "$HOSTILE" "$socket" holds 2>/dev/null | grep -q "^status=0 count=0$"; }
+pkfs_eventually no_holds || soft_fail "holds are left after the map-twice process exited: $("$HOSTILE" "$socket" holds 2>&1 | tr '\n' ' ')"
+
 pkfs_log "a writer uid hoards: 64 holds per process, 256 per uid"
 mkdir "$MNT/many"
 for i in $(seq -w 0 319); do : >"$MNT/many/f$i"; done
