@@ -8,7 +8,8 @@
 #   - the region permission check honours POSIX ACLs: a region 0666 whose
 #     ACL denies a user refuses that user's map (EACCES);
 #   - `-o control=DIR/sock` with DIR world-writable without the sticky bit
-#     is refused at mount, with a message;
+#     is refused at mount, with a message; so is an existing /run/pkfs
+#     that others may write or that is not root's;
 #   - a symlink put in place of the socket between its bind and its chmod
 #     does not get its target chmodded (the daemon's chmod calls are delayed
 #     by strace so that the swap always lands in between);
@@ -183,6 +184,38 @@ PY
 else
   pkfs_log "strace or /usr/bin/python3 is missing: the socket symlink race is not checked"
 fi
+
+# An existing /run/pkfs others may write, or not root's: mount refused. In
+# a mount namespace of its own with a tmpfs on /run, and a pid namespace, so
+# that the daemon and its mount go with it whatever happens.
+for how in "0777 root" "0755 1001"; do
+  set -- $how
+  pkfs_log "an existing /run/pkfs of mode $1 owned by $2: mount refused"
+  out=$(unshare --mount --pid --fork --mount-proc bash -c '
+    mount -t tmpfs -o mode=0755 none /run || exit 2
+    mkdir /run/pkfs && chmod "$5" /run/pkfs && chown "$6" /run/pkfs || exit 2
+    "$1" "$2" "$3" -f >"$4" 2>&1 &
+    daemon=$!
+    for _ in $(seq 100); do
+      kill -0 $daemon 2>/dev/null || break
+      mountpoint -q "$3" && break
+      sleep 0.05
+    done
+    sleep 0.3
+    if mountpoint -q "$3" || kill -0 $daemon 2>/dev/null; then
+      echo running
+      fusermount3 -u "$3" 2>/dev/null
+      wait $daemon
+    else
+      echo refused
+    fi
+  ' _ "$PKFS" "$WORK/region2" "$WORK/mnt2" "$WORK/run.log" "$1" "$2" 2>&1) || true
+  if [ "$out" != refused ]; then
+    soft_fail "a daemon with /run/pkfs of mode $1 owned by $2: $out: $(cat "$WORK/run.log")"
+  elif ! grep -q "/run/pkfs" "$WORK/run.log"; then
+    soft_fail "the refusal of /run/pkfs of mode $1 owned by $2 does not name it: $(cat "$WORK/run.log")"
+  fi
+done
 
 if [ "${#failures[@]}" -gt 0 ]; then
   pkfs_fail "${#failures[@]} check(s) failed: ${failures[*]}"
