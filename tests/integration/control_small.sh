@@ -83,6 +83,13 @@ head -c 1M /dev/urandom >"$MNT/secret"
 chmod 0600 "$MNT/secret"
 out=$(as 1001 "$HOSTILE" "$socket" stat "$MNT/secret" opath 2>&1) || true
 grep -q "^status=9 extents=0$" <<<"$out" || soft_fail "kStat with an O_PATH descriptor of a 0600 root file, as uid 1001: $(tr '\n' ' ' <<<"$out")"
+# A file uid 1001 may read: O_PATH is refused all the same, O_RDONLY works.
+head -c 1M /dev/urandom >"$MNT/public"
+chmod 0644 "$MNT/public"
+out=$(as 1001 "$HOSTILE" "$socket" stat "$MNT/public" opath 2>&1) || true
+grep -q "^status=9 extents=0$" <<<"$out" || soft_fail "kStat with an O_PATH descriptor of a 0644 file, as uid 1001: $(tr '\n' ' ' <<<"$out")"
+out=$(as 1001 "$HOSTILE" "$socket" stat "$MNT/public" 2>&1) || true
+grep -q "^status=0 extents=[1-9]" <<<"$out" || soft_fail "kStat with an O_RDONLY descriptor of a 0644 file, as uid 1001: $(tr '\n' ' ' <<<"$out")"
 
 pkfs_log "a POSIX ACL on the region that denies a user refuses its map"
 fallocate -l 1M "$MNT/c"
