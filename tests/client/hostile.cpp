@@ -22,7 +22,8 @@
 //   info            kInfo: "status=N bytes=B"
 //   holds           kHolds: "status=N count=C", then "hold id=I pid=P uid=U ino=N"
 //   stat FILE [opath]  kStat with FILE opened O_RDONLY (or O_PATH):
-//                   "status=N extents=E"
+//                   "status=N extents=E", then "mode=OCTAL" (the daemon's
+//                   view of the permission bits) on success
 //   maptwice FILE   opens FILE O_RDWR and asks kMap (read-write) twice on one
 //                   connection: "first status=N hold=H", "second status=N
 //                   message=..."
@@ -369,12 +370,13 @@ int stat_file(const char* path, bool opath) {
   Answer answer = exchange(connect_or_die(), make(Op::kStat), fd);
   if (answer.err != 0) return print_failure(answer), 1;
   uint64_t extents = 0;
+  MapReply head;
   if (answer.reply.status == 0 && answer.payload.size() >= sizeof(MapReply)) {
-    MapReply head;
     std::memcpy(&head, answer.payload.data(), sizeof head);
     extents = head.extent_count;
   }
   std::printf("status=%u extents=%llu\n", answer.reply.status, static_cast<unsigned long long>(extents));
+  if (answer.reply.status == 0) std::printf("mode=%o\n", head.mode & 07777);
   if (answer.reply.status != 0) std::printf("message=%s\n", one_line(answer.payload).c_str());
   return 0;
 }

@@ -13,6 +13,8 @@
 #   - a symlink put in place of the socket between its bind and its chmod
 #     does not get its target chmodded (the daemon's chmod calls are delayed
 #     by strace so that the swap always lands in between);
+#   - a non-root write to a held (direct_io) file clears its set-user-ID
+#     and set-group-ID bits.
 # (A reply over 256 KiB: control_bigreply.sh.)
 # The regions are tmpfs files (4 KiB pages; tmpfs keeps POSIX ACLs). Every
 # check runs and is reported before the test fails.
@@ -106,6 +108,23 @@ elif ! grep -q "errno 13)" <<<"$out"; then
 fi
 setfacl -b "$REGION"
 chmod 0660 "$REGION"
+
+pkfs_log "a write by a non-root user to a held file clears set-user-ID and set-group-ID"
+fallocate -l 1M "$MNT/setid"
+chmod 06777 "$MNT/setid"
+mkfifo "$WORK/setid-holder.in"
+"$VMM" hold "$MNT/setid" <"$WORK/setid-holder.in" >"$WORK/setid-holder.out" 2>&1 &
+client_bg $!
+exec {setid_in}>"$WORK/setid-holder.in"
+for _ in $(seq 200); do grep -q "^hold=" "$WORK/setid-holder.out" && break; sleep 0.05; done
+grep -q "^hold=" "$WORK/setid-holder.out" || soft_fail "root could not hold setid: $(cat "$WORK/setid-holder.out")"
+# Opened after the hold: direct_io, so the write goes straight to pkfs.
+as 1001 dd if=/dev/zero of="$MNT/setid" bs=4096 count=1 conv=notrunc status=none ||
+  soft_fail "uid 1001 could not write the 06777 file"
+# The daemon's own view (kStat), not the kernel's cached attributes.
+mode=$("$HOSTILE" "$socket" stat "$MNT/setid" | sed -n 's/^mode=//p')
+[ "$mode" = 777 ] || soft_fail "after uid 1001 wrote the held 06777 file its mode is ${mode:-unknown} (set-id bits kept)"
+exec {setid_in}>&-
 
 # start_second_daemon LOG COMMAND...: a daemon of a second region (COMMAND
 # runs it, in the foreground of a background job: its pid in $second),
