@@ -58,6 +58,12 @@ for uid in 1001 1002; do hostile "$uid" many 40; done
 for uid in 1001 1002 1003 1004; do hostile "$uid" garbage; done
 [ "$hostile_count" = 20 ] || pkfs_fail "started $hostile_count hostile clients, not 20"
 sleep 3 # every kind is connected and at work (the linger ones have sent 2 or 3 sockets each)
+# They run until killed: one that stopped would make the test weaker.
+i=0
+for pid in "${CLIENT_PIDS[@]}"; do
+  i=$((i + 1))
+  kill -0 "$pid" 2>/dev/null || pkfs_fail "hostile client $i exited: $(cat "$WORK/hostile.$i.out")"
+done
 
 pkfs_log "root maps a file while they are connected"
 start=$(now_ms)
