@@ -7,7 +7,8 @@
 #   pkfs_mkfs SIZE; pkfs_mount
 #   client_need_holds FILE      # skips when the daemon has no holds yet
 #
-# VMM=the libpkfs test program, PROBE=the raw protocol client,
+# VMM=the libpkfs test program, PROBE=the raw protocol client, HOSTILE=the
+# hostile clients (tests/client/hostile.cpp),
 # PKFSCTL=pkfsctl. client_bg PID... registers background programs that the
 # EXIT trap kills before the mounts and the hugetlbfs go.
 
@@ -17,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/mount.sh"
 
 VMM="$PKFS_BIN_DIR/tests/pkfs_test_vmm"
 PROBE="$PKFS_BIN_DIR/tests/pkfs_test_control_probe"
+HOSTILE="$PKFS_BIN_DIR/tests/pkfs_test_hostile"
 PKFSCTL="$PKFS_BIN_DIR/fs/ctl/pkfsctl"
 CLIENT_PIDS=()
 
@@ -43,7 +45,7 @@ _client_stop_all() {
 # hugetlbfs with PAGES more 2 MiB pages (or on tmpfs).
 client_setup() {
   pkfs_setup
-  for tool in "$VMM" "$PROBE" "$PKFSCTL"; do
+  for tool in "$VMM" "$PROBE" "$HOSTILE" "$PKFSCTL"; do
     [ -x "$tool" ] || pkfs_fail "$tool is not built"
   done
   pkfs_on_exit _client_stop_all
