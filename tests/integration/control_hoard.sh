@@ -56,7 +56,7 @@ out=$(reader timeout 20 "$VMM" map "$MNT/sparse" ro 2>&1) || status=$?
 free_after=$(free_blocks)
 if [ "$status" -eq 0 ]; then
   soft_fail "uid 1002, which may only read sparse, mapped it: $out"
-elif ! grep -q "errno 13)" <<<"$out"; then
+elif ! grep -q "errno=13" <<<"$out"; then
   soft_fail "uid 1002's map of sparse failed without EACCES: $out"
 fi
 if [ "$free_after" != "$free_before" ]; then
@@ -135,7 +135,7 @@ out=$(timeout 10 "$VMM" map "$MNT/rootfile" 2>&1) || soft_fail "root cannot map 
 if [ "${#failures[@]}" -gt 0 ]; then
   pkfs_fail "${#failures[@]} check(s) failed: ${failures[*]}"
 fi
-_client_stop_all
+for pid in "${CLIENT_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
 CLIENT_PIDS=()
 pkfs_unmount
 pkfs_log "ok"
