@@ -65,6 +65,11 @@ class Adapter {
     m_held = held;
   }
   const std::string& control_path() const { return m_control_path; }
+  // The session, for notifications to the kernel (the attributes dropped
+  // when a write clears set-user-ID). Optional: without it the kernel sees
+  // the new mode when its cached attributes next expire or are refreshed.
+  void set_session(fuse_session* session) { m_session = session; }
+  fuse_session* session() const { return m_session; }
   bool held(fuse_ino_t ino) const;
   core::Filesystem& filesystem() const { return *m_fs; }
   void log(const std::string& line) const;
@@ -84,6 +89,7 @@ class Adapter {
   Log m_log;
   std::string m_control_path;
   const HeldInodes* m_held = nullptr;
+  fuse_session* m_session = nullptr;
 };
 
 }  // namespace pkfs::fuse
