@@ -49,12 +49,23 @@ struct stat to_stat(const core::Attr& attr) {
   return st;
 }
 
+// How long the kernel may cache these attributes. A set-user-ID or
+// set-group-ID file's not at all: a write by another user clears the bits
+// here (op_write), and the kernel, which cannot be told without the session
+// (notify_inval_inode), must not go on seeing them, for stat or for exec.
+// The name stays cached; only attributes are asked for again. Such files
+// are rare on a filesystem of guest RAM, so this costs nothing elsewhere.
+double attr_timeout(const core::Attr& attr) {
+  bool set_id = S_ISREG(attr.mode) && (attr.mode & (S_ISUID | S_ISGID)) != 0;
+  return set_id ? 0.0 : kCacheTimeoutSeconds;
+}
+
 fuse_entry_param to_entry(const core::Attr& attr) {
   fuse_entry_param entry{};
   entry.ino = attr.ino;
   entry.generation = attr.generation;
   entry.attr = to_stat(attr);
-  entry.attr_timeout = kCacheTimeoutSeconds;
+  entry.attr_timeout = attr_timeout(attr);
   entry.entry_timeout = kCacheTimeoutSeconds;
   return entry;
 }
@@ -99,7 +110,7 @@ class Request {
   void attr(const core::Attr& attr) {
     struct stat st = to_stat(attr);
     m_replied = true;
-    fuse_reply_attr(m_req, &st, kCacheTimeoutSeconds);
+    fuse_reply_attr(m_req, &st, attr_timeout(attr));
   }
   // Returns false when the kernel did not get the reply.
   bool open(const fuse_file_info* fi) {
@@ -426,14 +437,9 @@ Result<void> kill_suid(Request& r, fuse_ino_t ino) {
   if ((attr.mode & kill) == 0) return success();
   core::SetAttr changes;
   changes.mode = attr.mode & 07777 & ~kill;
+  // The kernel has not cached this file's attributes (attr_timeout), so its
+  // next stat or permission check sees the bits gone.
   TRY(r.fs().setattr(ino, changes, caller_of(r.req())));
-  // The kernel caches attributes for an hour: drop its copy of the mode,
-  // so that exec and permission checks see the bits gone. Only attributes
-  // (offset -1): no page-cache lock is taken while the writer holds the
-  // inode lock.
-  if (fuse_session* session = r.adapter().session(); session != nullptr) {
-    (void)fuse_lowlevel_notify_inval_inode(session, ino, -1, 0);
-  }
   return success();
 }
 

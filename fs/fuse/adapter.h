@@ -36,7 +36,9 @@ class HeldInodes;
 
 // Entries and attributes may be cached this long: only this mount changes
 // the filesystem's metadata, so the kernel's copy cannot go stale behind
-// its back.
+// its back. Except the attributes of set-user-ID and set-group-ID files,
+// never cached: a write may clear those bits without the kernel knowing
+// (see op_write in adapter.cpp).
 inline constexpr double kCacheTimeoutSeconds = 3600.0;
 // Largest WRITE the kernel sends (conn->max_write); libfuse caps it at its
 // receive buffer, 1 MiB with 4 KiB pages.
@@ -65,11 +67,6 @@ class Adapter {
     m_held = held;
   }
   const std::string& control_path() const { return m_control_path; }
-  // The session, for notifications to the kernel (the attributes dropped
-  // when a write clears set-user-ID). Optional: without it the kernel sees
-  // the new mode when its cached attributes next expire or are refreshed.
-  void set_session(fuse_session* session) { m_session = session; }
-  fuse_session* session() const { return m_session; }
   bool held(fuse_ino_t ino) const;
   core::Filesystem& filesystem() const { return *m_fs; }
   void log(const std::string& line) const;
@@ -89,7 +86,6 @@ class Adapter {
   Log m_log;
   std::string m_control_path;
   const HeldInodes* m_held = nullptr;
-  fuse_session* m_session = nullptr;
 };
 
 }  // namespace pkfs::fuse
