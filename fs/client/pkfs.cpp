@@ -105,7 +105,8 @@ int check_mount(int fd, const struct stat& st, const std::string& path, Trust& t
     return fail(ENOTSUP, path + ": not a file on a pkfs mount (filesystem type " + type + ", not FUSE)");
   }
   std::string mountinfo;
-  if (int err = read_mountinfo(mountinfo); err != 0) return fail(err, path + ": reading /proc/self/mountinfo");
+  if (int err = read_mountinfo(mountinfo); err != 0)
+    return fail(err, path + ": reading /proc/self/mountinfo");
   MountEntry mount;
   std::string device = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
   int found = find_mount(mountinfo, major(st.st_dev), minor(st.st_dev), mount);
@@ -120,6 +121,7 @@ int check_mount(int fd, const struct stat& st, const std::string& path, Trust& t
   }
   std::string owner;
   uint64_t uid = 0;
+  // user_id= is decimal, as a generation is: the same strict parser.
   if (!mount_option(mount.super_options, "user_id", owner) || !parse_generation(owner, uid) ||
       uid > UINT32_MAX) {
     return fail(EPERM, path + ": the pkfs mount " + mount.mount_point + " names no owner (user_id=) in '" +
@@ -314,7 +316,8 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     if (int err = gather_region_facts(region.get(), region_path, facts); err != 0) {
       return give_up(err, name + ": cannot stat the region descriptor the daemon sent");
     }
-    if (int err = check_region_facts(facts, region_path, error); err != 0) return give_up(err, name + ": " + error);
+    if (int err = check_region_facts(facts, region_path, error); err != 0)
+      return give_up(err, name + ": " + error);
 
     void* base = map_extents(region.get(), info, extents, prot, name);
     if (base == MAP_FAILED) {

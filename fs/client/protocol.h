@@ -244,12 +244,12 @@ struct RegionFacts {
   uint64_t ino = 0;
   uint64_t nlink = 0;
   uint64_t rdev = 0;
-  uint64_t fs_type = 0;    // fstatfs f_type of the descriptor
-  int path_errno = 0;      // stat() of the region path: 0 or its errno
-  uint64_t path_dev = 0;   // when path_errno is 0
+  uint64_t fs_type = 0;   // fstatfs f_type of the descriptor
+  int path_errno = 0;     // stat() of the region path: 0 or its errno
+  uint64_t path_dev = 0;  // when path_errno is 0
   uint64_t path_ino = 0;
-  std::string subsystem;   // character devices: the target of
-                           // /sys/dev/char/MAJ:MIN/subsystem ("" if none)
+  std::string subsystem;  // character devices: the target of
+                          // /sys/dev/char/MAJ:MIN/subsystem ("" if none)
 };
 
 // Fills `facts` for descriptor `fd` and `region_path`. Returns 0 or the

@@ -117,8 +117,8 @@ int parse_map_reply(const std::vector<std::byte>& payload, MapReply& head, std::
   if (info.mapped_bytes == 0) return bad("it maps no bytes");
   if (info.mapped_bytes % page != 0 || info.file_size > info.mapped_bytes ||
       info.mapped_bytes - info.file_size >= page) {
-    return bad("mapped bytes " + number(info.mapped_bytes) + " are not the file size " + number(info.file_size) +
-               " rounded up to the page size " + number(page));
+    return bad("mapped bytes " + number(info.mapped_bytes) + " are not the file size " +
+               number(info.file_size) + " rounded up to the page size " + number(page));
   }
   if (info.mapped_bytes > info.region_size) {
     return bad("it maps " + number(info.mapped_bytes) + " bytes of a " + number(info.region_size) +
@@ -152,13 +152,15 @@ int parse_map_reply(const std::vector<std::byte>& payload, MapReply& head, std::
     parsed.push_back(e);
   }
   if (next != info.mapped_bytes) {
-    return bad("the extents cover " + number(next) + " of the " + number(info.mapped_bytes) + " mapped bytes");
+    return bad("the extents cover " + number(next) + " of the " + number(info.mapped_bytes) +
+               " mapped bytes");
   }
   size_t path_offset = sizeof info + count * sizeof(ExtentRecord);
   std::string_view path(reinterpret_cast<const char*>(payload.data()) + path_offset,
                         payload.size() - path_offset);
   if (path.empty() || path.front() != '/') return bad("it names no absolute region path");
-  if (path.size() > kMaxRegionPathBytes) return bad("its region path is " + number(path.size()) + " bytes long");
+  if (path.size() > kMaxRegionPathBytes)
+    return bad("its region path is " + number(path.size()) + " bytes long");
   if (path.find('\0') != std::string_view::npos) return bad("its region path holds a NUL byte");
   extents = std::move(parsed);
   region_path.assign(path);
@@ -173,8 +175,8 @@ int check_map_identity(const MapReply& head, uint64_t ino, uint64_t generation, 
     return EPERM;
   }
   if (head.generation != generation) {
-    error = "the daemon's reply describes generation " + number(head.generation) + " of inode " + number(ino) +
-            ", but the file opened is generation " + number(generation);
+    error = "the daemon's reply describes generation " + number(head.generation) + " of inode " +
+            number(ino) + ", but the file opened is generation " + number(generation);
     return EPERM;
   }
   return 0;
@@ -243,8 +245,8 @@ int gather_region_facts(int fd, const std::string& region_path, RegionFacts& fac
     facts.path_ino = path_st.st_ino;
   }
   if (S_ISCHR(st.st_mode)) {
-    std::string link = "/sys/dev/char/" + number(::major(st.st_rdev)) + ":" + number(::minor(st.st_rdev)) +
-                       "/subsystem";
+    std::string link =
+        "/sys/dev/char/" + number(::major(st.st_rdev)) + ":" + number(::minor(st.st_rdev)) + "/subsystem";
     char target[4096];
     ssize_t got = ::readlink(link.c_str(), target, sizeof target - 1);
     if (got > 0) facts.subsystem.assign(target, static_cast<size_t>(got));

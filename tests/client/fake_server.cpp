@@ -53,7 +53,8 @@ struct Options {
   std::string region;  // "" for a memfd
 };
 
-void reply(int socket, const Request& request, uint32_t status, const std::vector<std::byte>& payload, int fd) {
+void reply(int socket, const Request& request, uint32_t status, const std::vector<std::byte>& payload,
+           int fd) {
   Reply head;
   head.op = request.op;
   head.status = status;

@@ -139,12 +139,10 @@ void check_map_replies() {
   expect_bad("a misaligned region offset", [](Built& b) { b.extents[0].region_offset += 4096; });
   expect_bad("a misaligned length", [](Built& b) { b.extents[0].length -= 4096; });
   expect_bad("an extent past the region", [](Built& b) { b.extents[1].region_offset = 62 << 20; });
-  expect_bad("an extent whose end overflows", [](Built& b) {
-    b.extents[1].region_offset = UINT64_MAX - (1 << 20) + 1 - (1 << 20);
-  });
-  expect_bad("a huge length that wraps the total", [](Built& b) {
-    b.extents[1].length = UINT64_MAX - (2 << 20) + 1;
-  });
+  expect_bad("an extent whose end overflows",
+             [](Built& b) { b.extents[1].region_offset = UINT64_MAX - (1 << 20) + 1 - (1 << 20); });
+  expect_bad("a huge length that wraps the total",
+             [](Built& b) { b.extents[1].length = UINT64_MAX - (2 << 20) + 1; });
   expect_bad("extents past the mapped bytes", [](Built& b) { b.extents[1].length = 8 << 20; });
   expect_bad("extents short of the mapped bytes", [](Built& b) { b.extents[1].length = 2 << 20; });
   expect_bad("no extents", [](Built& b) {
@@ -216,7 +214,8 @@ void check_identity() {
   uint64_t value = 0;
   expect(parse_generation("0", value) && value == 0, "generation 0");
   expect(parse_generation("18446744073709551615", value) && value == UINT64_MAX, "generation 2^64-1");
-  for (const char* bad : {"", "18446744073709551616", "-1", " 1", "1 ", "0x1", "1a", "99999999999999999999"}) {
+  for (const char* bad :
+       {"", "18446744073709551616", "-1", " 1", "1 ", "0x1", "1a", "99999999999999999999"}) {
     expect(!parse_generation(bad, value), std::string("generation '") + bad + "' passes");
   }
 }
@@ -230,8 +229,9 @@ void check_mountinfo() {
       "42 22 0:47 / /broken\n";
   MountEntry entry;
   expect(find_mount(text, 0, 45, entry) == 0, "the pkfs mount is not found");
-  expect(entry.fstype == "fuse.pkfs" && entry.mount_point == "/srv/vm 1" && entry.source == "/dev/hugepages/r",
-         "the pkfs mount is misread: " + entry.mount_point + " " + entry.fstype);
+  expect(
+      entry.fstype == "fuse.pkfs" && entry.mount_point == "/srv/vm 1" && entry.source == "/dev/hugepages/r",
+      "the pkfs mount is misread: " + entry.mount_point + " " + entry.fstype);
   std::string owner;
   expect(mount_option(entry.super_options, "user_id", owner) && owner == "0", "user_id of the pkfs mount");
   expect(find_mount(text, 0, 46, entry) == 0 && entry.fstype == "fuse.sshfs", "the sshfs mount");
@@ -240,7 +240,8 @@ void check_mountinfo() {
   expect(find_mount("", 0, 45, entry) == ENOENT, "an empty mountinfo");
   expect(find_mount("1 2 0:45 / /m rw -", 0, 45, entry) == EPROTO, "a line cut after the separator");
   expect(find_mount("1 2 0:45 / /m rw a b c d e f", 0, 45, entry) == EPROTO, "a line without a separator");
-  expect(!mount_option("rw,user_idx=5,xuser_id=6", "user_id", owner), "user_idx or xuser_id taken for user_id");
+  expect(!mount_option("rw,user_idx=5,xuser_id=6", "user_id", owner),
+         "user_idx or xuser_id taken for user_id");
   expect(mount_option("user_id=7", "user_id", owner) && owner == "7", "a lone user_id");
 }
 
@@ -262,7 +263,8 @@ void check_regions() {
   char name[] = "/dev/shm/pkfs-reply-check.XXXXXX";
   int file = ::mkstemp(name);
   expect(file >= 0, "mkstemp in /dev/shm");
-  expect(region_check(file, name, error) == 0, std::string("a linked tmpfs file at its path is refused: ") + error);
+  expect(region_check(file, name, error) == 0,
+         std::string("a linked tmpfs file at its path is refused: ") + error);
   expect(region_check(file, "/dev/shm", error) == EPERM, "a tmpfs file passes as another path");
   expect(region_check(file, "/dev/shm/pkfs-reply-check.none", error) == EPERM,
          "a tmpfs file passes as a path that does not exist");
