@@ -7,7 +7,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -46,6 +48,7 @@ class Fd {
     if (m_fd >= 0) ::close(m_fd);
     m_fd = fd;
   }
+  void release() { m_fd = -1; }
 
  private:
   int m_fd;
@@ -66,14 +69,117 @@ int control_path_of(int fd, const std::string& path, std::string& out) {
   return 0;
 }
 
-// One request/reply exchange. On success `reply` holds the header, `payload`
-// the rest, `fd` the descriptor (or -1). Returns 0 or -1 (errno set).
-int exchange(const std::string& socket_path, const Request& request, int send_fd, Reply& reply,
-             std::vector<std::byte>& payload, Fd& received_fd, const std::string& what) {
+// Who may serve the control socket of a file: root, or the owner of the
+// mount the file is on (a daemon started by that user through fusermount3).
+struct Trust {
+  uint32_t mount_owner = 0;
+};
+
+// Reads all of /proc/self/mountinfo (procfs reports no size).
+int read_mountinfo(std::string& text) {
+  Fd file(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) return errno;
+  text.clear();
+  char buffer[65536];
+  for (;;) {
+    ssize_t got = ::read(file.get(), buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (got == 0) return 0;
+    text.append(buffer, static_cast<size_t>(got));
+  }
+}
+
+// Checks that the file open at `fd` (st) is on a pkfs mount: FUSE by
+// fstatfs, and of type fuse.pkfs in this process's mountinfo, whose
+// user_id= (the mount's owner) is returned in `trust`. ENOTSUP when it is
+// not a pkfs mount; nothing is sent anywhere before this passed.
+int check_mount(int fd, const struct stat& st, const std::string& path, Trust& trust) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return fail(errno, path + ": fstatfs");
+  if (static_cast<uint64_t>(fs.f_type) != kFuseSuperMagic) {
+    char type[24];
+    std::snprintf(type, sizeof type, "%#llx", static_cast<unsigned long long>(fs.f_type));
+    return fail(ENOTSUP, path + ": not a file on a pkfs mount (filesystem type " + type + ", not FUSE)");
+  }
+  std::string mountinfo;
+  if (int err = read_mountinfo(mountinfo); err != 0)
+    return fail(err, path + ": reading /proc/self/mountinfo");
+  MountEntry mount;
+  std::string device = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  int found = find_mount(mountinfo, major(st.st_dev), minor(st.st_dev), mount);
+  if (found == ENOENT) {
+    return fail(ENOTSUP, path + ": not a file on a pkfs mount (no mount of device " + device +
+                             " in /proc/self/mountinfo)");
+  }
+  if (found != 0) return fail(EPROTO, path + ": cannot parse the mountinfo line of device " + device);
+  if (mount.fstype != kMountType) {
+    return fail(ENOTSUP, path + ": not a file on a pkfs mount (" + mount.mount_point + " is of type " +
+                             mount.fstype + ", not " + kMountType + ")");
+  }
+  std::string owner;
+  uint64_t uid = 0;
+  // user_id= is decimal, as a generation is: the same strict parser.
+  if (!mount_option(mount.super_options, "user_id", owner) || !parse_generation(owner, uid) ||
+      uid > UINT32_MAX) {
+    return fail(EPERM, path + ": the pkfs mount " + mount.mount_point + " names no owner (user_id=) in '" +
+                           mount.super_options + "'");
+  }
+  trust.mount_owner = static_cast<uint32_t>(uid);
+  return 0;
+}
+
+// Reads the file's generation, as its daemon answers kGenerationXattr.
+int generation_of(int fd, const std::string& path, uint64_t& generation) {
+  char buffer[32];
+  ssize_t got = ::fgetxattr(fd, kGenerationXattr, buffer, sizeof buffer - 1);
+  if (got < 0) {
+    const char* text = strerrordesc_np(errno);
+    return fail(EPERM, path + ": the daemon of this pkfs mount does not answer " +
+                           std::string(kGenerationXattr) + " (" + (text != nullptr ? text : "error") +
+                           "), so its replies cannot be checked");
+  }
+  if (!parse_generation(std::string_view(buffer, static_cast<size_t>(got)), generation)) {
+    return fail(EPERM, path + ": " + kGenerationXattr + " is not a decimal number");
+  }
+  return 0;
+}
+
+// Connects to the control socket and checks who listens there: root or the
+// mount's owner. Returns the socket, or -1 (errno set, nothing sent).
+int connect_trusted(const std::string& socket_path, const Trust& trust, const std::string& what) {
   int socket = connect_socket(socket_path);
   if (socket < 0) {
-    return fail(-socket, what + ": cannot reach the pkfs daemon at " + socket_path);
+    fail(-socket, what + ": cannot reach the pkfs daemon at " + socket_path);
+    return -1;
   }
+  Fd connection(socket);
+  ucred peer{};
+  socklen_t size = sizeof peer;
+  if (::getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
+    fail(errno, what + ": cannot tell who serves " + socket_path + " (SO_PEERCRED)");
+    return -1;
+  }
+  if (peer.uid != 0 && peer.uid != trust.mount_owner) {
+    fail(EPERM, what + ": " + socket_path + " is served by uid " + std::to_string(peer.uid) +
+                    ", neither root nor the mount's owner (uid " + std::to_string(trust.mount_owner) +
+                    "): not the pkfs daemon of this file; nothing was sent to it");
+    return -1;
+  }
+  int kept = connection.get();
+  connection.release();
+  return kept;
+}
+
+// One request/reply exchange with a trusted daemon. On success `reply`
+// holds the header, `payload` the rest, `fd` the descriptor (or -1).
+// Returns 0 or -1 (errno set).
+int exchange(const std::string& socket_path, const Trust& trust, const Request& request, int send_fd,
+             Reply& reply, std::vector<std::byte>& payload, Fd& received_fd, const std::string& what) {
+  int socket = connect_trusted(socket_path, trust, what);
+  if (socket < 0) return -1;
   Fd connection(socket);
   // Never wait forever for a daemon that does not answer (a map may fill
   // and move a large file first: minutes at most).
@@ -135,27 +241,8 @@ void* map_extents(int region_fd, const MapReply& info, const std::vector<ExtentR
   return reinterpret_cast<void*>(aligned);
 }
 
-// Checks what the daemon sent: extents in file order, page aligned, within
-// the region, covering [0, mapped_bytes) without gaps.
-bool extents_valid(const MapReply& info, const std::vector<ExtentRecord>& extents) {
-  uint64_t page = info.page_size;
-  if (page == 0 || (page & (page - 1)) != 0) return false;
-  if (info.mapped_bytes % page != 0 || info.mapped_bytes < info.file_size ||
-      info.mapped_bytes - info.file_size >= page) {
-    return false;
-  }
-  uint64_t next = 0;
-  for (const ExtentRecord& e : extents) {
-    if (e.file_offset != next || e.length == 0 || e.length % page != 0 || e.region_offset % page != 0) {
-      return false;
-    }
-    if (e.region_offset > info.region_size || e.length > info.region_size - e.region_offset) return false;
-    next += e.length;
-  }
-  return next == info.mapped_bytes;
-}
-
-int release(const std::string& socket_path, uint64_t hold_id, uint64_t ino, const std::string& what) {
+int release(const std::string& socket_path, const Trust& trust, uint64_t hold_id, uint64_t ino,
+            const std::string& what) {
   Request request;
   request.op = static_cast<uint32_t>(Op::kRelease);
   request.flags = kReleaseOwnHold;
@@ -164,8 +251,13 @@ int release(const std::string& socket_path, uint64_t hold_id, uint64_t ino, cons
   Reply reply;
   std::vector<std::byte> payload;
   Fd ignored;
-  return exchange(socket_path, request, -1, reply, payload, ignored, what);
+  return exchange(socket_path, trust, request, -1, reply, payload, ignored, what);
 }
+
+// pkfs_mapping::private_reserved[0]: the mount's owner, with this mark in
+// the high half so that a zeroed field (a mapping of an older libpkfs) is
+// told apart from uid 0.
+constexpr uint64_t kTrustMark = uint64_t{1} << 32;
 
 }  // namespace
 
@@ -185,8 +277,15 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     struct stat st {};
     if (::fstat(file.get(), &st) != 0) return fail(errno, name);
     if (!S_ISREG(st.st_mode)) return fail(EINVAL, name + ": not a regular file");
+    // Before the descriptor goes anywhere: the file is on a pkfs mount, and
+    // what its daemon says about it (socket, generation) comes from that
+    // mount's server, not from an xattr anyone may set on any file.
+    Trust trust;
+    if (check_mount(file.get(), st, name, trust) != 0) return -1;
     std::string socket_path;
     if (control_path_of(file.get(), name, socket_path) != 0) return -1;
+    uint64_t generation = 0;
+    if (generation_of(file.get(), name, generation) != 0) return -1;
 
     Request request;
     request.op = static_cast<uint32_t>(Op::kMap);
@@ -194,33 +293,37 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     Reply reply;
     std::vector<std::byte> payload;
     Fd region;
-    if (exchange(socket_path, request, file.get(), reply, payload, region, name) != 0) return -1;
+    if (exchange(socket_path, trust, request, file.get(), reply, payload, region, name) != 0) return -1;
 
     MapReply info;
-    if (payload.size() < sizeof info) return fail(EPROTO, name + ": short map reply");
-    std::memcpy(&info, payload.data(), sizeof info);
+    std::vector<ExtentRecord> extents;
+    std::string region_path;
+    std::string error;
+    int parsed = parse_map_reply(payload, info, extents, region_path, error);
+    if (parsed != 0 && payload.size() < sizeof info) return fail(parsed, name + ": " + error);
     // From here on the daemon holds the file for us: release on failure.
     auto give_up = [&](int code, const std::string& message) {
       std::string saved = message;
-      (void)release(socket_path, info.hold_id, info.ino, name);
+      (void)release(socket_path, trust, info.hold_id, info.ino, name);
       return fail(code, saved);
     };
-    if (info.extent_count > (payload.size() - sizeof info) / sizeof(ExtentRecord)) {
-      return give_up(EPROTO, name + ": map reply lists more extents than it carries");
-    }
-    std::vector<ExtentRecord> extents(info.extent_count);
-    if (!extents.empty()) {
-      std::memcpy(extents.data(), payload.data() + sizeof info, extents.size() * sizeof(ExtentRecord));
+    if (parsed != 0) return give_up(parsed, name + ": " + error);
+    if (int err = check_map_identity(info, static_cast<uint64_t>(st.st_ino), generation, error); err != 0) {
+      return give_up(err, name + ": " + error);
     }
     if (region.get() < 0) return give_up(EPROTO, name + ": the daemon sent no region descriptor");
-    if (info.mapped_bytes == 0) return give_up(EINVAL, name + ": an empty file cannot be mapped");
-    if (!extents_valid(info, extents)) return give_up(EPROTO, name + ": the daemon sent invalid extents");
+    RegionFacts facts;
+    if (int err = gather_region_facts(region.get(), region_path, facts); err != 0) {
+      return give_up(err, name + ": cannot stat the region descriptor the daemon sent");
+    }
+    if (int err = check_region_facts(facts, region_path, error); err != 0)
+      return give_up(err, name + ": " + error);
 
     void* base = map_extents(region.get(), info, extents, prot, name);
     if (base == MAP_FAILED) {
       int err = errno;
       std::string message = t_last_error;
-      (void)release(socket_path, info.hold_id, info.ino, name);
+      (void)release(socket_path, trust, info.hold_id, info.ino, name);
       t_last_error = message;
       errno = err;
       return -1;
@@ -235,6 +338,7 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     mapping->private_ino = info.ino;
     mapping->private_generation = info.generation;
     std::snprintf(mapping->private_control, sizeof mapping->private_control, "%s", socket_path.c_str());
+    mapping->private_reserved[0] = kTrustMark | trust.mount_owner;
     return 0;
   } catch (const std::bad_alloc&) {
     errno = ENOMEM;
@@ -257,9 +361,15 @@ int pkfs_unmap(struct pkfs_mapping* mapping) {
                             strnlen(mapping->private_control, sizeof mapping->private_control));
     uint64_t hold_id = mapping->hold_id;
     uint64_t ino = mapping->private_ino;
+    // The release goes only to root or the mount's owner, as the map did
+    // (a mapping made by an older libpkfs: only to root).
+    Trust trust;
+    if ((mapping->private_reserved[0] & kTrustMark) != 0) {
+      trust.mount_owner = static_cast<uint32_t>(mapping->private_reserved[0]);
+    }
     *mapping = pkfs_mapping{};
     std::string what = "releasing hold " + std::to_string(hold_id);
-    if (release(socket_path, hold_id, ino, what) != 0) {
+    if (release(socket_path, trust, hold_id, ino, what) != 0) {
       int err = errno;
       // ENOENT: the hold is already gone (released as stale, or by pkfsctl
       // release), or the socket is, as are the others: the daemon is away

@@ -200,3 +200,97 @@ void append(std::vector<std::byte>& out, const T& value) {
 }
 
 }  // namespace pkfs::control
+
+// ===========================================================================
+// libpkfs's checks of the daemon it talks to (reply.cpp). Everything a reply
+// or the system says is parsed here with every bound checked, by functions
+// that do no I/O (but gather_region_facts), so that unit tests and a fuzz
+// target can feed them any bytes. See pkfs.h, "Who libpkfs trusts".
+// ===========================================================================
+
+#include <string_view>
+
+namespace pkfs::control {
+
+// Name of the virtual xattr holding the inode's generation, in decimal:
+// answered for every inode of a pkfs mount, never stored, never listed,
+// read-only (EPERM), like kControlXattr.
+inline constexpr const char* kGenerationXattr = "user.pkfs.generation";
+// fstatfs(2) f_type of FUSE, hugetlbfs and tmpfs.
+inline constexpr uint64_t kFuseSuperMagic = 0x65735546;
+inline constexpr uint64_t kHugetlbfsMagic = 0x958458f6;
+inline constexpr uint64_t kTmpfsMagic = 0x01021994;
+// The filesystem type of a pkfs mount in /proc/self/mountinfo.
+inline constexpr const char* kMountType = "fuse.pkfs";
+// Bounds of a region's page size: 4 KiB (tmpfs) to 1 GiB (hugetlbfs).
+inline constexpr uint64_t kMinPageSize = uint64_t{4} << 10;
+inline constexpr uint64_t kMaxPageSize = uint64_t{1} << 30;
+// Longest region path a map reply may name (PATH_MAX without the NUL).
+inline constexpr size_t kMaxRegionPathBytes = 4095;
+
+// Splits a kMap reply's payload (the bytes after the Reply header) into its
+// head, extents and region path, and checks them: extent_count against the
+// bytes present, a page size that is a power of two in [kMinPageSize,
+// kMaxPageSize], a non-zero mapped_bytes that is file_size rounded up to
+// the page size, extents in file order, page aligned, inside region_size,
+// covering [0, mapped_bytes) exactly, without overflow; a region path that
+// is absolute, without NUL, at most kMaxRegionPathBytes. Returns 0, or
+// EPROTO with `error` saying what is wrong. `head` is filled whenever the
+// payload holds one (so a caller can release the hold it names), the rest
+// only on success. Never reads outside `payload`, for any bytes.
+int parse_map_reply(const std::vector<std::byte>& payload, MapReply& head, std::vector<ExtentRecord>& extents,
+                    std::string& region_path, std::string& error);
+
+// Checks that a map reply describes the file the caller opened: its inode
+// number (st_ino) and generation (kGenerationXattr). Returns 0 or EPERM.
+int check_map_identity(const MapReply& head, uint64_t ino, uint64_t generation, std::string& error);
+
+// Parses a generation as kGenerationXattr gives it: 1-20 decimal digits,
+// no sign, no space, no overflow.
+bool parse_generation(std::string_view text, uint64_t& generation);
+
+// One line of /proc/self/mountinfo, octal escapes (\040) undone.
+struct MountEntry {
+  std::string mount_point;
+  std::string fstype;
+  std::string source;
+  std::string super_options;
+};
+
+// Finds the first mount of device major:minor in the text of a
+// /proc/PID/mountinfo. Returns 0, ENOENT (no such mount) or EPROTO (a line
+// of that device that cannot be parsed).
+int find_mount(std::string_view mountinfo, uint32_t major, uint32_t minor, MountEntry& entry);
+
+// Finds KEY=VALUE in a comma-separated option list ("rw,user_id=0,...").
+bool mount_option(std::string_view options, std::string_view key, std::string& value);
+
+// What the system says about a region descriptor a daemon sent and about
+// the region path it named.
+struct RegionFacts {
+  uint32_t mode = 0;  // fstat of the descriptor
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t nlink = 0;
+  uint64_t rdev = 0;
+  uint64_t fs_type = 0;   // fstatfs f_type of the descriptor
+  int path_errno = 0;     // stat() of the region path: 0 or its errno
+  uint64_t path_dev = 0;  // when path_errno is 0
+  uint64_t path_ino = 0;
+  std::string subsystem;  // character devices: the target of
+                          // /sys/dev/char/MAJ:MIN/subsystem ("" if none)
+};
+
+// Fills `facts` for descriptor `fd` and `region_path`. Returns 0 or the
+// errno of an fstat/fstatfs that failed.
+int gather_region_facts(int fd, const std::string& region_path, RegionFacts& facts);
+
+// Checks that the descriptor is a region backing of a kind pkfs uses: a
+// regular file on hugetlbfs or tmpfs, linked (st_nlink > 0: not a memfd or
+// an O_TMPFILE), that is the file at the region path (same st_dev and
+// st_ino; when the caller may not search the path's directories, EACCES,
+// the other checks stand alone); or a character device of the dax
+// subsystem. Returns 0 or EPERM.
+int check_region_facts(const RegionFacts& facts, const std::string& region_path, std::string& error);
+
+}  // namespace pkfs::control

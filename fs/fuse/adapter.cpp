@@ -49,12 +49,23 @@ struct stat to_stat(const core::Attr& attr) {
   return st;
 }
 
+// How long the kernel may cache these attributes. A set-user-ID or
+// set-group-ID file's not at all: a write by another user clears the bits
+// here (op_write), and the kernel, which cannot be told without the session
+// (notify_inval_inode), must not go on seeing them, for stat or for exec.
+// The name stays cached; only attributes are asked for again. Such files
+// are rare on a filesystem of guest RAM, so this costs nothing elsewhere.
+double attr_timeout(const core::Attr& attr) {
+  bool set_id = S_ISREG(attr.mode) && (attr.mode & (S_ISUID | S_ISGID)) != 0;
+  return set_id ? 0.0 : kCacheTimeoutSeconds;
+}
+
 fuse_entry_param to_entry(const core::Attr& attr) {
   fuse_entry_param entry{};
   entry.ino = attr.ino;
   entry.generation = attr.generation;
   entry.attr = to_stat(attr);
-  entry.attr_timeout = kCacheTimeoutSeconds;
+  entry.attr_timeout = attr_timeout(attr);
   entry.entry_timeout = kCacheTimeoutSeconds;
   return entry;
 }
@@ -99,7 +110,7 @@ class Request {
   void attr(const core::Attr& attr) {
     struct stat st = to_stat(attr);
     m_replied = true;
-    fuse_reply_attr(m_req, &st, kCacheTimeoutSeconds);
+    fuse_reply_attr(m_req, &st, attr_timeout(attr));
   }
   // Returns false when the kernel did not get the reply.
   bool open(const fuse_file_info* fi) {
@@ -408,11 +419,37 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_fil
   });
 }
 
+// Clears set-user-ID, and set-group-ID on a group-executable file, before a
+// write, as the kernel does for a writer without CAP_FSETID. The kernel
+// does it itself for writes through the page cache (a SETATTR before the
+// WRITE, since we leave FUSE_CAP_HANDLE_KILLPRIV off), but for direct_io
+// opens, which every open of a held file is, it only sets
+// FUSE_WRITE_KILL_SUIDGID in the WRITE, and libfuse 3.14 does not pass
+// write_flags on. So the adapter does it for every WRITE: uid 0 stands for
+// CAP_FSETID, which the daemon cannot see. Write-back of dirty pages
+// (writepage) is left alone: it carries no caller, write(2) into the page
+// cache cleared the bits already, and stores through a shared mapping keep
+// them, as on any Linux filesystem.
+Result<void> kill_suid(Request& r, fuse_ino_t ino) {
+  if (caller_of(r.req()).uid == 0) return success();
+  TRY_ASSIGN(core::Attr attr, r.fs().getattr(ino));
+  uint32_t kill = S_ISUID | ((attr.mode & S_IXGRP) != 0 ? S_ISGID : 0);
+  if ((attr.mode & kill) == 0) return success();
+  core::SetAttr changes;
+  changes.mode = attr.mode & 07777 & ~kill;
+  // The kernel has not cached this file's attributes (attr_timeout), so its
+  // next stat or permission check sees the bits gone.
+  TRY(r.fs().setattr(ino, changes, caller_of(r.req())));
+  return success();
+}
+
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t offset,
               fuse_file_info* fi) noexcept {
-  (void)fi;
   serve(req, "write", [&](Request& r) {
     if (!valid_offset(offset)) return r.error(EINVAL);
+    if (fi == nullptr || fi->writepage == 0) {
+      if (auto killed = kill_suid(r, ino); !killed) return r.fail(killed.error());
+    }
     auto count = r.fs().write(ino, static_cast<uint64_t>(offset),
                               std::span<const std::byte>(reinterpret_cast<const std::byte*>(data), size));
     if (!count) return r.fail(count.error());
@@ -592,10 +629,18 @@ void reply_sized(Request& r, const std::string& bytes, size_t size) {
   r.buffer(bytes.data(), bytes.size());
 }
 
+// The xattrs the adapter answers itself (user.pkfs.control, where the
+// daemon's control socket is, and user.pkfs.generation): never stored, never
+// listed, read-only for everyone (EPERM), so that what libpkfs reads there
+// comes from this daemon.
+bool virtual_xattr(const char* name) {
+  return std::strcmp(name, control::kControlXattr) == 0 || std::strcmp(name, control::kGenerationXattr) == 0;
+}
+
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
   serve(req, "setxattr", [&](Request& r) {
-    if (std::strcmp(name, control::kControlXattr) == 0) return r.error(EPERM);
+    if (virtual_xattr(name)) return r.error(EPERM);
     auto result = r.fs().setxattr(ino, name, std::string_view(value, size), flags);
     if (!result) return r.fail(result.error());
     r.ok();
@@ -611,6 +656,13 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
       if (path.empty()) return r.error(ENODATA);
       return reply_sized(r, path, size);
     }
+    // Virtual too: the inode's generation in decimal, so that libpkfs can
+    // check that a map reply describes the very file it opened.
+    if (std::strcmp(name, control::kGenerationXattr) == 0) {
+      auto attr = r.fs().getattr(ino);
+      if (!attr) return r.fail(attr.error());
+      return reply_sized(r, std::to_string(attr->generation), size);
+    }
     auto value = r.fs().getxattr(ino, name);
     if (!value) return r.fail(value.error());
     reply_sized(r, value.value(), size);
@@ -623,6 +675,9 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
     if (!names) return r.fail(names.error());
     std::string packed;  // "name\0name\0..."
     for (const std::string& name : names.value()) {
+      // A stored xattr of a virtual name (set before it was virtual) is
+      // hidden, as it is for get, set and remove.
+      if (virtual_xattr(name.c_str())) continue;
       packed += name;
       packed.push_back('\0');
     }
@@ -632,7 +687,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   serve(req, "removexattr", [&](Request& r) {
-    if (std::strcmp(name, control::kControlXattr) == 0) return r.error(EPERM);
+    if (virtual_xattr(name)) return r.error(EPERM);
     auto result = r.fs().removexattr(ino, name);
     if (!result) return r.fail(result.error());
     r.ok();

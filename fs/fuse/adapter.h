@@ -36,7 +36,9 @@ class HeldInodes;
 
 // Entries and attributes may be cached this long: only this mount changes
 // the filesystem's metadata, so the kernel's copy cannot go stale behind
-// its back.
+// its back. Except the attributes of set-user-ID and set-group-ID files,
+// never cached: a write may clear those bits without the kernel knowing
+// (see op_write in adapter.cpp).
 inline constexpr double kCacheTimeoutSeconds = 3600.0;
 // Largest WRITE the kernel sends (conn->max_write); libfuse caps it at its
 // receive buffer, 1 MiB with 4 KiB pages.
