@@ -190,7 +190,7 @@ int exchange(const std::string& socket_path, const Trust& trust, const Request& 
     return fail(err, what + ": sending to the pkfs daemon");
   }
   Message message;
-  if (int err = receive_message(socket, message); err != 0) {
+  if (int err = receive_reply(socket, message); err != 0) {
     return fail(err, what + ": no answer from the pkfs daemon");
   }
   received_fd.reset(message.fd);
