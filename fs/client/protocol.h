@@ -10,8 +10,13 @@
 // by default /run/pkfs/<region uuid>.sock (`-o control=PATH` overrides). A
 // client finds the socket of a file from the file itself: every inode of a
 // pkfs mount answers the virtual extended attribute `user.pkfs.control`
-// (never stored, never listed) with the socket's path. So several pkfs mounts
-// never get mixed up, and nothing needs /proc/self/mountinfo.
+// (never stored, never listed) with the socket's path, and
+// `user.pkfs.generation` with the inode's generation. So several pkfs
+// mounts never get mixed up. A client trusts neither attribute alone: it
+// checks that the file is on a `fuse.pkfs` mount (/proc/self/mountinfo),
+// that the socket's server is root or the mount's owner (SO_PEERCRED)
+// before it sends anything, and that the reply describes that inode and
+// generation (pkfs.cpp, reply.cpp).
 //
 // Exchange. One connection carries a bounded number of request/reply pairs
 // (the daemon closes a connection after 64 requests or 10 seconds); each
@@ -26,7 +31,8 @@
 // errno; a failed reply's payload is a human message (UTF-8, no NUL).
 //
 // Authorisation. The daemon identifies the caller by SO_PEERCRED (pid, uid,
-// gid) and SO_PEERGROUPS (supplementary groups). A request about a file
+// gid), SO_PEERGROUPS (supplementary groups) and a pidfd of the process
+// that connected (fs/fuse/peer.h). A request about a file
 // carries a descriptor of that file, opened through the mount: the daemon
 // checks that it is on its own mount (st_dev), takes the inode number from
 // it (st_ino; pkfs inode numbers are FUSE node ids), checks that its access
@@ -36,8 +42,11 @@
 //
 // Ops:
 //   kMap      fd = the file (O_RDONLY or O_RDWR), arg0 = kAccessRead or
-//             kAccessRead|kAccessWrite. The daemon takes a hold for the
-//             caller (pid, uid, start time) and replies with a MapReply, then
+//             kAccessRead|kAccessWrite. The caller must be allowed to write
+//             the file (a hold restricts its owner) and be a live process
+//             (ESRCH). The daemon takes a hold for the caller (pid, uid,
+//             start time; EEXIST if it holds the file already, EDQUOT over
+//             the per-process or per-uid limit) and replies with a MapReply, then
 //             `extent_count` ExtentRecords, then the region path (the rest of
 //             the payload), and the region descriptor (O_RDONLY or O_RDWR to
 //             match the access). The extents cover [0, mapped_bytes) in file
@@ -54,12 +63,16 @@
 //             is released: libpkfs's unmap sends it, so a late unmap never
 //             drops a hold that was force-released and its slot reused by
 //             another holder. ENOENT: no such hold.
-//   kStat     fd = the file (any access mode, O_PATH too). Replies with a
+//   kStat     fd = the file, open for reading (EBADF for O_PATH or
+//             O_WRONLY; EACCES without read permission). Replies with a
 //             MapReply (hold_id 0), the extents and the region path, no
 //             descriptor. No hold is taken.
-//   kHolds    Replies with HoldRecords, one per hold.
+//   kHolds    Replies with HoldRecords, one per hold: every hold to root
+//             and to callers who may read the region, the holds of the
+//             caller's own uid to anyone else.
 //   kInfo     Replies with text: "Key: value" lines about the superblock,
-//             usage and the daemon.
+//             usage and the daemon; EACCES to callers who may not read the
+//             region.
 #pragma once
 
 #include <sys/types.h>

@@ -568,8 +568,12 @@ void ControlServer::run() {
     fds.push_back({m_shared->wake_fd, POLLIN, 0});
     fds.push_back({m_listen_fd, POLLIN, 0});
     auto wake_at = m_next_scan;
+    bool maintaining = false;
     {
       std::lock_guard lock(m_shared->mutex);
+      // An exited holder's pidfd stays readable until the maintenance job
+      // has released its holds: not polled meanwhile, or the loop spins.
+      maintaining = m_shared->maintenance_queued;
       for (auto& [fd, connection] : m_connections) {
         if (connection->busy) continue;
         wake_at = std::min(wake_at, connection->deadline);
@@ -579,7 +583,9 @@ void ControlServer::run() {
       }
     }
     size_t first_pidfd = fds.size();
-    for (const auto& [holder, pidfd] : watched) fds.push_back({pidfd->fd, POLLIN, 0});
+    if (!maintaining) {
+      for (const auto& [holder, pidfd] : watched) fds.push_back({pidfd->fd, POLLIN, 0});
+    }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()).count();
     int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait + 1, 0, 60000)));
     if (ready < 0 && errno != EINTR) {

@@ -1,12 +1,19 @@
 // fs/fuse/control_server.h: the daemon's control socket (protocol:
 // fs/client/protocol.h) and the watch over holders of direct mappings.
 //
-// Owns: the listening socket and its thread; authorising each request
-// (SO_PEERCRED, SO_PEERGROUPS, the passed descriptor); taking and releasing
-// holds through core; one pidfd per live holder, so a holder's exit releases
-// its holds at once, plus core::Filesystem::release_stale_holds() every
-// kStaleScanSeconds for holders that could not be watched; and keeping the
-// kernel's page cache coherent with direct mappings (HeldInodes below).
+// Owns: the listening socket, its event-loop thread and the worker pool
+// (threads, limits per uid and per connection, what is never done on the
+// loop: see control_server.cpp); authorising each request (peer.h, the
+// passed descriptor); taking and releasing holds through core, with the
+// daemon's hold limits; one pidfd per live holder, so a holder's exit
+// releases its holds at once, plus core::Filesystem::release_stale_holds()
+// every kStaleScanSeconds for holders that could not be watched; and
+// keeping the kernel's page cache coherent with direct mappings
+// (HeldInodes below).
+//
+// Every local user may connect: no client can keep another uid from being
+// served, make the daemon hold unbounded memory or descriptors for it, or
+// keep SIGTERM from ending the daemon within about kStopSeconds.
 //
 // Coherence (see README, "Direct mappings"): a held file is opened by FUSE
 // with direct_io, so reads and writes through the mount go to the region

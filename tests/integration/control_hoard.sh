@@ -135,7 +135,7 @@ out=$(timeout 10 "$VMM" map "$MNT/rootfile" 2>&1) || soft_fail "root cannot map 
 if [ "${#failures[@]}" -gt 0 ]; then
   pkfs_fail "${#failures[@]} check(s) failed: ${failures[*]}"
 fi
-for pid in "${CLIENT_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
+for pid in "${CLIENT_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 CLIENT_PIDS=()
 pkfs_unmount
 pkfs_log "ok"

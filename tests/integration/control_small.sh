@@ -253,7 +253,7 @@ done
 if [ "${#failures[@]}" -gt 0 ]; then
   pkfs_fail "${#failures[@]} check(s) failed: ${failures[*]}"
 fi
-for pid in "${CLIENT_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
+for pid in "${CLIENT_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 CLIENT_PIDS=()
 pkfs_unmount
 pkfs_log "ok"
