@@ -481,7 +481,8 @@ Result<void> ControlServer::start(fuse_session* session) {
 }
 
 void ControlServer::stop() {
-  if (!m_shared) return;
+  if (!m_shared || m_stopped) return;
+  m_stopped = true;
   {
     std::lock_guard lock(m_shared->mutex);
     m_shared->stopping = true;

@@ -182,6 +182,7 @@ class ControlServer {
   ino_t m_socket_ino = 0;
   dev_t m_mount_dev = 0;
   std::thread m_thread;
+  bool m_stopped = false;
   // Shared with the workers, which may outlive this object (see stop()).
   std::shared_ptr<Shared> m_shared;
   // Loop thread only.
