@@ -11,8 +11,8 @@
 // every structure; for fuzz_control, well-formed requests of every op and
 // map replies, and a few malformed ones. Generated at test time, so no
 // binary input is kept in the tree. Exit status 0, or 1 with a message.
-// --landmarks prints each seed region's index, name, target-space size and
-// the region offsets of its landmarks: what a hand-written reproducer needs
+// --landmarks prints each seed region's index, name, target-space size,
+// target ranges and the region offsets of its landmarks: what a hand-written reproducer needs
 // (an absolute patch takes a region offset as it is).
 #include <cstdio>
 #include <cstring>
@@ -164,6 +164,13 @@ int main(int argc, char** argv) {
     for (size_t index = 0; index < seeds.size(); ++index) {
       std::printf("seed %zu %s: target space %llu bytes\n", index, seeds[index].name.c_str(),
                   static_cast<unsigned long long>(seeds[index].target_bytes));
+      uint64_t at = 0;
+      for (const fuzz::Range& range : seeds[index].targets) {
+        std::printf("  target 0x%05llx: region 0x%llx, 0x%llx bytes\n", static_cast<unsigned long long>(at),
+                    static_cast<unsigned long long>(range.offset),
+                    static_cast<unsigned long long>(range.length));
+        at += range.length;
+      }
       for (const auto& [name, offset] : seeds[index].landmarks)
         std::printf("  %-24s 0x%llx\n", name.c_str(), static_cast<unsigned long long>(offset));
     }
