@@ -79,8 +79,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto repaired = core::repair_region(view, repair_options);
   auto after = check(copy, check_options);
   bool fixed = repaired && repaired->applied && repair_options.mode == core::RepairMode::kAll;
-  if (strict() && fixed && after && !after->clean())
-    violated("a region repaired with -y does not check clean:" + describe(after.value()));
+  if (strict() && fixed && after && !after->clean()) {
+    std::string actions;
+    for (const auto& action : repaired->actions) actions += "\n  " + action.code + ": " + action.message;
+    violated("a region repaired with -y does not check clean:" + describe(after.value()) +
+             "\nwhat the repair did:" + actions);
+  }
 
   if (!(input.options & fuzz::kCheckMount) && !(strict() && fixed)) return 0;
   core::OpenOptions options;
