@@ -14,7 +14,10 @@
 // --landmarks prints each seed region's index, name, target-space size,
 // target ranges and the region offsets of its landmarks: what a hand-written reproducer needs
 // (an absolute patch takes a region offset as it is).
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <span>
@@ -64,6 +67,79 @@ constexpr Field kFields[] = {
     {"hold:", 0x08, 0x20},          // ino, generation, pid, uid, start_ticks
     {"chunk-map", 0x10, 0x10},      // states of the first chunks
 };
+
+// Inputs that once crashed (or broke a strict property), rebuilt from the
+// seeds' landmarks so they stay right if a seed's layout changes. Named
+// regression-NAME in the corpus, so a failing run's reproducer names the bug.
+struct Regression {
+  std::string name;
+  Input input;
+};
+
+size_t seed_index(const std::string& name) {
+  const auto& seeds = fuzz::seed_images();
+  for (size_t index = 0; index < seeds.size(); ++index) {
+    if (seeds[index].name == name) return index;
+  }
+  std::fprintf(stderr, "pkfs_fuzz_seeds: no seed %s\n", name.c_str());
+  std::exit(1);
+}
+
+// A resealed patch of `bytes` at `field` bytes into landmark `key` of seed `seed`.
+void patch(Input& input, const std::string& seed, const std::string& key, uint64_t field,
+           std::span<const std::byte> bytes) {
+  const fuzz::SeedImage& image = fuzz::seed_images()[seed_index(seed)];
+  fuzz::append_patch(input, fuzz::kPatchSeal, image.target_offset(image.landmark(key) + field), bytes);
+}
+
+template <typename T>
+std::span<const std::byte> bytes_of(const T& value) {
+  return std::as_bytes(std::span(&value, 1));
+}
+
+std::vector<Regression> region_regressions(uint8_t repair_option) {
+  std::vector<Regression> regressions;
+  auto start = [](const std::string& seed, uint8_t options) {
+    return Input{static_cast<uint8_t>(seed_index(seed)), options};
+  };
+  const fuzz::SeedImage& chain = fuzz::seed_images()[seed_index("chain")];
+  // An extent-block offset past 16 TiB whose low 44 bits name a real block:
+  // the range check saw it cut to a 32-bit block number and passed it, and
+  // load_extents read at base + offset (SEGV). The same for xattr blocks.
+  {
+    Input input = start("chain", 0);
+    uint8_t top = 0xdd;
+    patch(input, "chain", "inode:eight", offsetof(format::Inode, extent_block) + 7, bytes_of(top));
+    regressions.push_back({"extent-block-beyond-16tib", std::move(input)});
+  }
+  {
+    Input input = start("tree", 0);
+    uint8_t top = 0xdd;
+    patch(input, "tree", "inode:readme", offsetof(format::Inode, xattr_block) + 7, bytes_of(top));
+    regressions.push_back({"xattr-block-beyond-16tib", std::move(input)});
+  }
+  // An extent chain that points back to itself under an extent_count of
+  // 2^32-1: load_extents walked it until memory ran out.
+  {
+    Input input = start("chain", 0);
+    uint64_t self = chain.landmark("extent-block:chain");
+    patch(input, "chain", "extent-block:chain", offsetof(format::ExtentBlock, next), bytes_of(self));
+    uint32_t count = UINT32_MAX;
+    patch(input, "chain", "inode:chain", offsetof(format::Inode, extent_count), bytes_of(count));
+    regressions.push_back({"extent-chain-cycle", std::move(input)});
+  }
+  // An unused entry of an extent block not zero: check reports
+  // EXTENT_BLOCK_INVALID, repair -y does nothing about it (a property only
+  // PKFS_FUZZ_STRICT=1 checks).
+  if (repair_option != 0) {
+    Input input = start("chain", repair_option);
+    uint8_t stray = 0x2b;
+    patch(input, "chain", "extent-block:eight",
+          offsetof(format::ExtentBlock, extents) + 148 * sizeof(format::Extent) + 5, bytes_of(stray));
+    regressions.push_back({"repair-leaves-unused-extent-entries", std::move(input)});
+  }
+  return regressions;
+}
 
 std::vector<Input> region_inputs(const std::vector<uint8_t>& options) {
   std::vector<Input> inputs;
@@ -182,30 +258,38 @@ int main(int argc, char** argv) {
   }
   const std::string target = argv[1];
   std::vector<Input> inputs;
+  std::vector<Regression> regressions;
   if (target == "fuzz_mount") {
     inputs =
         region_inputs({0, fuzz::kMountWrite, fuzz::kMountWrite | fuzz::kMountRestart, fuzz::kMountReadOnly,
                        fuzz::kMountHugePages | fuzz::kMountWrite, fuzz::kMountReleaseStale});
+    regressions = region_regressions(0);
   } else if (target == "fuzz_check") {
     inputs = region_inputs({0, fuzz::kCheckRepair, fuzz::kCheckRepair | fuzz::kCheckMount,
                             fuzz::kCheckRepair | fuzz::kCheckPreen, fuzz::kCheckKnownZero});
+    regressions = region_regressions(fuzz::kCheckRepair);
   } else if (target == "fuzz_control") {
     inputs = control_inputs();
   } else {
     std::fprintf(stderr, "pkfs_fuzz_seeds: unknown target %s\n", target.c_str());
     return 1;
   }
+  auto write = [&](const std::string& name, const Input& input) {
+    std::string path = argv[2] + ("/" + name);
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(input.data()), static_cast<std::streamsize>(input.size()));
+    if (!out) {
+      std::fprintf(stderr, "pkfs_fuzz_seeds: cannot write %s\n", path.c_str());
+      std::exit(1);
+    }
+  };
   for (size_t i = 0; i < inputs.size(); ++i) {
     char name[32];
-    std::snprintf(name, sizeof name, "/seed-%03zu", i);
-    std::ofstream out(argv[2] + std::string(name), std::ios::binary);
-    out.write(reinterpret_cast<const char*>(inputs[i].data()),
-              static_cast<std::streamsize>(inputs[i].size()));
-    if (!out) {
-      std::fprintf(stderr, "pkfs_fuzz_seeds: cannot write %s%s\n", argv[2], name);
-      return 1;
-    }
+    std::snprintf(name, sizeof name, "seed-%03zu", i);
+    write(name, inputs[i]);
   }
-  std::printf("pkfs_fuzz_seeds: %zu inputs for %s in %s\n", inputs.size(), target.c_str(), argv[2]);
+  for (const Regression& regression : regressions) write("regression-" + regression.name, regression.input);
+  std::printf("pkfs_fuzz_seeds: %zu inputs and %zu regressions for %s in %s\n", inputs.size(),
+              regressions.size(), target.c_str(), argv[2]);
   return 0;
 }
