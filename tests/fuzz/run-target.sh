@@ -39,6 +39,9 @@ if ((status != 0)); then
     found=1
     echo "fuzz: reproducer: $artifact" >&2
     echo "fuzz:   rerun with: $binary $artifact" >&2
+    # An input of the seed corpus (a regression-NAME, say) is named as well.
+    sha=$(sha1sum "$artifact" | cut -d' ' -f1)
+    sha1sum "$dir"/seeds/* | awk -v sha="$sha" '$1 == sha { print "fuzz:   it is the seed input " $2 }' >&2
   done < <(find "$dir/findings" -type f -newer "$marker")
   ((found)) || echo "fuzz: no reproducer was written (see the output above)" >&2
 fi
