@@ -262,7 +262,6 @@ class Checker {
     const Checker* checker;
     uint64_t ino;
     operator std::string() const { return checker->describe(ino); }
-    friend std::string operator+(const Who& who, const std::string& text) { return std::string(who) + text; }
     friend std::string operator+(const Who& who, const char* text) { return std::string(who) + text; }
   };
 

@@ -20,16 +20,6 @@
 #include <vector>
 
 #include "fs/client/protocol.h"
-#if __has_include("fs/client/reply.h")
-#include "fs/client/reply.h"
-#endif
-
-namespace pkfs::control {
-// Declared again here so this target builds whichever header declares them.
-int parse_request(const Message& message, Request& request, std::string& error);
-int parse_map_reply(const std::vector<std::byte>& payload, MapReply& head, std::vector<ExtentRecord>& extents,
-                    std::string& region_path, std::string& error);
-}  // namespace pkfs::control
 
 using namespace pkfs;
 

@@ -626,7 +626,8 @@ std::optional<Log> read_log(const std::string& path, std::string& error) {
         std::memcpy(data.data() + offset, block.data(), block.size());
       } else if (kind == 'X') {
         char name[64], value[2 * kMaxXattrValue + 8];
-        std::sscanf(line.c_str(), "X %" SCNu64 " %63s %500s", &id, name, value);
+        static_assert(sizeof value == 408, "the %407s below must leave room for the NUL");
+        std::sscanf(line.c_str(), "X %" SCNu64 " %63s %407s", &id, name, value);
         std::string v = untoken(value);
         log.base.nodes[id].xattrs[name] = unhex(v.c_str(), v.size());
       } else if (kind == 'B') {
