@@ -607,14 +607,46 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
   };
   const uint64_t pages = mapped_end / page_blocks;
   const uint64_t page_chunks = page_bytes / kChunkSize;
+  // The first page at or after `page` whose mappability may differ from
+  // `page`'s: an extent that maps one page aligned maps all its whole pages
+  // so, and a hole or a misaligned extent ends where the next extent
+  // begins. So the walk costs one step per extent, not per page (a sparse
+  // file of petabytes must not take seconds under the exclusive lock).
+  auto next_change = [&](uint64_t at) {
+    uint64_t start = at * page_blocks;
+    auto it = std::upper_bound(extents.begin(), extents.end(), start,
+                               [](uint64_t b, const Extent& e) { return b < extent_end(e); });
+    uint64_t next = at + 1;
+    if (it != extents.end() && it->file_block <= start) {
+      next = std::max(next, extent_end(*it) / page_blocks);
+    } else if (it != extents.end()) {
+      next = std::max(next, it->file_block / page_blocks);  // the hole before the next extent
+    } else {
+      next = pages;  // a hole to the end
+    }
+    return std::min(next, pages);
+  };
+  // Fail before moving anything when the pages to allocate exceed the free
+  // chunks (a failure half way would have filled the region for nothing).
+  uint64_t missing_pages = 0;
+  for (uint64_t at = 0; at < pages;) {
+    uint64_t next = next_change(at);
+    if (!page_mappable(at)) missing_pages += next - at;
+    at = next;
+  }
+  if (missing_pages > m_allocator->usage().free_chunks / page_chunks) {
+    return Error(ENOSPC, "inode " + std::to_string(ino) + " needs " + std::to_string(missing_pages) + " more " +
+                             std::to_string(page_bytes) + "-byte pages to be mapped; the region has room for " +
+                             std::to_string(m_allocator->usage().free_chunks / page_chunks));
+  }
   uint64_t page = 0;
   while (page < pages) {
     if (page_mappable(page)) {
-      ++page;
+      page = next_change(page);
       continue;
     }
-    uint64_t run_end = page + 1;
-    while (run_end < pages && !page_mappable(run_end)) ++run_end;
+    uint64_t run_end = next_change(page);
+    while (run_end < pages && !page_mappable(run_end)) run_end = next_change(run_end);
     // Pages [page, run_end) move, in as many transactions as the journal needs.
     while (page < run_end) {
       auto txn = m_journal->begin();

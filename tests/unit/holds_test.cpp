@@ -689,6 +689,24 @@ TEST_CASE("making a file mappable without a free chunk fails with ENOSPC and cha
   CHECK(mappable(*m.fs, small, kChunkSize));
 }
 
+TEST_CASE("a sparse file larger than the free space is refused at once and changes nothing", "[holds]") {
+  // A petabyte of holes: finding what to allocate walks extents, not pages,
+  // and the refusal comes before any page is filled or moved.
+  Mounted m(64 * kMiB, kChunkSize);
+  Ino sparse = create(*m.fs, "sparse");
+  test::write_pattern(*m.fs, sparse, 4 * kMiB, 100, 22);
+  test::write_pattern(*m.fs, sparse, (uint64_t{1} << 50) - 100, 100, 23);
+  const uint64_t free_before = free_blocks(*m.fs);
+  const auto extents = extents_of(*m.fs, sparse);
+  auto held = m->acquire_hold(sparse, self_holder());
+  CHECK(code_of(held) == ENOSPC);
+  CHECK(held.error().message().find("more 2097152-byte pages") != std::string::npos);
+  CHECK(m->list_holds()->empty());
+  CHECK(extents_of(*m.fs, sparse) == extents);
+  CHECK(free_blocks(*m.fs) == free_before);
+  m.require_clean();
+}
+
 // ---------------------------------------------------------------------------
 // Guest-RAM allocation.
 
