@@ -22,10 +22,13 @@
 #include "fs/format/format.h"
 #include "fs/region/region.h"
 #include "support/memory_view.h"
+#include "support/result_checks.h"
 
 namespace {
 
 using namespace pkfs;
+using pkfs::test::code_of;
+using pkfs::test::message_of;
 using core::Filesystem;
 using core::Ino;
 using format::ExtentBlock;
@@ -37,22 +40,6 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 // What "promptly" means here: the old code took minutes, or ran out of
 // memory, on the same regions.
 constexpr auto kPromptly = std::chrono::seconds(5);
-
-#define REQUIRE_OK(expr)                                                                                \
-  do {                                                                                                  \
-    auto&& require_ok_result_ = (expr);                                                                 \
-    INFO(#expr << ": " << (require_ok_result_ ? std::string() : require_ok_result_.error().message())); \
-    REQUIRE(require_ok_result_);                                                                        \
-  } while (0)
-
-template <typename T>
-int code_of(const Result<T>& result) {
-  return result.ok() ? 0 : result.error().code();
-}
-template <typename T>
-std::string message_of(const Result<T>& result) {
-  return result.ok() ? std::string() : result.error().message();
-}
 
 struct Region {
   std::unique_ptr<region::MemoryRegion> memory;

@@ -32,10 +32,13 @@
 #include "fs/journal/journal.h"
 #include "fs/region/region.h"
 #include "support/memory_view.h"
+#include "support/result_checks.h"
 
 namespace {
 
 using namespace pkfs;
+using pkfs::test::code_of;
+using pkfs::test::message_of;
 using core::Attr;
 using core::Caller;
 using core::Filesystem;
@@ -96,11 +99,6 @@ struct Mounted {
   }
   Filesystem* operator->() const { return fs.get(); }
 };
-
-template <typename T>
-int code_of(const Result<T>& result) {
-  return result.ok() ? 0 : result.error().code();
-}
 
 std::span<const std::byte> bytes_of(std::string_view text) {
   return std::as_bytes(std::span<const char>(text.data(), text.size()));

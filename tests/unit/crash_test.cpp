@@ -33,6 +33,7 @@
 #include "support/data_pattern.h"
 #include "support/fault_region.h"
 #include "support/test_region.h"
+#include "support/result_checks.h"
 
 namespace {
 
@@ -46,13 +47,6 @@ constexpr uint64_t kBlock = format::kBlockSize;
 
 // Every crash point of every case run in this process.
 uint64_t g_total_points = 0;
-
-#define REQUIRE_OK(expr)                                                                                \
-  do {                                                                                                  \
-    auto&& require_ok_result_ = (expr);                                                                 \
-    INFO(#expr << ": " << (require_ok_result_ ? std::string() : require_ok_result_.error().message())); \
-    REQUIRE(require_ok_result_);                                                                        \
-  } while (0)
 
 Ino resolve(Filesystem& fs, const std::string& path) {
   Ino at = format::kRootIno;

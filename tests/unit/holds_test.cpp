@@ -23,6 +23,7 @@
 #include "fs/region/region.h"
 #include "support/data_pattern.h"
 #include "support/memory_view.h"
+#include "support/result_checks.h"
 
 namespace pkfs::format {
 // Extent lists compare in these tests.
@@ -34,6 +35,8 @@ inline bool operator==(const Extent& a, const Extent& b) {
 namespace {
 
 using namespace pkfs;
+using pkfs::test::code_of;
+using pkfs::test::message_of;
 using core::Filesystem;
 using core::Holder;
 using core::Ino;
@@ -44,18 +47,6 @@ using format::kRootIno;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
-
-#define REQUIRE_OK(expr)                                                                                \
-  do {                                                                                                  \
-    auto&& require_ok_result_ = (expr);                                                                 \
-    INFO(#expr << ": " << (require_ok_result_ ? std::string() : require_ok_result_.error().message())); \
-    REQUIRE(require_ok_result_);                                                                        \
-  } while (0)
-
-template <typename T>
-int code_of(const Result<T>& result) {
-  return result.ok() ? 0 : result.error().code();
-}
 
 // The test process itself as a holder: alive for the real /proc check.
 Holder self_holder() {
