@@ -201,7 +201,11 @@ Peer& Peer::operator=(Peer&& other) noexcept {
   return *this;
 }
 
-Peer Peer::identify(int connection) {
+Peer Peer::identify(int connection) { return identify(connection, true); }
+
+Peer Peer::test_identify_without_peerpidfd(int connection) { return identify(connection, false); }
+
+Peer Peer::identify(int connection, bool use_peerpidfd) {
   Peer peer;
   // Until proven otherwise: denies and says why.
   peer.uid = UINT32_MAX;
@@ -235,7 +239,8 @@ Peer Peer::identify(int connection) {
 
   int pidfd = -1;
   socklen_t pidfd_size = sizeof pidfd;
-  bool exact = ::getsockopt(connection, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pidfd_size) == 0 && pidfd >= 0;
+  bool exact = use_peerpidfd && ::getsockopt(connection, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pidfd_size) == 0 &&
+               pidfd >= 0;
   if (!exact) {
     pidfd = pidfd_open(cred.pid);
     if (pidfd < 0) {

@@ -41,6 +41,8 @@ class Peer {
   // identified (gone already, no /proc), known() is false and every request
   // that acts for the process (map, releasing its own hold) is refused.
   static Peer identify(int connection);
+  // identify() as on a kernel without SO_PEERPIDFD (before Linux 6.5).
+  static Peer test_identify_without_peerpidfd(int connection);
 
   uint32_t pid = 0;
   uint32_t uid = 0;
@@ -59,6 +61,8 @@ class Peer {
   bool in_group(uint32_t group) const;
 
  private:
+  static Peer identify(int connection, bool use_peerpidfd);
+
   int m_pidfd = -1;
   std::string m_unknown_reason;
 };
