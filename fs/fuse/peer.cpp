@@ -47,12 +47,14 @@ bool pidfd_exited(int pidfd) {
 }
 
 // The inode of the socket at the other end of the connected Unix socket
-// `connection`, from the kernel's sock_diag (UDIAG_SHOW_PEER); 0 if unknown.
-uint32_t peer_socket_inode(int connection) {
+// `connection`, from the kernel's sock_diag (UDIAG_SHOW_PEER); 0 if it has
+// none, -1 if the kernel cannot say (no unix_diag: a module on Debian's
+// kernels, loaded on demand where modprobe works).
+int64_t peer_socket_inode(int connection) {
   struct stat own {};
   if (::fstat(connection, &own) != 0) return 0;
   int netlink = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (netlink < 0) return 0;
+  if (netlink < 0) return -1;
   struct {
     nlmsghdr header;
     unix_diag_req request;
@@ -66,7 +68,7 @@ uint32_t peer_socket_inode(int connection) {
   query.request.udiag_show = UDIAG_SHOW_PEER;
   query.request.udiag_cookie[0] = ~0U;
   query.request.udiag_cookie[1] = ~0U;
-  uint32_t peer = 0;
+  int64_t peer = -1;
   alignas(nlmsghdr) char answer[1024];
   timeval timeout{1, 0};
   ::setsockopt(netlink, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
@@ -75,11 +77,14 @@ uint32_t peer_socket_inode(int connection) {
     auto* header = reinterpret_cast<nlmsghdr*>(answer);
     if (got > 0 && NLMSG_OK(header, static_cast<uint32_t>(got)) && header->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
         header->nlmsg_len >= NLMSG_LENGTH(sizeof(unix_diag_msg))) {
+      peer = 0;
       int left = static_cast<int>(header->nlmsg_len - NLMSG_LENGTH(sizeof(unix_diag_msg)));
       auto* attribute = reinterpret_cast<rtattr*>(static_cast<char*>(NLMSG_DATA(header)) + sizeof(unix_diag_msg));
       for (; RTA_OK(attribute, left); attribute = RTA_NEXT(attribute, left)) {
         if (attribute->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(attribute) >= sizeof(uint32_t)) {
-          std::memcpy(&peer, RTA_DATA(attribute), sizeof peer);
+          uint32_t inode;
+          std::memcpy(&inode, RTA_DATA(attribute), sizeof inode);
+          peer = inode;
         }
       }
     }
@@ -257,8 +262,11 @@ Peer Peer::identify(int connection, bool use_peerpidfd) {
   if (!exact) {
     // The number may have been given to another process since connect():
     // only the process that holds the other end of this connection counts.
-    uint32_t peer_socket = peer_socket_inode(connection);
-    if (peer_socket == 0 || !process_holds_socket(cred.pid, peer_socket)) {
+    // Without unix_diag the kernel cannot say who holds it: then only the
+    // promptness of accept (the loop never waits) narrows the window.
+    int64_t peer_socket = peer_socket_inode(connection);
+    if (peer_socket == 0 ||
+        (peer_socket > 0 && !process_holds_socket(cred.pid, static_cast<uint32_t>(peer_socket)))) {
       peer.m_unknown_reason = "pid " + std::to_string(cred.pid) +
                               " does not hold the other end of the connection (it exited and the pid was reused?)";
       return peer;

@@ -14,7 +14,9 @@
 // hands one out for the peer since Linux 6.5 (SO_PEERPIDFD); older kernels
 // get pidfd_open of the number plus a check that the process so named holds
 // the other end of this very connection (sock_diag), which a recycled pid
-// does not.
+// does not. Where even sock_diag for Unix sockets is missing (unix_diag is a
+// module; a minimal initramfs may lack it), only the daemon's prompt accept
+// narrows the window in which a number could be reused.
 #pragma once
 
 #include <sys/stat.h>
