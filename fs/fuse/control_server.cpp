@@ -782,7 +782,8 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, const std::shar
   if (sent != 0) {
     connection->close_after = true;
     // The client never learns of a hold it was not told about: give it back.
-    if (status == 0 && static_cast<Op>(request.op) == Op::kMap && payload.size() >= sizeof(MapReply) &&
+    if (status == 0 && (static_cast<Op>(request.op) == Op::kMap || static_cast<Op>(request.op) == Op::kHold) &&
+        payload.size() >= sizeof(MapReply) &&
         shared->enter_core()) {
       MapReply head;
       std::memcpy(&head, payload.data(), sizeof head);
@@ -830,6 +831,7 @@ int ControlServer::handle(const Connection& connection, const Request& request, 
                           int& reply_fd) {
   switch (static_cast<Op>(request.op)) {
     case Op::kMap: return handle_map(connection, request.arg0, fd, payload, reply_fd);
+    case Op::kHold: return handle_hold(connection, request.arg0, fd, payload);
     case Op::kStat: return handle_stat(connection, fd, payload);
     case Op::kRelease: return handle_release(connection, request.flags, request.arg0, request.arg1, payload);
     case Op::kHolds: return handle_holds(connection, payload);
@@ -1014,6 +1016,22 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
         ") maps inode " + std::to_string(ino) + (write ? " read-write" : " read-only"));
   sync_holds();
   return 0;
+}
+
+int ControlServer::handle_hold(const Connection& connection, uint64_t access, int fd, std::string& payload) {
+  // The same request as a map, checked by the same code: a VMM that opens
+  // the region by its path must pass every check a mapping client passes
+  // (the kernel checks its open of the region again). Only the region
+  // descriptor is not sent: shared_fd() is the daemon's own and stays open.
+  int region_fd = -1;
+  int status = handle_map(connection, access, fd, payload, region_fd);
+  if (status == 0) {
+    MapReply head;
+    std::memcpy(&head, payload.data(), sizeof head);
+    m_log("hold " + std::to_string(head.hold_id) + ": pid " + std::to_string(connection.peer.pid) +
+          " holds inode " + std::to_string(head.ino) + " for a VMM that maps the region itself");
+  }
+  return status;
 }
 
 int ControlServer::handle_stat(const Connection& connection, int fd, std::string& payload) {
