@@ -44,7 +44,8 @@ int fail(const std::string& message) {
 
 // One request/reply exchange with the daemon at `socket_path`; the reply's
 // payload, or its status and message.
-Result<std::vector<std::byte>> ask_daemon(const std::string& socket_path, const Request& request, int fd = -1) {
+Result<std::vector<std::byte>> ask_daemon(const std::string& socket_path, const Request& request,
+                                          int fd = -1) {
   int socket = connect_socket(socket_path);
   if (socket < 0) return Error::from_errno(-socket, "cannot reach the pkfs daemon at " + socket_path);
   struct Closer {
@@ -87,9 +88,11 @@ Result<Taken> take_hold(const std::string& file, bool read_only) {
   auto target = resolve_target(file);
   if (!target) return std::move(target).error();
   if (!target->mounted()) {
-    return Error(EINVAL, file + " is not on a mounted pkfs (a hold is taken through the daemon of its mount)");
+    return Error(EINVAL,
+                 file + " is not on a mounted pkfs (a hold is taken through the daemon of its mount)");
   }
-  int fd = ::open(file.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int fd =
+      ::open(file.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     return Error::from_errno(errno, "cannot open " + file + (read_only ? " for reading" : " read-write") +
                                         " (a hold needs write permission on the file)");
@@ -114,7 +117,8 @@ void release(const Taken& hold) {
   request.arg0 = hold.id;
   request.arg1 = hold.ino;
   if (auto released = ask_daemon(hold.socket, request); !released) {
-    fail("releasing hold " + std::to_string(hold.id) + " on " + hold.file + ": " + released.error().message());
+    fail("releasing hold " + std::to_string(hold.id) + " on " + hold.file + ": " +
+         released.error().message());
   }
 }
 
@@ -149,15 +153,19 @@ int run_exec(const std::vector<std::string>& files, const std::vector<std::strin
 }
 
 void setup(CLI::App& app, int& exit_code) {
-  auto* sub = app.add_subcommand("exec", "Hold files for the lifetime of a command (a VMM that maps them itself)");
+  auto* sub =
+      app.add_subcommand("exec", "Hold files for the lifetime of a command (a VMM that maps them itself)");
   static std::vector<std::string> files;
   static bool read_only = false, quiet = false;
-  sub->add_option("--hold", files, "A file on a pkfs mount to hold (repeatable)")->required()->allow_extra_args(false);
+  sub->add_option("--hold", files, "A file on a pkfs mount to hold (repeatable)")
+      ->required()
+      ->allow_extra_args(false);
   sub->add_flag("--read-only", read_only, "Hold for a read-only mapping (open the files read-only)");
   sub->add_flag("-q,--quiet", quiet, "Do not print the holds taken");
   // The command: everything after `--`, which main() keeps from CLI11.
-  sub->footer("Example: pkfsctl exec --hold /mnt/pkfs/vm1/ram -- qemu-system-x86_64 $(pkfsctl map --qemu "
-              "/mnt/pkfs/vm1/ram) -machine memory-backend=ram0 ...");
+  sub->footer(
+      "Example: pkfsctl exec --hold /mnt/pkfs/vm1/ram -- qemu-system-x86_64 $(pkfsctl map --qemu "
+      "/mnt/pkfs/vm1/ram) -machine memory-backend=ram0 ...");
   sub->callback([&exit_code] { exit_code = run_exec(files, command_after_dashes(), read_only, quiet); });
 }
 

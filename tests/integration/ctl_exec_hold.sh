@@ -10,7 +10,8 @@
 # (EACCES, from the kernel's open or, read-only, from the daemon), a caller
 # that may not use the region itself (EACCES) release the holds taken and
 # the command is not run (exit 1); a command that cannot be run: exit 127,
-# holds released. The raw op replies with a MapReply and no descriptor.
+# holds released. The raw op replies with a MapReply and no descriptor, and
+# refuses a request without the file's descriptor (EBADF).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/client.sh"
 
@@ -106,13 +107,16 @@ socket=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.pkfs.co
 python3 - "$socket" "$MNT/ram" <<'EOF' || pkfs_fail "raw kHold"
 import array, os, socket, struct, sys
 path, file = sys.argv[1], sys.argv[2]
-def hold():
+def hold(with_fd=True):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
-    fd = os.open(file, os.O_RDWR)
     request = struct.pack("<IIIIQQ", 0x43464B50, 1, 6, 0, 3, 0)
-    s.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-    os.close(fd)
+    if with_fd:
+        fd = os.open(file, os.O_RDWR)
+        s.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+        os.close(fd)
+    else:
+        s.send(request)
     data, ancillary, _, _ = s.recvmsg(1 << 18, socket.CMSG_SPACE(16))
     s.close()
     magic, version, op, status, length = struct.unpack_from("<IIIIQ", data)
@@ -124,6 +128,8 @@ hold_id, ino, generation, size, mapped, page, region, extents = struct.unpack_fr
 assert size == 2 << 20 and extents >= 1, (hold_id, size, extents)
 status, payload, ancillary = hold()
 assert status == 17 and not ancillary, f"second hold by the same process: status {status} (want EEXIST)"
+status, payload, ancillary = hold(with_fd=False)
+assert status == 9, f"kHold without a descriptor: status {status} (want EBADF)"
 print(f"kHold: hold {hold_id}, {extents} extent(s), no descriptor; again: EEXIST")
 EOF
 wait_no_hold ram
