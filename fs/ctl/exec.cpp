@@ -13,7 +13,9 @@
 //
 // All or nothing: when a hold cannot be taken, the ones already taken are
 // released, the reason is printed, and the command is not run (exit 1). A
-// COMMAND that cannot be executed: holds released, exit 127.
+// COMMAND that cannot be executed: holds released, exit 127. COMMAND must
+// stay the process that holds: QEMU's -daemonize (fork, parent exits) is
+// refused, since the holds would go when the parent exits.
 //
 // Files are opened read-write and held for a writable mapping; --read-only
 // opens them read-only and holds them for a read-only mapping (QEMU's
@@ -125,6 +127,15 @@ void release(const Taken& hold) {
 int run_exec(const std::vector<std::string>& files, const std::vector<std::string>& command, bool read_only,
              bool quiet) {
   if (command.empty()) return fail("no command to run (pkfsctl exec --hold FILE -- COMMAND ARGS...)");
+  // The holds are this process's: a command that forks and lets this
+  // process exit (QEMU's -daemonize) would lose them at once.
+  for (const std::string& arg : command) {
+    if (arg == "-daemonize" || arg == "--daemonize") {
+      return fail(arg + " makes " + command[0] +
+                  " fork and exit, and its holds would go with the process that exits; run it in the "
+                  "foreground (under a supervisor if need be)");
+    }
+  }
   std::vector<Taken> taken;
   auto release_all = [&taken] {
     for (auto it = taken.rbegin(); it != taken.rend(); ++it) release(*it);

@@ -9,7 +9,8 @@
 # second hold of the same file (EEXIST), a file the caller may not write
 # (EACCES, from the kernel's open or, read-only, from the daemon), a caller
 # that may not use the region itself (EACCES) release the holds taken and
-# the command is not run (exit 1); a command that cannot be run: exit 127,
+# the command is not run (exit 1), as is one with -daemonize (it would fork
+# and the holder exit); a command that cannot be run: exit 127,
 # holds released. The raw op replies with a MapReply and no descriptor, and
 # refuses a request without the file's descriptor (EBADF).
 set -euo pipefail
@@ -101,6 +102,10 @@ status=0
 "$PKFSCTL" exec -q --hold "$MNT/ram" -- /nonexistent/command 2>"$WORK/exec.err" || status=$?
 [ "$status" = 127 ] || pkfs_fail "exec of a missing command exited $status: $(cat "$WORK/exec.err")"
 [ -z "$(holds_of ram)" ] || pkfs_fail "ram stayed held after the command failed to run: $(holds_of ram)"
+
+pkfs_log "-daemonize (the holder would exit at once) is refused, nothing held"
+pkfs_expect_fail "foreground" "$PKFSCTL" exec --hold "$MNT/ram" -- qemu-system-x86_64 -daemonize
+[ -z "$(holds_of ram)" ] || pkfs_fail "ram is held after a refused -daemonize: $(holds_of ram)"
 
 pkfs_log "the raw op: a MapReply, no descriptor; EEXIST for the same process twice"
 socket=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.pkfs.control").decode())' "$MNT/ram")
