@@ -84,7 +84,8 @@ int receive_message(int socket, Message& message, const std::function<void(int)>
 }
 
 bool op_takes_descriptor(uint32_t op) {
-  return op == static_cast<uint32_t>(Op::kMap) || op == static_cast<uint32_t>(Op::kStat);
+  return op == static_cast<uint32_t>(Op::kMap) || op == static_cast<uint32_t>(Op::kStat) ||
+         op == static_cast<uint32_t>(Op::kHold);
 }
 
 int parse_request(const Message& message, Request& request, std::string& error) {
@@ -101,6 +102,7 @@ int parse_request(const Message& message, Request& request, std::string& error) 
   uint32_t allowed_flags = 0;
   switch (static_cast<Op>(request.op)) {
     case Op::kMap:
+    case Op::kHold:
     case Op::kStat:
     case Op::kHolds:
     case Op::kInfo: break;

@@ -55,6 +55,17 @@
 //             just the file: the caller must also be allowed to open the
 //             region itself with that access (EACCES otherwise; see README,
 //             "Direct mappings").
+//   kHold     fd = the file (O_RDONLY or O_RDWR), arg0 as for kMap. For a
+//             VMM that maps the region itself (QEMU's memory-backend-file
+//             with offset=) and so cannot ask for a mapping: exactly kMap's
+//             checks (a live known caller, write permission on the file,
+//             the file's descriptor covering the access, access to the
+//             region itself with that access, the hold limits, EEXIST for
+//             a second hold of the file by the same process) and kMap's
+//             reply, but no region descriptor: the caller opens the region
+//             by its path. The hold is the caller's (pid and start time),
+//             so it lasts across execve (pkfsctl exec --hold) and is
+//             released when the process exits, like a mapping's.
 //   kRelease  arg0 = hold id, arg1 = inode. Releases a hold. Allowed to the
 //             holder (same pid and start time), root, and the file's owner.
 //             With kReleaseStaleOnly in `flags`, only a hold whose holder is
@@ -106,6 +117,7 @@ enum class Op : uint32_t {
   kStat = 3,
   kHolds = 4,
   kInfo = 5,
+  kHold = 6,
 };
 
 inline constexpr uint64_t kAccessRead = 1;
@@ -191,7 +203,7 @@ int receive_message(int socket, Message& message, const std::function<void(int)>
 // fuzz target calls it with any bytes.
 int parse_request(const Message& message, Request& request, std::string& error);
 
-// Whether requests of `op` carry a descriptor (kMap, kStat).
+// Whether requests of `op` carry a descriptor (kMap, kStat, kHold).
 bool op_takes_descriptor(uint32_t op);
 
 // Receives a whole reply (blocking): the first message, then continuation

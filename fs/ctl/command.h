@@ -14,6 +14,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace pkfs::ctl {
 
@@ -28,5 +30,9 @@ using Setup = void (*)(CLI::App& app, int& exit_code);
 struct Registration {
   explicit Registration(Setup setup);
 };
+
+// pkfsctl exec: the arguments after its `--` (the command to run), which
+// main() keeps from CLI11.
+std::vector<std::string>& command_after_dashes();
 
 }  // namespace pkfs::ctl

@@ -4,6 +4,7 @@
 //
 // Subcommands register themselves (see command.h); this file only parses.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "fs/ctl/command.h"
@@ -20,6 +21,11 @@ std::vector<Setup>& setups() {
 
 Registration::Registration(Setup setup) { setups().push_back(setup); }
 
+std::vector<std::string>& command_after_dashes() {
+  static std::vector<std::string> command;
+  return command;
+}
+
 }  // namespace pkfs::ctl
 
 int main(int argc, char** argv) {
@@ -28,8 +34,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = kExitOk;
   for (Setup setup : setups()) setup(app, exit_code);
+  // pkfsctl exec ... -- COMMAND ARGS...: COMMAND's arguments are its own,
+  // options included; CLI11 never sees them (its `--` hands the rest of a
+  // subcommand's arguments to the parent app, which refuses them).
+  int parsed = argc;
+  if (argc > 1 && std::string(argv[1]) == "exec") {
+    for (int i = 2; i < argc; ++i) {
+      if (std::string(argv[i]) != "--") continue;
+      command_after_dashes().assign(argv + i + 1, argv + argc);
+      parsed = i;
+      break;
+    }
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(parsed, argv);
   } catch (const CLI::CallForHelp& e) {
     app.exit(e);
     return kExitOk;

@@ -4,10 +4,13 @@
 //   -object memory-backend-file,id=ram0,mem-path=REGION,offset=O,size=S,align=A,share=on
 //
 // Only a file in one contiguous extent can be mapped so: QEMU maps one
-// range of one file. QEMU opens the region itself (it must be allowed to),
-// and takes no hold: nothing keeps the file's pages in place while it runs,
-// so do not truncate or delete the file then. Programs that link libpkfs
-// get holds (see fs/client/pkfs.h).
+// range of one file. QEMU opens the region itself (it must be allowed to)
+// and takes no hold of its own: run it under `pkfsctl exec --hold FILE --
+// qemu-system-x86_64 ...` (exec.cpp), which holds the file for exactly
+// QEMU's lifetime, so that it cannot be shrunk, punched or freed under the
+// guest. stdout is the -object argument alone (for $(...)); stderr says how
+// to use and hold it. Programs that link libpkfs get holds of their own
+// (see fs/client/pkfs.h).
 #include <cinttypes>
 #include <cstdio>
 #include <string>
@@ -63,9 +66,18 @@ int run_map(const std::string& argument, const std::string& path, const std::str
               ",align=%" PRIu64 ",share=on\n",
               id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes,
               head.page_size);
+  // -m in MiB when whole, else in KiB (mapped_bytes is whole pages).
+  bool whole_mib = head.mapped_bytes % (uint64_t{1} << 20) == 0;
+  std::string memory = std::to_string(head.mapped_bytes >> (whole_mib ? 20 : 10)) + (whole_mib ? "M" : "K");
   std::fprintf(stderr,
-               "pkfsctl map: note: QEMU takes no hold on %s: do not truncate or delete it while QEMU runs\n",
-               name.c_str());
+               "pkfsctl map: QEMU maps the region itself; run it under a hold on %s, which keeps the file's "
+               "pages in place while QEMU runs and goes when it exits:\n"
+               "  pkfsctl exec --hold %s -- qemu-system-x86_64 -machine memory-backend=%s -m %s \\\n"
+               "    -object memory-backend-file,id=%s,mem-path=%s,offset=%" PRIu64 ",size=%" PRIu64
+               ",align=%" PRIu64 ",share=on ...\n",
+               name.c_str(), target->mounted() ? name.c_str() : "MOUNT/PATH", id.c_str(), memory.c_str(),
+               id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes,
+               head.page_size);
   return kExitOk;
 }
 

@@ -783,7 +783,8 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, const std::shar
   if (sent != 0) {
     connection->close_after = true;
     // The client never learns of a hold it was not told about: give it back.
-    if (status == 0 && static_cast<Op>(request.op) == Op::kMap && payload.size() >= sizeof(MapReply) &&
+    if (status == 0 && (static_cast<Op>(request.op) == Op::kMap || static_cast<Op>(request.op) == Op::kHold) &&
+        payload.size() >= sizeof(MapReply) &&
         shared->enter_core()) {
       MapReply head;
       std::memcpy(&head, payload.data(), sizeof head);
@@ -831,6 +832,13 @@ int ControlServer::handle(const Connection& connection, const Request& request, 
                           int& reply_fd) {
   switch (static_cast<Op>(request.op)) {
     case Op::kMap: return handle_map(connection, request.arg0, fd, payload, reply_fd);
+    case Op::kHold: {
+      // A VMM that opens the region by its path (QEMU's memory-backend-file
+      // with offset=) must pass every check a mapping client passes (the
+      // kernel checks its open of the region again); it gets no descriptor.
+      int unused = -1;
+      return handle_map(connection, request.arg0, fd, payload, unused, false);
+    }
     case Op::kStat: return handle_stat(connection, fd, payload);
     case Op::kRelease: return handle_release(connection, request.flags, request.arg0, request.arg1, payload);
     case Op::kHolds: return handle_holds(connection, payload);
@@ -910,7 +918,7 @@ std::string map_payload(const MapReply& head, const std::vector<ExtentRecord>& e
 }  // namespace
 
 int ControlServer::handle_map(const Connection& connection, uint64_t access, int fd, std::string& payload,
-                              int& reply_fd) {
+                              int& reply_fd, bool send_region) {
   const Peer& peer = connection.peer;
   if ((access & kAccessRead) == 0 || (access & ~(kAccessRead | kAccessWrite)) != 0) {
     payload = "bad access " + std::to_string(access);
@@ -962,8 +970,10 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
     payload += ", and a direct mapping needs a descriptor of the whole region; use the mount instead";
     return EACCES;
   }
-  reply_fd = m_fs.region().shared_fd(write ? region::Access::kReadWrite : region::Access::kReadOnly);
-  if (reply_fd < 0) {
+  // kHold sends no descriptor but needs one all the same: a region without
+  // a backing file (memory) cannot be opened by a VMM either.
+  int region_fd = m_fs.region().shared_fd(write ? region::Access::kReadWrite : region::Access::kReadOnly);
+  if (region_fd < 0) {
     payload = "this region cannot be mapped by clients (no backing descriptor)";
     return ENOTSUP;
   }
@@ -1011,8 +1021,10 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
   head.uid = held_attr->uid;
   head.gid = held_attr->gid;
   payload = map_payload(head, records, m_region_path);
+  if (send_region) reply_fd = region_fd;
   m_log("hold " + std::to_string(*id) + ": pid " + std::to_string(peer.pid) + " (uid " + std::to_string(peer.uid) +
-        ") maps inode " + std::to_string(ino) + (write ? " read-write" : " read-only"));
+        (send_region ? ") maps inode " : ") holds inode ") + std::to_string(ino) +
+        (write ? " read-write" : " read-only") + (send_region ? "" : " (for a VMM that maps the region itself)"));
   sync_holds();
   return 0;
 }

@@ -151,7 +151,10 @@ class ControlServer {
   // Handles one request; fills the reply payload and the descriptor to pass.
   int handle(const Connection& connection, const control::Request& request, int fd, std::string& payload,
              int& reply_fd);
-  int handle_map(const Connection& connection, uint64_t access, int fd, std::string& payload, int& reply_fd);
+  // kMap, and kHold (`send_region` false): the same checks and reply; only
+  // kMap passes the region descriptor.
+  int handle_map(const Connection& connection, uint64_t access, int fd, std::string& payload, int& reply_fd,
+                 bool send_region = true);
   int handle_stat(const Connection& connection, int fd, std::string& payload);
   int handle_release(const Connection& connection, uint32_t flags, uint64_t id, uint64_t ino,
                      std::string& payload);
