@@ -248,9 +248,9 @@ struct FileCheck {
   Ino ino = 0;
   uint64_t size = 0;
   FileCheckStatus status = FileCheckStatus::kOk;
-  uint64_t hash = 0;   // the content hash computed now (0 when not hashed)
+  uint64_t hash = 0;     // the content hash computed now (0 when not hashed)
   bool sampled = false;  // only sampled pages were hashed (hash is their hash)
-  std::string detail;  // why, for anything but kOk
+  std::string detail;    // why, for anything but kOk
 };
 
 struct FreezeReport {

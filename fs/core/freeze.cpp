@@ -75,11 +75,12 @@ std::string hex16(uint64_t value) {
 std::string record_text(const Record& record) {
   std::string head = "size=" + std::to_string(record.size) + " mtime_ns=" + std::to_string(record.mtime_ns);
   std::string whole;
-  if (record.chunk_bytes) whole = " chunk=" + std::to_string(*record.chunk_bytes) + " xxh3=" + hex16(record.hash);
+  if (record.chunk_bytes)
+    whole = " chunk=" + std::to_string(*record.chunk_bytes) + " xxh3=" + hex16(record.hash);
   std::string tail = " frozen_ns=" + std::to_string(record.frozen_ns);
   if (record.samples == 0) return "v=1 " + head + whole + tail;
-  return "v=2 " + head + " samples=" + std::to_string(record.samples) + " sseed=" + hex16(record.sample_seed) +
-         " sxxh3=" + hex16(record.sample_hash) + whole + tail;
+  return "v=2 " + head + " samples=" + std::to_string(record.samples) +
+         " sseed=" + hex16(record.sample_seed) + " sxxh3=" + hex16(record.sample_hash) + whole + tail;
 }
 
 bool parse_decimal(std::string_view text, uint64_t& value) {
@@ -353,7 +354,8 @@ void Filesystem::hash_files(std::vector<HashJob>& jobs, unsigned threads,
     }
   }
   std::vector<std::atomic<uint64_t>> chunks_left(jobs.size());
-  for (size_t j = 0; j < jobs.size(); ++j) chunks_left[j].store(jobs[j].pieces.size(), std::memory_order_relaxed);
+  for (size_t j = 0; j < jobs.size(); ++j)
+    chunks_left[j].store(jobs[j].pieces.size(), std::memory_order_relaxed);
 
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> bytes_done{0};
@@ -492,7 +494,8 @@ Result<FreezeReport> Filesystem::freeze(const FreezeOptions& options) {
       record.samples = options.samples;
       record.sample_seed = seed;
       check.sampled = !options.full;
-      HashJob job{&check, &record.sample_hash, extents.value(), sample_ranges(inode.size, options.samples, seed), {}};
+      HashJob job{
+          &check, &record.sample_hash, extents.value(), sample_ranges(inode.size, options.samples, seed), {}};
       for (const auto& piece : job.pieces) report.bytes_hashed += piece.second - piece.first;
       jobs.push_back(std::move(job));
     }
@@ -585,13 +588,20 @@ Result<VerifyReport> Filesystem::verify(const VerifyOptions& options) {
     const bool whole = record->chunk_bytes && (record->samples == 0 || options.full);
     if (whole) {
       expected[i] = record->hash;
-      jobs.push_back({&check, &check.hash, std::move(extents).value(), chunk_ranges(inode.size, *record->chunk_bytes), {}});
+      jobs.push_back({&check,
+                      &check.hash,
+                      std::move(extents).value(),
+                      chunk_ranges(inode.size, *record->chunk_bytes),
+                      {}});
       report.bytes_hashed += inode.size;
     } else {
       check.sampled = true;
       expected[i] = record->sample_hash;
-      HashJob job{&check, &check.hash, std::move(extents).value(),
-                  sample_ranges(inode.size, record->samples, record->sample_seed), {}};
+      HashJob job{&check,
+                  &check.hash,
+                  std::move(extents).value(),
+                  sample_ranges(inode.size, record->samples, record->sample_seed),
+                  {}};
       for (const auto& piece : job.pieces) report.bytes_hashed += piece.second - piece.first;
       jobs.push_back(std::move(job));
     }

@@ -130,8 +130,8 @@ int run_freeze(const Arguments& args) {
     }
   }
   std::printf(
-      "froze %zu files (%zu by sampled pages), hashed %s in %.2f s%s; region %s (%s) flushed and marked clean; "
-      "survives kexec: %s\n",
+      "froze %zu files (%zu by sampled pages), hashed %s in %.2f s%s; "
+      "region %s (%s) flushed and marked clean; survives kexec: %s\n",
       report->files.size() - static_cast<size_t>(errors), sampled, size_text(report->bytes_hashed).c_str(),
       seconds, rate_text(report->bytes_hashed, seconds).c_str(), args.region.c_str(),
       region::kind_name(info.kind), region::survives_kexec(info.kind) ? "yes" : "no");

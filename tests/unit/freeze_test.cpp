@@ -347,15 +347,16 @@ TEST_CASE("the quick verify catches a flipped byte of a small file", "[freeze]")
   CHECK_THAT(find(verified.files, "/dev-state").detail, Catch::Contains("content differs"));
 }
 
-TEST_CASE("the quick verify catches a scribble over a stratum of guest RAM", "[freeze]") {
+TEST_CASE("the quick verify catches a scribble over two strata of guest RAM", "[freeze]") {
   Fixture f;
   GuestTree tree = make_guest_tree(f);
   // What a kernel that reused the carve-out does: one byte of every page of
-  // a range as long as one stratum (1/16 of the file) somewhere in the
-  // middle. Every stratum holds a sampled page, and this range covers one
-  // stratum or straddles two, whichever pages were drawn.
+  // a range as long as two strata (2/16 of the file) somewhere in the
+  // middle, not aligned to them. Every stratum holds a sampled page, and
+  // such a range covers a whole stratum, whichever pages were drawn (one
+  // stratum's length is not enough: it may straddle two and miss both).
   std::vector<std::byte*> bytes;
-  for (uint64_t offset = 17 * kMiB + 5; offset < 17 * kMiB + kLargeRam / kSamples + 4096; offset += 4096)
+  for (uint64_t offset = 17 * kMiB + 5; offset < 17 * kMiB + 2 * kLargeRam / kSamples; offset += 4096)
     bytes.push_back(f.data_at(tree.large_ram, offset));
   f.freeze({}, sampling_options(false));
   for (std::byte* byte : bytes) *byte ^= std::byte{0x10};
