@@ -191,12 +191,32 @@ struct FreezeProgress {
   std::string last_path;  // the file finished last, or empty
 };
 
+// What freeze hashes, and so what verify can check (see FORMAT.md, "Freeze
+// records"). The kexec blackout must grow with metadata, not with guest RAM:
+// files up to whole_max_bytes (state files: IOMMU page tables, device state)
+// are hashed whole; larger ones (guest RAM) by `samples` pages of 4 KiB, one
+// drawn at random from each of `samples` equal strata of the file, unless
+// `full` asks for whole-content hashes of them too.
+inline constexpr uint64_t kDefaultWholeMaxBytes = uint64_t{8} << 20;
+inline constexpr uint32_t kDefaultFreezeSamples = 1024;
+inline constexpr uint32_t kMaxFreezeSamples = uint32_t{1} << 20;
+
 struct FreezeOptions {
   // Paths inside the filesystem ("/vm/ram"); a directory means every regular
   // file below it. Empty: every regular file.
   std::vector<std::string> paths;
   // Bytes hashed per work item: 64 KiB to 1 GiB, a power of two; default 4 MiB.
   uint64_t chunk_bytes = uint64_t{4} << 20;
+  // Files of at most this many bytes are hashed whole; default 8 MiB. Larger
+  // ones are sampled. UINT64_MAX hashes every file whole without samples
+  // (the records of builds before sampling).
+  uint64_t whole_max_bytes = kDefaultWholeMaxBytes;
+  // Pages sampled per larger file: 1 to kMaxFreezeSamples; default 1024
+  // (4 MiB hashed per file, whatever its size).
+  uint32_t samples = kDefaultFreezeSamples;
+  // Also hash larger files whole, so that `verify` with `full` can check
+  // every byte of them later. Costs one pass over all guest RAM.
+  bool full = false;
   // Hashing threads; 0 means one per CPU (at most 64).
   unsigned threads = 0;
   // Called from the calling thread about every 100 ms and once at the end.
@@ -205,6 +225,10 @@ struct FreezeOptions {
 
 struct VerifyOptions {
   std::vector<std::string> paths;  // as FreezeOptions::paths
+  // Check sampled files whole too, against the whole-content hash a freeze
+  // with `full` recorded; a file frozen with samples only is kSampledOnly.
+  // Without it, a sampled file is checked at its sampled pages only.
+  bool full = false;
   unsigned threads = 0;
   std::function<void(const FreezeProgress&)> progress;
 };
@@ -215,6 +239,7 @@ enum class FileCheckStatus {
   kChanged,        // verify: size or mtime differ from the record (written since)
   kMissingRecord,  // verify: no (readable) freeze record
   kError,          // the file could not be read or its record not written
+  kSampledOnly,    // verify with `full`: sampled pages match, but no whole-content hash was recorded
 };
 const char* file_check_status_name(FileCheckStatus status);  // "OK", "CORRUPT", ...
 
@@ -223,8 +248,9 @@ struct FileCheck {
   Ino ino = 0;
   uint64_t size = 0;
   FileCheckStatus status = FileCheckStatus::kOk;
-  uint64_t hash = 0;   // the content hash computed now (0 when not hashed)
-  std::string detail;  // why, for anything but kOk
+  uint64_t hash = 0;     // the content hash computed now (0 when not hashed)
+  bool sampled = false;  // only sampled pages were hashed (hash is their hash)
+  std::string detail;    // why, for anything but kOk
 };
 
 struct FreezeReport {
@@ -240,7 +266,8 @@ struct VerifyReport {
   uint64_t frozen_files = 0;    // files that freeze recorded, per the root record
   uint64_t missing_frozen = 0;  // of those, how many carry no record from that freeze now
   uint64_t count(FileCheckStatus status) const;
-  // No kCorrupt, kError or missing frozen file.
+  // No kCorrupt, kError or missing frozen file (kSampledOnly is not a fault
+  // of the region: pkfsctl verify --full reports it separately).
   bool intact() const;
 };
 // ===== end of freeze and verify types ======================================
@@ -341,17 +368,19 @@ class Filesystem {
 
   // ===== Freeze and verify (freeze.cpp) ===================================
   // Checksums that prove a region came through a kexec intact. freeze()
-  // records, with each chosen regular file, an XXH3 checksum of its content
-  // in the hidden attribute kFreezeXattr (no public xattr call sees or sets
-  // it; writing it changes no ctime), then marks the region clean;
-  // verify() recomputes and compares. Both hash in parallel.
+  // records, with each chosen regular file, XXH3 checksums of its content
+  // (whole, or sampled pages of a large file: see FreezeOptions) in the
+  // hidden attribute kFreezeXattr (no public xattr call sees or sets it;
+  // writing it changes no ctime), then marks the region clean; verify()
+  // recomputes and compares. Both hash in parallel.
   // freeze() ends like close(): the region is marked clean and flushed
   // (msync), and the filesystem accepts nothing further.
   // REQUIRES (freeze): a read-write open that holds the region exclusively.
   // Errors: EROFS, EINVAL (options), ENOENT (a path), EIO (closed).
   Result<FreezeReport> freeze(const FreezeOptions& options);
   // Read-only; any open will do. Files whose size or mtime differ from the
-  // record are kChanged and are not hashed.
+  // record are kChanged and are not hashed. Costs what the records ask for:
+  // O(metadata + small files + samples) unless options.full.
   Result<VerifyReport> verify(const VerifyOptions& options);
 
  private:

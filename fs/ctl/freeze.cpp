@@ -3,9 +3,15 @@
 //   pkfsctl freeze REGION [PATH...]   before the kexec: record checksums of
 //                                     the files (all by default), flush, mark
 //                                     the region clean. The region must not
-//                                     be mounted.
-//   pkfsctl verify REGION [PATH...]   after it: recompute and compare; one
-//                                     line per file; exit 1 on any CORRUPT.
+//                                     be mounted. Files up to 8 MiB are
+//                                     hashed whole, larger ones (guest RAM)
+//                                     at 1024 sampled pages; --full hashes
+//                                     those whole too (one pass over RAM).
+//   pkfsctl verify REGION [PATH...]   after it: recompute and compare what
+//                                     freeze recorded (sampled pages of guest
+//                                     RAM); one line per file; exit 1 on any
+//                                     CORRUPT. --full checks every byte of
+//                                     guest RAM against a freeze --full.
 //
 // Progress goes to stderr, and only when stderr is a terminal.
 #include <unistd.h>
@@ -27,6 +33,9 @@ struct Arguments {
   std::vector<std::string> paths;
   unsigned threads = 0;
   uint64_t chunk_kib = 4096;
+  uint64_t whole_max_mib = core::kDefaultWholeMaxBytes >> 20;
+  uint32_t samples = core::kDefaultFreezeSamples;
+  bool full = false;
   bool quiet = false;
 };
 
@@ -93,6 +102,9 @@ int run_freeze(const Arguments& args) {
   options.paths = args.paths;
   options.threads = args.threads;
   options.chunk_bytes = args.chunk_kib * 1024;
+  options.whole_max_bytes = args.whole_max_mib << 20;
+  options.samples = args.samples;
+  options.full = args.full;
   options.progress = progress_meter("freeze");
   auto start = std::chrono::steady_clock::now();
   auto report = fs.value()->freeze(options);
@@ -102,11 +114,14 @@ int run_freeze(const Arguments& args) {
     return kExitFailure;
   }
   int errors = 0;
+  size_t sampled = 0;
   for (const core::FileCheck& file : report->files) {
     if (file.status == core::FileCheckStatus::kOk) {
+      if (file.sampled) ++sampled;
       if (!args.quiet) {
-        std::printf("FROZEN %s (%llu bytes, xxh3 %016llx)\n", file.path.c_str(),
-                    static_cast<unsigned long long>(file.size), static_cast<unsigned long long>(file.hash));
+        std::printf("FROZEN %s (%llu bytes, %sxxh3 %016llx)\n", file.path.c_str(),
+                    static_cast<unsigned long long>(file.size), file.sampled ? "sampled pages, " : "",
+                    static_cast<unsigned long long>(file.hash));
       }
     } else {
       ++errors;
@@ -115,10 +130,11 @@ int run_freeze(const Arguments& args) {
     }
   }
   std::printf(
-      "froze %zu files, %s in %.2f s%s; region %s (%s) flushed and marked clean; survives kexec: %s\n",
-      report->files.size() - static_cast<size_t>(errors), size_text(report->bytes_hashed).c_str(), seconds,
-      rate_text(report->bytes_hashed, seconds).c_str(), args.region.c_str(), region::kind_name(info.kind),
-      region::survives_kexec(info.kind) ? "yes" : "no");
+      "froze %zu files (%zu by sampled pages), hashed %s in %.2f s%s; "
+      "region %s (%s) flushed and marked clean; survives kexec: %s\n",
+      report->files.size() - static_cast<size_t>(errors), sampled, size_text(report->bytes_hashed).c_str(),
+      seconds, rate_text(report->bytes_hashed, seconds).c_str(), args.region.c_str(),
+      region::kind_name(info.kind), region::survives_kexec(info.kind) ? "yes" : "no");
   return errors == 0 ? kExitOk : kExitFailure;
 }
 
@@ -149,6 +165,7 @@ int run_verify(const Arguments& args) {
   core::VerifyOptions options;
   options.paths = args.paths;
   options.threads = args.threads;
+  options.full = args.full;
   options.progress = progress_meter("verify");
   auto start = std::chrono::steady_clock::now();
   auto report = fs.value()->verify(options);
@@ -162,7 +179,8 @@ int run_verify(const Arguments& args) {
     if (ok && args.quiet) continue;
     std::printf("%s %s", core::file_check_status_name(file.status), file.path.c_str());
     if (ok) {
-      std::printf(" (%llu bytes)\n", static_cast<unsigned long long>(file.size));
+      std::printf(" (%llu bytes%s)\n", static_cast<unsigned long long>(file.size),
+                  file.sampled ? ", sampled pages" : "");
     } else {
       std::printf(": %s\n", file.detail.c_str());
     }
@@ -175,14 +193,20 @@ int run_verify(const Arguments& args) {
   using core::FileCheckStatus;
   std::printf(
       "verified %s in %.2f s%s: %llu ok, %llu corrupt, %llu changed since freeze, %llu without record, "
-      "%llu unreadable\n",
+      "%llu unreadable%s\n",
       size_text(report->bytes_hashed).c_str(), seconds, rate_text(report->bytes_hashed, seconds).c_str(),
       static_cast<unsigned long long>(report->count(FileCheckStatus::kOk)),
       static_cast<unsigned long long>(report->count(FileCheckStatus::kCorrupt)),
       static_cast<unsigned long long>(report->count(FileCheckStatus::kChanged)),
       static_cast<unsigned long long>(report->count(FileCheckStatus::kMissingRecord)),
-      static_cast<unsigned long long>(report->count(FileCheckStatus::kError)));
-  return report->intact() ? kExitOk : kExitFailure;
+      static_cast<unsigned long long>(report->count(FileCheckStatus::kError)),
+      args.full ? (", " + std::to_string(report->count(FileCheckStatus::kSampledOnly)) +
+                   " sampled only (no freeze --full)")
+                      .c_str()
+                : "");
+  // --full promises every byte: a file that could only be sampled fails it.
+  bool full_done = !args.full || report->count(FileCheckStatus::kSampledOnly) == 0;
+  return report->intact() && full_done ? kExitOk : kExitFailure;
 }
 
 void add_common(CLI::App* sub, Arguments& args) {
@@ -200,10 +224,25 @@ void setup(CLI::App& app, int& exit_code) {
   freeze
       ->add_option("--chunk-kib", freeze_args.chunk_kib, "Bytes hashed per work item, in KiB (default 4096)")
       ->check(CLI::Range(64, 1024 * 1024));
+  freeze
+      ->add_option("--whole-max-mib", freeze_args.whole_max_mib,
+                   "Files up to this many MiB are hashed whole, larger ones (guest RAM) at sampled pages "
+                   "(default 8)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40));
+  freeze
+      ->add_option("--samples", freeze_args.samples,
+                   "4 KiB pages sampled per larger file (default 1024, at most 1048576)")
+      ->check(CLI::Range(uint32_t{1}, core::kMaxFreezeSamples));
+  freeze->add_flag("--full", freeze_args.full,
+                   "Also hash larger files whole, for verify --full (one pass over all guest RAM: "
+                   "seconds per 10 GiB, in the blackout)");
   freeze->callback([&exit_code] { exit_code = run_freeze(freeze_args); });
   auto* verify = app.add_subcommand(
       "verify", "After a kexec: check files against their freeze checksums; exit 1 on any corruption");
   add_common(verify, verify_args);
+  verify->add_flag("--full", verify_args.full,
+                   "Check every byte of sampled (guest-RAM) files too, against freeze --full; exit 1 where "
+                   "freeze recorded samples only");
   verify->callback([&exit_code] { exit_code = run_verify(verify_args); });
 }
 
