@@ -4,12 +4,15 @@
 //
 // Regions are sparse anonymous memory: a 3 GiB one costs only the pages a
 // case touches, so no case writes more than a few chunks of data.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "fs/alloc/allocator.h"
@@ -665,4 +668,147 @@ TEST_CASE("adjust_undo_image only rewrites known-zero chunks no longer free", "[
   Allocator::adjust_undo_image(layout, layout.chunk_map_offset, reinterpret_cast<std::byte*>(&partial), 64,
                                reinterpret_cast<const std::byte*>(&now_map));
   CHECK(std::memcmp(&partial, &old_map, sizeof old_map) == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Values changed in the region under an open allocator. The region is shared
+// with processes that may write any byte at any time: the allocator copies
+// what it reads once, validates the copy and uses only that; chunk states
+// come from DRAM after open.
+
+namespace {
+
+format::ChunkMapBlock* region_map_block(Setup& setup, uint64_t chunk) {
+  return reinterpret_cast<format::ChunkMapBlock*>(setup.region->base() + setup.layout.chunk_map_offset +
+                                                  chunk / format::kChunksPerMapBlock * kBlockSize);
+}
+format::SplitHeader* region_split_header(Setup& setup, uint64_t chunk) {
+  return reinterpret_cast<format::SplitHeader*>(setup.region->base() + chunk * kChunkSize);
+}
+
+}  // namespace
+
+TEST_CASE("a split header resealed full under the allocator gives EUCLEAN, not an abort", "[alloc][bounds]") {
+  // Old code trusted the bitmap to have the free block m_partial counted and
+  // called std::abort() (the daemon died) when it had none.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.blocks(2);
+  uint64_t chunk = chunk_of(run);
+  format::SplitHeader* header = region_split_header(setup, chunk);
+  for (auto& word : header->bitmap) word = ~uint64_t{0};
+  header->used_blocks = kBlocksPerChunk;
+  format::seal(*header);
+  Usage before = setup.allocator->usage();
+  {
+    auto txn = setup.journal->begin();
+    auto more = setup.allocator->allocate_blocks(*txn, 1, run.region_block + 2);
+    REQUIRE_FALSE(more.ok());
+    CHECK(more.error().code() == EUCLEAN);
+    auto any = setup.allocator->allocate_blocks(*txn, 1);
+    REQUIRE_FALSE(any.ok());
+    CHECK(any.error().code() == EUCLEAN);
+  }
+  check_usage_equal(setup.allocator->usage(), before);
+}
+
+TEST_CASE("a split header changed under the allocator cannot make a free underflow", "[alloc][bounds]") {
+  // Old code checked the bits in the region, then read used_blocks again
+  // and subtracted: used_blocks 1 with three bits set became 65535, sealed
+  // into a header that the next open refused.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.blocks(2);
+  uint64_t chunk = chunk_of(run);
+  format::SplitHeader* header = region_split_header(setup, chunk);
+  SECTION("used_blocks changed, checksum left stale") { header->used_blocks = 1; }
+  SECTION("used_blocks changed and resealed") {
+    header->used_blocks = 1;
+    format::seal(*header);
+  }
+  SECTION("a valid header with other bits than the allocator counts") {
+    header->bitmap[0] = 0x7;  // blocks 0..2, as before, plus one more in use
+    header->bitmap[1] = 1;
+    header->used_blocks = 4;
+    format::seal(*header);
+  }
+  Usage before = setup.allocator->usage();
+  const format::SplitHeader changed = *header;
+  {
+    auto txn = setup.journal->begin();
+    auto freed = setup.allocator->free(*txn, run);
+    REQUIRE_FALSE(freed.ok());
+    CHECK(freed.error().code() == EUCLEAN);
+  }
+  CHECK_FALSE(setup.allocator->is_allocated(run));
+  check_usage_equal(setup.allocator->usage(), before);
+  // Nothing was written over the changed header.
+  CHECK(std::memcmp(header, &changed, sizeof changed) == 0);
+}
+
+TEST_CASE("a chunk state changed to known zero under the allocator does not skip zeroing", "[alloc][bounds]") {
+  // Old code read the state from the region when handing a chunk out: a
+  // dirty chunk marked known zero was handed out with its old contents.
+  Setup setup(64 * kMiB, /*data_known_zero=*/false);
+  uint64_t first = setup.layout.metadata_chunks;
+  std::memset(setup.block(first * kBlocksPerChunk), 0xee, kChunkSize);
+  format::ChunkMapBlock* map = region_map_block(setup, first);
+  map->state[first % format::kChunksPerMapBlock] = format::kChunkFreeZero;
+  format::seal(*map);
+  BlockRun run = setup.chunks(1);
+  REQUIRE(chunk_of(run) == first);
+  CHECK(is_zero(setup.block(run.region_block), kChunkSize));
+}
+
+TEST_CASE("a chunk-map byte changed under the allocator is never sealed into the map", "[alloc][bounds]") {
+  // Old code changed the states it meant to in place and resealed the whole
+  // block, so a stray byte in it became a "valid" unknown state that failed
+  // the next open.
+  Setup setup(64 * kMiB);
+  uint64_t first = setup.layout.metadata_chunks;
+  uint64_t victim = first + 5;
+  format::ChunkMapBlock* map = region_map_block(setup, victim);
+  map->state[victim % format::kChunksPerMapBlock] = 200;
+  BlockRun run = setup.chunks(1);
+  REQUIRE(chunk_of(run) == first);
+  CHECK(setup.chunk_state(victim) == format::kChunkFreeZero);
+  CHECK(setup.chunk_state(first) == format::kChunkUsed);
+  check_rebuilt_index_matches(setup);
+}
+
+TEST_CASE("open never counts more free blocks than exist while a split header changes under it",
+          "[alloc][bounds]") {
+  // A writer flips used_blocks between its true value and 0xffff while the
+  // allocator opens. Old code validated the header in the region and then
+  // read used_blocks again: 512 - 0xffff made the free count wrap. Each open
+  // must now either refuse the header (EUCLEAN) or count what it validated.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.blocks(2);
+  uint64_t chunk = chunk_of(run);
+  Usage expected = setup.allocator->usage();
+  auto* used = reinterpret_cast<volatile uint16_t*>(setup.region->base() + chunk * kChunkSize +
+                                                    offsetof(format::SplitHeader, used_blocks));
+  const uint16_t good = *used;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      *used = 0xffff;
+      *used = good;
+    }
+  });
+  uint64_t refused = 0, counted = 0, wrong = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (int i = 0; i < 20000 && std::chrono::steady_clock::now() < deadline; ++i) {
+    auto opened = Allocator::open(*setup.region, setup.layout);
+    if (!opened.ok()) {
+      CHECK(opened.error().code() == EUCLEAN);
+      ++refused;
+      continue;
+    }
+    ++counted;
+    Usage usage = opened.value()->usage();
+    if (usage.free_blocks != expected.free_blocks || usage.split_chunks != expected.split_chunks) ++wrong;
+  }
+  stop = true;
+  writer.join();
+  INFO("opens refused " << refused << ", counted " << counted);
+  CHECK(wrong == 0);
 }
