@@ -136,7 +136,8 @@ void Allocator::adjust_undo_image(const format::Layout& layout, uint64_t target,
 uint64_t Allocator::expected_free_blocks(uint64_t chunk) const {
   uint64_t expected = 0;
   if (auto it = m_partial.find(chunk); it != m_partial.end()) expected += it->second;
-  if (auto it = m_freed_in_transaction.find(chunk); it != m_freed_in_transaction.end()) expected += it->second;
+  if (auto it = m_freed_in_transaction.find(chunk); it != m_freed_in_transaction.end())
+    expected += it->second;
   return expected;
 }
 
@@ -148,8 +149,8 @@ Result<SplitHeader> Allocator::read_split_header(uint64_t chunk, uint64_t expect
   }
   // Valid, so used_blocks is the bitmap's popcount with bit 0 set: 1..512.
   if (kBlocksPerChunk - header.used_blocks != expected_free) {
-    return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " header: " +
-                              std::to_string(kBlocksPerChunk - header.used_blocks) +
+    return Error(EUCLEAN, "split chunk " + std::to_string(chunk) +
+                              " header: " + std::to_string(kBlocksPerChunk - header.used_blocks) +
                               " free blocks where the allocator counts " + std::to_string(expected_free) +
                               " (changed in the region)");
   }
@@ -268,7 +269,7 @@ Result<void> Allocator::set_chunk_states(journal::Transaction& txn, uint64_t fir
     uint64_t block_end = std::min(end, (block + 1) * kChunksPerMapBlock);
     // The block is written whole from DRAM: bytes someone changed in the
     // region are overwritten, never sealed into a valid block.
-    std::vector<uint8_t> old_states(m_states.begin() + chunk, m_states.begin() + block_end);
+    std::vector<uint8_t> old_states(m_states.data() + chunk, m_states.data() + block_end);
     std::memset(&m_states[chunk], state, block_end - chunk);
     ChunkMapBlock map{};
     map.tag = format::kChunkMapTag;

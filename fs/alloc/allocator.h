@@ -7,7 +7,9 @@
 // validates the copy; after open the chunk states come from a DRAM copy
 // (chunk-map blocks are written whole from it), and a split header is copied
 // once per use and checked against the DRAM free count before it is used
-// (a mismatch is EUCLEAN, never an abort or an underflow). Large files get whole 2 MiB chunks, contiguous and aligned; small
+// (a mismatch is EUCLEAN, never an abort or an underflow).
+//
+// Large files get whole 2 MiB chunks, contiguous and aligned; small
 // files get 4 KiB blocks packed into split chunks. Hands out only zeroed
 // space: chunks not known zero, and every block of a split chunk, are zeroed
 // as they are handed out (never when freed: a transaction that frees may

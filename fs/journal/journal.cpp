@@ -206,8 +206,9 @@ Result<void> Transaction::log(uint64_t offset, uint64_t length) {
   uint64_t position = m_journal.m_offset + kJournalRecordsOffset + m_used;
   // Built in private memory and copied in one piece: the checksum covers the
   // bytes we saved, whatever the region holds in the meantime.
-  m_record.assign(total, std::byte{0});
-  std::byte* record = m_record.data();
+  std::vector<std::byte>& buffer = m_journal.m_record;
+  buffer.assign(total, std::byte{0});
+  std::byte* record = buffer.data();
   UndoRecordHeader header{};
   header.tag = format::kUndoTag;
   header.version = 1;

@@ -88,6 +88,8 @@ class Journal {
   uint64_t m_open_sequence = 0;
   uint64_t m_last_sequence = 0;
   bool m_open = false;  // a Transaction exists
+  // Where Transaction::log builds a record; kept for the next one.
+  std::vector<std::byte> m_record;
 };
 
 // One atomic group of metadata changes. Destroying an uncommitted
@@ -143,7 +145,6 @@ class Transaction {
   uint64_t m_low = UINT64_MAX, m_high = 0;  // span of changed bytes, for the final persist
   std::vector<std::function<void()>> m_commit_actions;
   std::vector<std::function<void()>> m_abort_actions;
-  std::vector<std::byte> m_record;  // a record being built, reused
 };
 
 }  // namespace pkfs::journal

@@ -744,7 +744,8 @@ TEST_CASE("a split header changed under the allocator cannot make a free underfl
   CHECK(std::memcmp(header, &changed, sizeof changed) == 0);
 }
 
-TEST_CASE("a chunk state changed to known zero under the allocator does not skip zeroing", "[alloc][bounds]") {
+TEST_CASE("a chunk state changed to known zero under the allocator does not skip zeroing",
+          "[alloc][bounds]") {
   // Old code read the state from the region when handing a chunk out: a
   // dirty chunk marked known zero was handed out with its old contents.
   Setup setup(64 * kMiB, /*data_known_zero=*/false);

@@ -617,7 +617,8 @@ TEST_CASE("a record whose length reaches past the journal area ends the walk", "
   }
 }
 
-TEST_CASE("a last sequence changed in the region does not change the next transaction's", "[journal][bounds]") {
+TEST_CASE("a last sequence changed in the region does not change the next transaction's",
+          "[journal][bounds]") {
   // Old code read last_sequence from the region at each begin: 2^64 - 1
   // there made the next sequence 0 ("no transaction"), so an abort restored
   // nothing and left the changed bytes in place.
