@@ -3,6 +3,9 @@
 
 #include <boost/intrusive/set.hpp>
 #include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 namespace pkfs::alloc {
 
@@ -60,6 +63,28 @@ void set_bit(SplitHeader& header, uint64_t bit, bool value) {
     header.bitmap[bit / 64] &= ~(uint64_t{1} << (bit % 64));
   }
 }
+
+// The region is MAP_SHARED with processes that may change any byte at any
+// time: a structure is copied out once, validated in the copy, and only the
+// copy is used. The compiler barrier keeps the compiler from reading the
+// region again in place of the copy. (Core has the same helper.)
+template <typename T>
+T copy_from_region(const std::byte* at) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  T value;
+  std::memcpy(&value, at, sizeof value);
+  asm volatile("" ::: "memory");
+  return value;
+}
+
+// Blocks [first_bit, end_bit) of a split chunk are all in use (never block 0).
+bool bits_in_use(const SplitHeader& header, uint64_t first_bit, uint64_t end_bit) {
+  if (first_bit == 0) return false;
+  for (uint64_t bit = first_bit; bit < end_bit; ++bit) {
+    if (!bit_set(header, bit)) return false;
+  }
+  return true;
+}
 }  // namespace
 
 Allocator::Allocator(region::Region& region, const format::Layout& layout)
@@ -108,32 +133,47 @@ void Allocator::adjust_undo_image(const format::Layout& layout, uint64_t target,
   std::memcpy(image, &old_block, sizeof old_block);
 }
 
-ChunkMapBlock* Allocator::map_block(uint64_t chunk) const {
-  return reinterpret_cast<ChunkMapBlock*>(m_region.base() + m_layout.chunk_map_offset +
-                                          chunk / kChunksPerMapBlock * kBlockSize);
+uint64_t Allocator::expected_free_blocks(uint64_t chunk) const {
+  uint64_t expected = 0;
+  if (auto it = m_partial.find(chunk); it != m_partial.end()) expected += it->second;
+  if (auto it = m_freed_in_transaction.find(chunk); it != m_freed_in_transaction.end())
+    expected += it->second;
+  return expected;
 }
 
-uint8_t Allocator::chunk_state(uint64_t chunk) const {
-  return map_block(chunk)->state[chunk % kChunksPerMapBlock];
-}
-
-SplitHeader* Allocator::split_header(uint64_t chunk) const {
-  return reinterpret_cast<SplitHeader*>(m_region.base() + chunk * kChunkSize);
+Result<SplitHeader> Allocator::read_split_header(uint64_t chunk, uint64_t expected_free) const {
+  const auto header = copy_from_region<SplitHeader>(m_region.base() + chunk * kChunkSize);
+  std::string what;
+  if (!format::split_header_valid(header, chunk, &what)) {
+    return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " header: " + what);
+  }
+  // Valid, so used_blocks is the bitmap's popcount with bit 0 set: 1..512.
+  if (kBlocksPerChunk - header.used_blocks != expected_free) {
+    return Error(EUCLEAN, "split chunk " + std::to_string(chunk) +
+                              " header: " + std::to_string(kBlocksPerChunk - header.used_blocks) +
+                              " free blocks where the allocator counts " + std::to_string(expected_free) +
+                              " (changed in the region)");
+  }
+  return header;
 }
 
 Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const format::Layout& layout) {
   std::unique_ptr<Allocator> allocator(new Allocator(region, layout));
+  allocator->m_states.resize(layout.chunk_map_blocks * kChunksPerMapBlock);
   uint64_t run_first = 0, run_count = 0;
   for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
-    const auto* map =
-        reinterpret_cast<const ChunkMapBlock*>(region.base() + layout.chunk_map_offset + block * kBlockSize);
+    // One copy of the block, validated and then used: the region may change
+    // under us, and a state read again after validation could be anything.
+    const auto map =
+        copy_from_region<ChunkMapBlock>(region.base() + layout.chunk_map_offset + block * kBlockSize);
     std::string what;
-    if (!format::chunk_map_block_valid(*map, block, &what)) {
+    if (!format::chunk_map_block_valid(map, block, &what)) {
       return Error(EUCLEAN, "chunk map block " + std::to_string(block) + ": " + what);
     }
+    std::memcpy(&allocator->m_states[block * kChunksPerMapBlock], map.state, kChunksPerMapBlock);
     for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
       uint64_t chunk = block * kChunksPerMapBlock + i;
-      uint8_t state = map->state[i];
+      uint8_t state = map.state[i];
       bool must_be_meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
       if (must_be_meta != (state == format::kChunkMeta)) {
         return Error(EUCLEAN,
@@ -150,12 +190,13 @@ Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const
       allocator->m_free_chunks += run_count;
       run_count = 0;
       if (state == format::kChunkSplit) {
-        const SplitHeader* header = allocator->split_header(chunk);
-        if (!format::split_header_valid(*header, chunk, &what)) {
+        const auto header = copy_from_region<SplitHeader>(region.base() + chunk * kChunkSize);
+        if (!format::split_header_valid(header, chunk, &what)) {
           return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " header: " + what);
         }
         ++allocator->m_split_chunks;
-        uint32_t free_blocks = static_cast<uint32_t>(kBlocksPerChunk - header->used_blocks);
+        // Valid: used_blocks is the popcount of a bitmap with bit 0 set, 1..512.
+        uint32_t free_blocks = static_cast<uint32_t>(kBlocksPerChunk - header.used_blocks);
         if (free_blocks != 0) allocator->m_partial[chunk] = free_blocks;
         allocator->m_split_free_blocks += free_blocks;
       }
@@ -224,11 +265,31 @@ Result<void> Allocator::set_chunk_states(journal::Transaction& txn, uint64_t fir
   uint64_t chunk = first;
   uint64_t end = first + count;
   while (chunk < end) {
-    ChunkMapBlock* map = map_block(chunk);
-    uint64_t block_end = std::min(end, (chunk / kChunksPerMapBlock + 1) * kChunksPerMapBlock);
-    TRY(txn.log(static_cast<uint64_t>(reinterpret_cast<std::byte*>(map) - m_region.base()), sizeof *map));
-    std::memset(&map->state[chunk % kChunksPerMapBlock], state, block_end - chunk);
-    format::seal(*map);
+    uint64_t block = chunk / kChunksPerMapBlock;
+    uint64_t block_end = std::min(end, (block + 1) * kChunksPerMapBlock);
+    // The block is written whole from DRAM: bytes someone changed in the
+    // region are overwritten, never sealed into a valid block.
+    std::vector<uint8_t> old_states(m_states.data() + chunk, m_states.data() + block_end);
+    std::memset(&m_states[chunk], state, block_end - chunk);
+    ChunkMapBlock map{};
+    map.tag = format::kChunkMapTag;
+    map.version = 1;
+    map.first_chunk = block * kChunksPerMapBlock;
+    std::memcpy(map.state, &m_states[block * kChunksPerMapBlock], kChunksPerMapBlock);
+    format::seal(map);
+    // An abort rolls the region back (core's undo filter turning a known-zero
+    // chunk this transaction took into a dirty one) and DRAM with it; DRAM
+    // is conservative the same way even without the filter.
+    txn.on_abort([this, chunk, state, old_states = std::move(old_states)] {
+      for (uint64_t i = 0; i < old_states.size(); ++i) {
+        uint8_t old_state = old_states[i];
+        if (old_state == format::kChunkFreeZero && state != format::kChunkFreeZero) {
+          old_state = format::kChunkFreeDirty;
+        }
+        m_states[chunk + i] = old_state;
+      }
+    });
+    TRY(txn.put(m_layout.chunk_map_offset + block * kBlockSize, map));
     chunk = block_end;
   }
   return success();
@@ -317,14 +378,8 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
     auto it = m_partial.find(goal_chunk);
     if (it != m_partial.end() && !m_freed_in_transaction.count(goal_chunk)) {
       // The goal block, else the first free block of the goal's chunk.
-      const SplitHeader& header = *split_header(goal_chunk);
       chunk = goal_chunk;
       first_bit = goal_block % kBlocksPerChunk;
-      if (first_bit == 0 || bit_set(header, first_bit)) {
-        first_bit = 1;
-        while (first_bit < kBlocksPerChunk && bit_set(header, first_bit)) ++first_bit;
-        if (first_bit == kBlocksPerChunk) std::abort();  // broken invariant: m_partial says it has room
-      }
       found = true;
     }
   }
@@ -338,12 +393,19 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
     } else {
       chunk = it->first;
     }
-    const SplitHeader& header = *split_header(chunk);
+  }
+  // One copy of the header, checked against what DRAM counts free: someone
+  // may have changed it in the region, and a bitmap fuller than DRAM thinks
+  // would leave no free block to find.
+  TRY_ASSIGN(SplitHeader header, read_split_header(chunk, m_partial[chunk]));
+  if (first_bit == 0 || bit_set(header, first_bit)) {
     first_bit = 1;
     while (first_bit < kBlocksPerChunk && bit_set(header, first_bit)) ++first_bit;
-    if (first_bit == kBlocksPerChunk) std::abort();  // broken invariant: m_partial says it has room
+    // Unreachable after read_split_header (free blocks == m_partial > 0).
+    if (first_bit == kBlocksPerChunk) {
+      return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " has no free block");
+    }
   }
-  SplitHeader header = *split_header(chunk);
   uint64_t count = 0;
   while (count < wanted_blocks && first_bit + count < kBlocksPerChunk &&
          !bit_set(header, first_bit + count)) {
@@ -390,23 +452,29 @@ bool Allocator::is_allocated(BlockRun run) const {
       continue;
     }
     if (state != format::kChunkSplit) return false;
-    const SplitHeader& header = *split_header(chunk);
-    for (; block < chunk_end; ++block) {
-      uint64_t bit = block % kBlocksPerChunk;
-      if (bit == 0 || !bit_set(header, bit)) return false;
-    }
+    auto header = read_split_header(chunk, expected_free_blocks(chunk));
+    if (!header) return false;
+    uint64_t chunk_first = chunk * kBlocksPerChunk;
+    if (!bits_in_use(header.value(), block - chunk_first, chunk_end - chunk_first)) return false;
+    block = chunk_end;
   }
   return true;
 }
 
 Result<void> Allocator::free(journal::Transaction& txn, BlockRun run) {
-  if (!is_allocated(run)) {
+  auto not_in_use = [&run] {
     return Error(EUCLEAN, "freeing blocks " + std::to_string(run.region_block) + "+" +
                               std::to_string(run.block_count) + " that are not in use");
-  }
+  };
+  if (!in_data_area(run)) return not_in_use();
   uint64_t first = run.region_block;
   uint64_t chunk = first / kBlocksPerChunk;
-  if (chunk_state(chunk) == format::kChunkUsed) {
+  uint8_t state = chunk_state(chunk);
+  if (state != format::kChunkUsed && state != format::kChunkSplit) return not_in_use();
+  if (state == format::kChunkUsed) {
+    // Whole chunks: the chunk must be used whole, and so must every chunk of
+    // the run (DRAM states, never the region's).
+    if (!is_allocated(run)) return not_in_use();
     if (first % kBlocksPerChunk != 0 || run.block_count % kBlocksPerChunk != 0) {
       return Error(EUCLEAN, "freeing part of a whole-chunk extent at block " + std::to_string(first));
     }
@@ -424,14 +492,18 @@ Result<void> Allocator::free(journal::Transaction& txn, BlockRun run) {
   if ((first + run.block_count - 1) / kBlocksPerChunk != chunk) {
     return Error(EUCLEAN, "small extent at block " + std::to_string(first) + " crosses a chunk boundary");
   }
+  // One copy of the header, validated and checked against DRAM's count; the
+  // bits to clear are checked in that copy, so used_blocks (their popcount
+  // plus block 0) cannot go below 1.
+  TRY_ASSIGN(SplitHeader header, read_split_header(chunk, expected_free_blocks(chunk)));
+  uint64_t first_bit = first % kBlocksPerChunk;
+  if (!bits_in_use(header, first_bit, first_bit + run.block_count)) return not_in_use();
   if (m_freed_in_transaction.empty()) {
     txn.on_commit([this] { m_freed_in_transaction.clear(); });
     txn.on_abort([this] { m_freed_in_transaction.clear(); });
   }
-  m_freed_in_transaction.insert(chunk);
-  SplitHeader header = *split_header(chunk);
-  for (uint64_t block = first; block < first + run.block_count; ++block)
-    set_bit(header, block % kBlocksPerChunk, false);
+  m_freed_in_transaction[chunk] += run.block_count;
+  for (uint64_t bit = first_bit; bit < first_bit + run.block_count; ++bit) set_bit(header, bit, false);
   header.used_blocks = static_cast<uint16_t>(header.used_blocks - run.block_count);
   if (header.used_blocks == 1) {
     // Last block gone: the chunk becomes whole again. Its header block is

@@ -2,7 +2,14 @@
 //
 // Owns: the chunk map and the split-chunk headers on the region (the truth;
 // see FORMAT.md, "Space") and the DRAM index of free space rebuilt from them
-// at open. Large files get whole 2 MiB chunks, contiguous and aligned; small
+// at open. The region is shared with processes that may write it at any
+// time, so open copies each chunk-map block and split header once and
+// validates the copy; after open the chunk states come from a DRAM copy
+// (chunk-map blocks are written whole from it), and a split header is copied
+// once per use and checked against the DRAM free count before it is used
+// (a mismatch is EUCLEAN, never an abort or an underflow).
+//
+// Large files get whole 2 MiB chunks, contiguous and aligned; small
 // files get 4 KiB blocks packed into split chunks. Hands out only zeroed
 // space: chunks not known zero, and every block of a split chunk, are zeroed
 // as they are handed out (never when freed: a transaction that frees may
@@ -15,8 +22,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
+#include <vector>
 
 #include "fs/base/result.h"
 #include "fs/format/format.h"
@@ -43,7 +50,8 @@ class Allocator {
  public:
   ~Allocator();
 
-  // Rebuilds the free-space index from the chunk map and split headers.
+  // Rebuilds the free-space index from the chunk map and split headers, each
+  // copied out of the region once and validated in the copy.
   // Errors: EUCLEAN naming the chunk-map block or split chunk that is bad.
   static Result<std::unique_ptr<Allocator>> open(region::Region& region, const format::Layout& layout);
 
@@ -75,10 +83,12 @@ class Allocator {
 
   // Frees a run handed out before: whole chunks (they become dirty) or blocks
   // of one split chunk. Freed space is reusable once the transaction commits.
-  // Errors: EUCLEAN if the run is not wholly in use.
+  // Errors: EUCLEAN if the run is not wholly in use, or if its split header
+  // in the region is damaged or no longer matches the DRAM free count.
   Result<void> free(journal::Transaction& txn, BlockRun run);
 
   // True when every block of `run` is in use, as a file extent must be.
+  // A split header that fails validation counts as not in use.
   bool is_allocated(BlockRun run) const;
   // True when a run lies wholly in data chunks of this region.
   bool in_data_area(BlockRun run) const;
@@ -91,10 +101,17 @@ class Allocator {
   struct Index;
   Allocator(region::Region& region, const format::Layout& layout);
 
-  format::ChunkMapBlock* map_block(uint64_t chunk) const;
-  uint8_t chunk_state(uint64_t chunk) const;
+  uint8_t chunk_state(uint64_t chunk) const { return m_states[chunk]; }
+  // Sets the DRAM states and writes each chunk-map block they touch whole,
+  // built from DRAM (so bytes changed in the region are never resealed).
   Result<void> set_chunk_states(journal::Transaction& txn, uint64_t first, uint64_t count, uint8_t state);
-  format::SplitHeader* split_header(uint64_t chunk) const;
+  // Free blocks DRAM expects in split chunk `chunk`: its m_partial count plus
+  // the blocks the open transaction freed in it.
+  uint64_t expected_free_blocks(uint64_t chunk) const;
+  // A private copy of the header of split chunk `chunk`, read once and
+  // validated, whose free blocks must number `expected_free`.
+  // Errors: EUCLEAN naming the chunk.
+  Result<format::SplitHeader> read_split_header(uint64_t chunk, uint64_t expected_free) const;
   Result<uint64_t> split_new_chunk(journal::Transaction& txn);
   // DRAM index edits; pure, no region access.
   void insert_free(uint64_t first, uint64_t count);
@@ -103,14 +120,19 @@ class Allocator {
   region::Region& m_region;
   format::Layout m_layout;
   std::unique_ptr<Index> m_index;
+  // State of every chunk the chunk map describes (chunk_map_blocks * 4072;
+  // past chunk_count: kChunkMeta), copied at open; the region's chunk map is
+  // written from it and never read back while open.
+  std::vector<uint8_t> m_states;
   // Split chunks with free blocks -> free block count. Rebuilt at open.
   std::map<uint64_t, uint32_t> m_partial;
   uint64_t m_split_chunks = 0;
   uint64_t m_split_free_blocks = 0;
   uint64_t m_free_chunks = 0;
-  // Split chunks the open transaction freed blocks of; not used for
-  // allocation until it ends.
-  std::set<uint64_t> m_freed_in_transaction;
+  // Split chunks the open transaction freed blocks of -> blocks it freed
+  // there (m_partial learns them at commit); not used for allocation until
+  // it ends.
+  std::map<uint64_t, uint64_t> m_freed_in_transaction;
 };
 
 }  // namespace pkfs::alloc

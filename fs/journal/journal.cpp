@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 namespace pkfs::journal {
 
@@ -19,12 +22,22 @@ namespace {
 void store_word(uint64_t* word, uint64_t value) {
   std::atomic_ref<uint64_t>(*word).store(value, std::memory_order_release);
 }
-uint64_t load_word(const uint64_t* word) {
-  return std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(word)).load(std::memory_order_acquire);
-}
 
 uint64_t record_checksum(const std::byte* record, uint64_t length) {
   return format::xxh3(record, format::undo_record_bytes(length) - sizeof(uint64_t));
+}
+
+// The region is MAP_SHARED with processes that may change any byte at any
+// time: a value is copied out once, validated in the copy, and only the copy
+// is used. The compiler barrier keeps the compiler from reading the region
+// again in place of the copy. (Core has the same helper.)
+template <typename T>
+T copy_from_region(const std::byte* at) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  T value;
+  std::memcpy(&value, at, sizeof value);
+  asm volatile("" ::: "memory");
+  return value;
 }
 
 }  // namespace
@@ -47,28 +60,33 @@ void Journal::format(region::Region& region, uint64_t offset, uint64_t bytes) {
 
 Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t offset, uint64_t bytes,
                                                UndoFilter filter) {
-  if (offset + bytes > region.size() || bytes <= kJournalRecordsOffset) {
+  if (bytes > region.size() || offset > region.size() - bytes || bytes <= kJournalRecordsOffset) {
     return Error(EUCLEAN, "journal lies outside the region");
   }
   std::unique_ptr<Journal> journal(new Journal(region, offset, bytes));
   journal->m_filter = std::move(filter);
-  const JournalHeader* header = journal->header();
-  if (header->tag != format::kJournalTag || header->version != 1) {
+  // One copy, validated; its sequence words are what the journal uses after.
+  const auto header = copy_from_region<JournalHeader>(region.base() + offset);
+  if (header.tag != format::kJournalTag || header.version != 1) {
     return Error(EUCLEAN, "journal header: bad tag or version");
   }
-  if (!format::checksum_ok(*header)) return Error(EUCLEAN, "journal header: checksum mismatch");
+  if (!format::checksum_ok(header)) return Error(EUCLEAN, "journal header: checksum mismatch");
   // Outside the checksum, so checked by value: reserved words are zero.
-  for (uint64_t word : header->reserved2) {
+  for (uint64_t word : header.reserved2) {
     if (word != 0) return Error(EUCLEAN, "journal header: reserved words are not zero");
   }
-  if (header->journal_bytes != bytes)
+  if (header.journal_bytes != bytes)
     return Error(EUCLEAN, "journal header: size does not match the superblock");
-  uint64_t open = load_word(&header->open_sequence);
-  uint64_t last = load_word(&header->last_sequence);
+  uint64_t open = header.open_sequence;
+  uint64_t last = header.last_sequence;
   if (open != 0 && open != last) {
     return Error(EUCLEAN, "journal header: open transaction " + std::to_string(open) +
                               " is not the last one begun (" + std::to_string(last) + ")");
   }
+  // The next transaction is last + 1, and 0 means "none".
+  if (last == UINT64_MAX) return Error(EUCLEAN, "journal header: last sequence leaves no next one");
+  journal->m_open_sequence = open;
+  journal->m_last_sequence = last;
   return journal;
 }
 
@@ -76,28 +94,54 @@ JournalHeader* Journal::header() const {
   return reinterpret_cast<JournalHeader*>(m_region.base() + m_offset);
 }
 
-bool Journal::needs_recovery() const { return load_word(&header()->open_sequence) != 0; }
+bool Journal::needs_recovery() const { return m_open_sequence != 0; }
 
-uint64_t Journal::last_sequence() const { return load_word(&header()->last_sequence); }
+uint64_t Journal::last_sequence() const { return m_last_sequence; }
+
+void Journal::set_open_sequence(uint64_t sequence) {
+  m_open_sequence = sequence;
+  store_word(&header()->open_sequence, sequence);
+}
+
+void Journal::set_last_sequence(uint64_t sequence) {
+  m_last_sequence = sequence;
+  store_word(&header()->last_sequence, sequence);
+}
 
 Result<uint64_t> Journal::roll_back(uint64_t sequence) {
   // Collect the valid records of this transaction in order; the first record
-  // that is torn, stale or of another transaction ends the log.
+  // that is torn, stale or of another transaction ends the log. Each record
+  // is copied to private memory once (header, then the whole record, never
+  // past the journal area) and verified and applied from that copy: bytes
+  // changed in the region after the checksum cannot reach the target.
   struct Found {
-    uint64_t record_offset, target, length;
+    uint64_t copy_offset, target, length;  // copy_offset: of the old bytes in `copies`
   };
   std::vector<Found> records;
+  std::vector<std::byte> copies;
   uint64_t position = kJournalRecordsOffset;
   const std::byte* area = m_region.base() + m_offset;
+  // Every step advances by at least one record header and checksum, and
+  // stops at the end of the journal area.
   while (position + sizeof(UndoRecordHeader) + sizeof(uint64_t) <= m_bytes) {
-    UndoRecordHeader record;
-    std::memcpy(&record, area + position, sizeof record);
+    const auto record = copy_from_region<UndoRecordHeader>(area + position);
     if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
     uint64_t total = format::undo_record_bytes(record.length);
-    if (record.length == 0 || position + total > m_bytes) break;
+    if (record.length == 0 || total > m_bytes - position) break;
+    uint64_t copy_offset = copies.size();
+    copies.resize(copy_offset + total);
+    std::byte* copy = copies.data() + copy_offset;
+    std::memcpy(copy, area + position, total);
+    asm volatile("" ::: "memory");
+    // The header again from the copy: the region may have changed since.
+    UndoRecordHeader copied;
+    std::memcpy(&copied, copy, sizeof copied);
     uint64_t stored;
-    std::memcpy(&stored, area + position + total - sizeof stored, sizeof stored);
-    if (stored != record_checksum(area + position, record.length)) break;  // torn: never applied
+    std::memcpy(&stored, copy + total - sizeof stored, sizeof stored);
+    if (std::memcmp(&copied, &record, sizeof record) != 0 || stored != record_checksum(copy, record.length)) {
+      copies.resize(copy_offset);
+      break;  // torn (or changed under us): never applied
+    }
     uint64_t end = record.target_offset + record.length;
     bool outside = end < record.target_offset || end > m_region.size();
     bool in_journal = record.target_offset < m_offset + m_bytes && end > m_offset;
@@ -105,27 +149,23 @@ Result<uint64_t> Journal::roll_back(uint64_t sequence) {
       return Error(EUCLEAN, "journal record " + std::to_string(records.size()) + " of transaction " +
                                 std::to_string(sequence) + " targets bytes outside the metadata");
     }
-    records.push_back({position, record.target_offset, record.length});
+    records.push_back({copy_offset + sizeof(UndoRecordHeader), record.target_offset, record.length});
     position += total;
   }
-  std::vector<std::byte> image;
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
-    const std::byte* old_bytes = area + it->record_offset + sizeof(UndoRecordHeader);
-    if (m_filter) {
-      image.assign(old_bytes, old_bytes + it->length);
-      m_filter(it->target, image.data(), it->length, m_region.base() + it->target);
-      old_bytes = image.data();
-    }
+    // The private copy is the image: the filter may rewrite it in place.
+    std::byte* old_bytes = copies.data() + it->copy_offset;
+    if (m_filter) m_filter(it->target, old_bytes, it->length, m_region.base() + it->target);
     std::memcpy(m_region.base() + it->target, old_bytes, it->length);
   }
   m_region.persist(0, m_region.size());
-  store_word(&header()->open_sequence, 0);
+  set_open_sequence(0);
   m_region.persist(m_offset, sizeof(JournalHeader));
   return records.size();
 }
 
 Result<Journal::Recovery> Journal::recover() {
-  uint64_t open = load_word(&header()->open_sequence);
+  uint64_t open = m_open_sequence;
   if (open == 0) return Recovery{};
   TRY_ASSIGN(uint64_t count, roll_back(open));
   return Recovery{open, count};
@@ -138,10 +178,12 @@ std::unique_ptr<Transaction> Journal::begin() {
 }
 
 void Transaction::start() {
-  JournalHeader* header = m_journal.header();
-  m_sequence = load_word(&header->last_sequence) + 1;
-  store_word(&header->last_sequence, m_sequence);
-  store_word(&header->open_sequence, m_sequence);
+  // From DRAM: a last_sequence changed in the region must not make this
+  // transaction's records look like another's (or like "none", 0).
+  if (m_journal.m_last_sequence == UINT64_MAX) std::abort();  // refused at open; +1 per transaction
+  m_sequence = m_journal.m_last_sequence + 1;
+  m_journal.set_last_sequence(m_sequence);
+  m_journal.set_open_sequence(m_sequence);
   m_journal.m_region.persist(m_journal.m_offset, sizeof(JournalHeader));
 }
 
@@ -162,7 +204,11 @@ Result<void> Transaction::log(uint64_t offset, uint64_t length) {
   if (m_sequence == 0) start();
   region::Region& region = m_journal.m_region;
   uint64_t position = m_journal.m_offset + kJournalRecordsOffset + m_used;
-  std::byte* record = region.base() + position;
+  // Built in private memory and copied in one piece: the checksum covers the
+  // bytes we saved, whatever the region holds in the meantime.
+  std::vector<std::byte>& buffer = m_journal.m_record;
+  buffer.assign(total, std::byte{0});
+  std::byte* record = buffer.data();
   UndoRecordHeader header{};
   header.tag = format::kUndoTag;
   header.version = 1;
@@ -171,10 +217,9 @@ Result<void> Transaction::log(uint64_t offset, uint64_t length) {
   header.length = static_cast<uint32_t>(length);
   std::memcpy(record, &header, sizeof header);
   std::memcpy(record + sizeof header, region.base() + offset, length);
-  uint64_t padded = total - sizeof header - sizeof(uint64_t);
-  std::memset(record + sizeof header + length, 0, padded - length);
   uint64_t checksum = record_checksum(record, length);
   std::memcpy(record + total - sizeof checksum, &checksum, sizeof checksum);
+  std::memcpy(region.base() + position, record, total);
   // The record must be durable before the caller changes the bytes in place.
   region.persist(position, total);
   m_used += total;
@@ -197,7 +242,7 @@ void Transaction::commit() {
   if (m_sequence != 0) {
     region::Region& region = m_journal.m_region;
     region.persist(m_low, m_high - m_low);  // every in-place change before the commit word
-    store_word(&m_journal.header()->open_sequence, 0);
+    m_journal.set_open_sequence(0);
     region.persist(m_journal.m_offset, sizeof(JournalHeader));
   }
   m_journal.m_open = false;

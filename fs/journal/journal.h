@@ -6,6 +6,12 @@
 // commits. Recovery rolls back an open transaction. Knows byte ranges only,
 // never what they mean.
 //
+// The region is shared with processes that may write it at any time, so the
+// header is copied and validated once at open and its sequence words are
+// kept in DRAM after; a record is built in private memory and copied to the
+// region in one piece, and recovery copies each record (bounded by the
+// journal area) to private memory, verifies the copy and applies the copy.
+//
 // Locking: one transaction at a time. The caller serialises (core holds its
 // write lock across begin..commit); the journal has no mutex of its own.
 #pragma once
@@ -38,7 +44,8 @@ class Journal {
   static void format(region::Region& region, uint64_t offset, uint64_t bytes);
 
   // Checks the header of the journal at [offset, offset+bytes). Does not
-  // recover. Errors: EUCLEAN naming the problem.
+  // recover. Errors: EUCLEAN naming the problem (also a last sequence of
+  // 2^64 - 1, which leaves no next one).
   static Result<std::unique_ptr<Journal>> open(region::Region& region, uint64_t offset, uint64_t bytes,
                                                UndoFilter filter = {});
 
@@ -48,6 +55,7 @@ class Journal {
   // Rolls back the interrupted transaction, if any, and returns how many
   // undo records it applied (0 if there was nothing to do) and its sequence.
   // Errors: EUCLEAN if a record points outside the region or into the journal.
+  // Reads at most the journal area, each record once.
   struct Recovery {
     uint64_t sequence = 0;
     uint64_t records = 0;
@@ -65,6 +73,9 @@ class Journal {
   Journal(region::Region& region, uint64_t offset, uint64_t bytes)
       : m_region(region), m_offset(offset), m_bytes(bytes) {}
   format::JournalHeader* header() const;
+  // Stores the sequence words in the region and in DRAM.
+  void set_open_sequence(uint64_t sequence);
+  void set_last_sequence(uint64_t sequence);
   // Restores every valid record of `sequence`, newest first.
   Result<uint64_t> roll_back(uint64_t sequence);
 
@@ -72,7 +83,13 @@ class Journal {
   uint64_t m_offset;
   uint64_t m_bytes;
   UndoFilter m_filter;
+  // The header's sequence words as this process last stored them (or found
+  // them valid at open); never read back from the region.
+  uint64_t m_open_sequence = 0;
+  uint64_t m_last_sequence = 0;
   bool m_open = false;  // a Transaction exists
+  // Where Transaction::log builds a record; kept for the next one.
+  std::vector<std::byte> m_record;
 };
 
 // One atomic group of metadata changes. Destroying an uncommitted

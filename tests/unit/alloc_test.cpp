@@ -4,7 +4,11 @@
 //
 // Regions are sparse anonymous memory: a 3 GiB one costs only the pages a
 // case touches, so no case writes more than a few chunks of data.
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +20,7 @@
 #include "fs/format/format.h"
 #include "fs/journal/journal.h"
 #include "fs/region/region.h"
+#include "support/memory_view.h"
 
 namespace {
 
@@ -665,4 +670,272 @@ TEST_CASE("adjust_undo_image only rewrites known-zero chunks no longer free", "[
   Allocator::adjust_undo_image(layout, layout.chunk_map_offset, reinterpret_cast<std::byte*>(&partial), 64,
                                reinterpret_cast<const std::byte*>(&now_map));
   CHECK(std::memcmp(&partial, &old_map, sizeof old_map) == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Values changed in the region under the allocator. The region is shared
+// with processes that may write any byte at any time: the allocator copies
+// what it reads once, validates the copy and uses only that; chunk states
+// come from DRAM after open.
+
+namespace {
+
+format::ChunkMapBlock* region_map_block(Setup& setup, uint64_t chunk) {
+  return reinterpret_cast<format::ChunkMapBlock*>(setup.region->base() + setup.layout.chunk_map_offset +
+                                                  chunk / format::kChunksPerMapBlock * kBlockSize);
+}
+format::SplitHeader* region_split_header(Setup& setup, uint64_t chunk) {
+  return reinterpret_cast<format::SplitHeader*>(setup.region->base() + chunk * kChunkSize);
+}
+
+}  // namespace
+
+TEST_CASE("a split header resealed full under the allocator gives EUCLEAN, not an abort", "[alloc][bounds]") {
+  // Old code trusted the bitmap to have the free block m_partial counted and
+  // called std::abort() (the daemon died) when it had none.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.blocks(2);
+  uint64_t chunk = chunk_of(run);
+  format::SplitHeader* header = region_split_header(setup, chunk);
+  for (auto& word : header->bitmap) word = ~uint64_t{0};
+  header->used_blocks = kBlocksPerChunk;
+  format::seal(*header);
+  Usage before = setup.allocator->usage();
+  {
+    auto txn = setup.journal->begin();
+    auto more = setup.allocator->allocate_blocks(*txn, 1, run.region_block + 2);
+    REQUIRE_FALSE(more.ok());
+    CHECK(more.error().code() == EUCLEAN);
+    auto any = setup.allocator->allocate_blocks(*txn, 1);
+    REQUIRE_FALSE(any.ok());
+    CHECK(any.error().code() == EUCLEAN);
+  }
+  check_usage_equal(setup.allocator->usage(), before);
+}
+
+TEST_CASE("a split header changed under the allocator cannot make a free underflow", "[alloc][bounds]") {
+  // Old code checked the bits in the region, then read used_blocks again
+  // and subtracted: used_blocks 1 with three bits set became 65535, sealed
+  // into a header that the next open refused.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.blocks(2);
+  uint64_t chunk = chunk_of(run);
+  format::SplitHeader* header = region_split_header(setup, chunk);
+  SECTION("used_blocks changed, checksum left stale") { header->used_blocks = 1; }
+  SECTION("used_blocks changed and resealed") {
+    header->used_blocks = 1;
+    format::seal(*header);
+  }
+  SECTION("a valid header with other bits than the allocator counts") {
+    header->bitmap[0] = 0x7;  // blocks 0..2, as before, plus one more in use
+    header->bitmap[1] = 1;
+    header->used_blocks = 4;
+    format::seal(*header);
+  }
+  Usage before = setup.allocator->usage();
+  const format::SplitHeader changed = *header;
+  {
+    auto txn = setup.journal->begin();
+    auto freed = setup.allocator->free(*txn, run);
+    REQUIRE_FALSE(freed.ok());
+    CHECK(freed.error().code() == EUCLEAN);
+  }
+  CHECK_FALSE(setup.allocator->is_allocated(run));
+  check_usage_equal(setup.allocator->usage(), before);
+  // Nothing was written over the changed header.
+  CHECK(std::memcmp(header, &changed, sizeof changed) == 0);
+}
+
+TEST_CASE("a chunk state changed to known zero under the allocator does not skip zeroing",
+          "[alloc][bounds]") {
+  // Old code read the state from the region when handing a chunk out: a
+  // dirty chunk marked known zero was handed out with its old contents.
+  Setup setup(64 * kMiB, /*data_known_zero=*/false);
+  uint64_t first = setup.layout.metadata_chunks;
+  std::memset(setup.block(first * kBlocksPerChunk), 0xee, kChunkSize);
+  format::ChunkMapBlock* map = region_map_block(setup, first);
+  map->state[first % format::kChunksPerMapBlock] = format::kChunkFreeZero;
+  format::seal(*map);
+  BlockRun run = setup.chunks(1);
+  REQUIRE(chunk_of(run) == first);
+  CHECK(is_zero(setup.block(run.region_block), kChunkSize));
+}
+
+TEST_CASE("a chunk-map byte changed under the allocator is never sealed into the map", "[alloc][bounds]") {
+  // Old code changed the states it meant to in place and resealed the whole
+  // block, so a stray byte in it became a "valid" unknown state that failed
+  // the next open.
+  Setup setup(64 * kMiB);
+  uint64_t first = setup.layout.metadata_chunks;
+  uint64_t victim = first + 5;
+  format::ChunkMapBlock* map = region_map_block(setup, victim);
+  map->state[victim % format::kChunksPerMapBlock] = 200;
+  BlockRun run = setup.chunks(1);
+  REQUIRE(chunk_of(run) == first);
+  CHECK(setup.chunk_state(victim) == format::kChunkFreeZero);
+  CHECK(setup.chunk_state(first) == format::kChunkUsed);
+  check_rebuilt_index_matches(setup);
+}
+
+namespace {
+
+#if defined(__x86_64__)
+// Changes a region byte right after the code under test has read it a given
+// number of times, deterministically: the page holding it is made
+// inaccessible, every access faults and is single-stepped (trap flag), and
+// an access that faults at the byte covers it (the byte is placed at a page
+// start, so every access that covers it faults there). A process writing the
+// region at any time could strike at the same point by luck.
+class ChangeAfterReads {
+ public:
+  // Copies the region's non-zero pages into private memory shifted so that
+  // the byte at region offset `target` starts a page; view() is a region over
+  // the copy.
+  ChangeAfterReads(const region::Region& region, uint64_t target, uint8_t new_value, int reads) {
+    const uint64_t page = 4096;
+    m_shift = (page - target % page) % page;
+    m_bytes = region.size() + 2 * page;
+    void* mapped =
+        ::mmap(nullptr, m_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(mapped != MAP_FAILED);
+    m_mapping = static_cast<std::byte*>(mapped);
+    std::byte* base = m_mapping + m_shift;
+    for (uint64_t at = 0; at < region.size(); at += page) {
+      if (!is_zero(region.base() + at, page)) std::memcpy(base + at, region.base() + at, page);
+    }
+    m_view = std::make_unique<testing::MemoryView>(base, region.size());
+    s_target = base + target;
+    s_page = s_target;  // page aligned by the shift
+    s_new_value = std::byte{new_value};
+    s_covered = false;
+    s_changed = false;
+    s_reads_left = reads;
+  }
+  ~ChangeAfterReads() {
+    disarm();
+    ::munmap(m_mapping, m_bytes);
+  }
+  ChangeAfterReads(const ChangeAfterReads&) = delete;
+  ChangeAfterReads& operator=(const ChangeAfterReads&) = delete;
+
+  region::Region& view() { return *m_view; }
+
+  void arm() {
+    struct sigaction action {};
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    action.sa_sigaction = on_fault;
+    REQUIRE(::sigaction(SIGSEGV, &action, &m_old_segv) == 0);
+    action.sa_sigaction = on_trap;
+    REQUIRE(::sigaction(SIGTRAP, &action, &m_old_trap) == 0);
+    REQUIRE(::mprotect(s_page, 4096, PROT_NONE) == 0);
+    m_armed = true;
+  }
+  void disarm() {
+    if (!m_armed) return;
+    ::mprotect(s_page, 4096, PROT_READ | PROT_WRITE);
+    ::sigaction(SIGSEGV, &m_old_segv, nullptr);
+    ::sigaction(SIGTRAP, &m_old_trap, nullptr);
+    m_armed = false;
+  }
+  static bool changed() { return s_changed; }
+
+ private:
+  static constexpr greg_t kTrapFlag = 0x100;
+
+  static void on_fault(int, siginfo_t* info, void* context) {
+    auto* at = static_cast<std::byte*>(info->si_addr);
+    if (at < s_page || at >= s_page + 4096) {
+      ::signal(SIGSEGV, SIG_DFL);  // a real crash: let it happen
+      return;
+    }
+    ::mprotect(s_page, 4096, PROT_READ | PROT_WRITE);
+    s_covered = at == s_target;
+    static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] |= kTrapFlag;
+  }
+  static void on_trap(int, siginfo_t*, void* context) {
+    static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] &= ~kTrapFlag;
+    if (s_covered && !s_changed) s_reads_left = s_reads_left - 1;
+    if (s_covered && !s_changed && s_reads_left == 0) {
+      *s_target = s_new_value;  // the page stays accessible: nothing more to watch
+      s_changed = true;
+      return;
+    }
+    if (!s_changed) ::mprotect(s_page, 4096, PROT_NONE);
+  }
+
+  static inline std::byte* s_target = nullptr;
+  static inline std::byte* s_page = nullptr;
+  static inline std::byte s_new_value{};
+  static inline volatile sig_atomic_t s_covered = 0;
+  static inline volatile sig_atomic_t s_changed = 0;
+  static inline volatile sig_atomic_t s_reads_left = 0;
+  std::byte* m_mapping = nullptr;
+  uint64_t m_bytes = 0;
+  uint64_t m_shift = 0;
+  std::unique_ptr<testing::MemoryView> m_view;
+  struct sigaction m_old_segv {};
+  struct sigaction m_old_trap {};
+  bool m_armed = false;
+};
+#endif
+
+}  // namespace
+
+namespace {
+
+#if defined(__x86_64__)
+// Opens the allocator on copies of `setup`'s region where the byte at
+// `target` becomes `new_value` right after open's k-th read of it, for k =
+// 1..4 (every point between reads where a writer could strike). Each open
+// must fail with EUCLEAN or count exactly what the region held before.
+void open_changing_after_each_read(Setup& setup, uint64_t target, uint8_t new_value) {
+  Usage expected = setup.allocator->usage();
+  for (int reads = 1; reads <= 4; ++reads) {
+    ChangeAfterReads change(*setup.region, target, new_value, reads);
+    change.arm();
+    auto opened = Allocator::open(change.view(), setup.layout);
+    change.disarm();
+    INFO("changed after read " << reads << ": "
+                               << (ChangeAfterReads::changed() ? "yes" : "never read so often"));
+    if (opened.ok()) {
+      check_usage_equal(opened.value()->usage(), expected);
+    } else {
+      CHECK(opened.error().code() == EUCLEAN);
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+TEST_CASE("open uses the chunk state it validated, not one changed after", "[alloc][bounds]") {
+#if defined(__x86_64__)
+  // Old code validated the chunk-map block in the region (the checksum
+  // reads each state twice, the range check once) and then read each state
+  // again: a used chunk, holding a file's data, changed to FreeZero after
+  // the checksum was counted free and could be handed out again.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.chunks(2);
+  uint64_t chunk = chunk_of(run) + 1;
+  uint64_t target = setup.layout.chunk_map_offset + chunk / format::kChunksPerMapBlock * kBlockSize +
+                    offsetof(format::ChunkMapBlock, state) + chunk % format::kChunksPerMapBlock;
+  open_changing_after_each_read(setup, target, format::kChunkFreeZero);
+#else
+  WARN("needs x86-64 (single-stepping through the trap flag)");
+#endif
+}
+
+TEST_CASE("open uses the split header it validated, not one changed after", "[alloc][bounds]") {
+#if defined(__x86_64__)
+  // Old code validated the split header in the region (checksum, then the
+  // count against the bitmap) and then read used_blocks again: 3 changed to
+  // 0xff03 after validation made 512 - used wrap in the uint32 free count.
+  Setup setup(64 * kMiB);
+  BlockRun run = setup.blocks(2);
+  uint64_t target = chunk_of(run) * kChunkSize + offsetof(format::SplitHeader, used_blocks) + 1;
+  open_changing_after_each_read(setup, target, 0xff);
+#else
+  WARN("needs x86-64 (single-stepping through the trap flag)");
+#endif
 }

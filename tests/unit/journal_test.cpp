@@ -551,3 +551,95 @@ TEST_CASE("formatting clears stale records", "[journal]") {
   CHECK(journal->last_sequence() == 0);
   CHECK_FALSE(journal->needs_recovery());
 }
+
+// ---------------------------------------------------------------------------
+// Values changed in the region under an open journal. The region is shared
+// with processes that may write any byte at any time: recovery copies each
+// record once, verifies the copy and applies the copy; the sequence words
+// come from DRAM after open.
+
+TEST_CASE("a record changed after recovery verified it is applied as verified", "[journal][bounds]") {
+  // Old code verified every record in the region, then copied the old bytes
+  // from the region again when applying them (newest first): a change in
+  // between reached the target unchecked. The undo filter stands in for the
+  // other process: while the newer record is applied it rewrites the older
+  // record's saved bytes in the region.
+  Setup setup;
+  fill(setup.at(kTarget), 64, 0x11);
+  fill(setup.at(kOther), 64, 0x22);
+  Bytes crashed;
+  {
+    auto txn = setup.journal->begin();
+    change(*txn, setup, kTarget, 64, 0x33);
+    change(*txn, setup, kOther, 64, 0x44);
+    crashed = setup.snapshot();
+    txn->commit();
+  }
+  setup.restore(crashed);
+  const uint64_t first_payload = record_offset({64, 64}, 0) + sizeof(UndoRecordHeader);
+  int calls = 0;
+  journal::UndoFilter meddler = [&](uint64_t, std::byte*, uint64_t, const std::byte*) {
+    if (calls++ == 0) fill(setup.at(first_payload), 64, 0xee);
+  };
+  auto opened = Journal::open(setup.region, kJournalOffset, kJournalBytes, meddler);
+  REQUIRE(opened.ok());
+  auto recovery = opened.value()->recover();
+  REQUIRE(recovery.ok());
+  CHECK(recovery->records == 2);
+  CHECK(calls == 2);
+  CHECK(all_equal(setup.at(kOther), 64, 0x22));
+  CHECK(all_equal(setup.at(kTarget), 64, 0x11));
+}
+
+TEST_CASE("a record whose length reaches past the journal area ends the walk", "[journal][bounds]") {
+  Setup setup;
+  fill(setup.at(kTarget), 16, 0x01);
+  Bytes crashed;
+  {
+    auto txn = setup.journal->begin();
+    change(*txn, setup, kTarget, 16, 0x02);
+    crashed = setup.snapshot();
+    txn->commit();
+  }
+  setup.restore(crashed);
+  uint64_t record = record_offset({16}, 0);
+  for (uint32_t length : {uint32_t{kJournalBytes}, UINT32_MAX}) {
+    UndoRecordHeader header;
+    std::memcpy(&header, setup.at(record), sizeof header);
+    header.length = length;
+    std::memcpy(setup.at(record), &header, sizeof header);
+    auto journal = setup.reopen();
+    auto recovery = journal->recover();
+    REQUIRE(recovery.ok());
+    CHECK(recovery->records == 0);  // taken for a torn tail: nothing applied
+    CHECK(all_equal(setup.at(kTarget), 16, 0x02));
+    setup.header()->open_sequence = setup.header()->last_sequence;
+  }
+}
+
+TEST_CASE("a last sequence changed in the region does not change the next transaction's",
+          "[journal][bounds]") {
+  // Old code read last_sequence from the region at each begin: 2^64 - 1
+  // there made the next sequence 0 ("no transaction"), so an abort restored
+  // nothing and left the changed bytes in place.
+  Setup setup;
+  fill(setup.at(kTarget), 16, 0x01);
+  setup.header()->last_sequence = UINT64_MAX;
+  {
+    auto txn = setup.journal->begin();
+    change(*txn, setup, kTarget, 16, 0x02);
+    CHECK(txn->sequence() == 1);
+    txn->abort();
+  }
+  CHECK(all_equal(setup.at(kTarget), 16, 0x01));
+  CHECK(setup.journal->last_sequence() == 1);
+  CHECK_FALSE(setup.journal->needs_recovery());
+}
+
+TEST_CASE("a journal whose last sequence leaves no next one fails open with EUCLEAN", "[journal][bounds]") {
+  Setup setup;
+  setup.header()->last_sequence = UINT64_MAX;
+  auto opened = Journal::open(setup.region, kJournalOffset, kJournalBytes);
+  REQUIRE_FALSE(opened.ok());
+  CHECK(opened.error().code() == EUCLEAN);
+}
