@@ -64,18 +64,6 @@ void set_bit(SplitHeader& header, uint64_t bit, bool value) {
   }
 }
 
-// The region is MAP_SHARED with processes that may change any byte at any
-// time: a structure is copied out once, validated in the copy, and only the
-// copy is used. The compiler barrier keeps the compiler from reading the
-// region again in place of the copy. (Core has the same helper.)
-template <typename T>
-T copy_from_region(const std::byte* at) {
-  static_assert(std::is_trivially_copyable_v<T>);
-  T value;
-  std::memcpy(&value, at, sizeof value);
-  asm volatile("" ::: "memory");
-  return value;
-}
 
 // Blocks [first_bit, end_bit) of a split chunk are all in use (never block 0).
 bool bits_in_use(const SplitHeader& header, uint64_t first_bit, uint64_t end_bit) {
@@ -142,7 +130,7 @@ uint64_t Allocator::expected_free_blocks(uint64_t chunk) const {
 }
 
 Result<SplitHeader> Allocator::read_split_header(uint64_t chunk, uint64_t expected_free) const {
-  const auto header = copy_from_region<SplitHeader>(m_region.base() + chunk * kChunkSize);
+  const auto header = region::copy_from_region<SplitHeader>(m_region.base() + chunk * kChunkSize);
   std::string what;
   if (!format::split_header_valid(header, chunk, &what)) {
     return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " header: " + what);
@@ -165,7 +153,7 @@ Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const
     // One copy of the block, validated and then used: the region may change
     // under us, and a state read again after validation could be anything.
     const auto map =
-        copy_from_region<ChunkMapBlock>(region.base() + layout.chunk_map_offset + block * kBlockSize);
+        region::copy_from_region<ChunkMapBlock>(region.base() + layout.chunk_map_offset + block * kBlockSize);
     std::string what;
     if (!format::chunk_map_block_valid(map, block, &what)) {
       return Error(EUCLEAN, "chunk map block " + std::to_string(block) + ": " + what);
@@ -190,7 +178,7 @@ Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const
       allocator->m_free_chunks += run_count;
       run_count = 0;
       if (state == format::kChunkSplit) {
-        const auto header = copy_from_region<SplitHeader>(region.base() + chunk * kChunkSize);
+        const auto header = region::copy_from_region<SplitHeader>(region.base() + chunk * kChunkSize);
         if (!format::split_header_valid(header, chunk, &what)) {
           return Error(EUCLEAN, "split chunk " + std::to_string(chunk) + " header: " + what);
         }

@@ -15,6 +15,8 @@
 
 namespace pkfs::core {
 
+using region::copy_from_region;
+
 // A directory's entries, rebuilt from the dirent table at open.
 struct Filesystem::Directory {
   std::unordered_map<std::string, uint64_t> by_name;  // name -> dirent slot
@@ -53,20 +55,6 @@ inline int64_t from_timespec(const timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// A private copy of a structure of the region. The region is MAP_SHARED, and
-// a process that may write it (a VMM given a read-write region descriptor)
-// can change any byte at any time: a value read from the region is copied
-// once, validated in the copy, and only the copy is used afterwards. The
-// compiler barrier keeps the compiler from reading the region again in
-// place of the copy.
-template <typename T>
-T copy_from_region(const std::byte* at) {
-  static_assert(std::is_trivially_copyable_v<T>);
-  T value;
-  std::memcpy(&value, at, sizeof value);
-  asm volatile("" ::: "memory");
-  return value;
-}
 
 // Checks a name for a new directory entry. Errors: EINVAL, ENAMETOOLONG.
 Result<void> check_name(std::string_view name);

@@ -27,18 +27,6 @@ uint64_t record_checksum(const std::byte* record, uint64_t length) {
   return format::xxh3(record, format::undo_record_bytes(length) - sizeof(uint64_t));
 }
 
-// The region is MAP_SHARED with processes that may change any byte at any
-// time: a value is copied out once, validated in the copy, and only the copy
-// is used. The compiler barrier keeps the compiler from reading the region
-// again in place of the copy. (Core has the same helper.)
-template <typename T>
-T copy_from_region(const std::byte* at) {
-  static_assert(std::is_trivially_copyable_v<T>);
-  T value;
-  std::memcpy(&value, at, sizeof value);
-  asm volatile("" ::: "memory");
-  return value;
-}
 
 }  // namespace
 
@@ -66,7 +54,7 @@ Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t 
   std::unique_ptr<Journal> journal(new Journal(region, offset, bytes));
   journal->m_filter = std::move(filter);
   // One copy, validated; its sequence words are what the journal uses after.
-  const auto header = copy_from_region<JournalHeader>(region.base() + offset);
+  const auto header = region::copy_from_region<JournalHeader>(region.base() + offset);
   if (header.tag != format::kJournalTag || header.version != 1) {
     return Error(EUCLEAN, "journal header: bad tag or version");
   }
@@ -124,7 +112,7 @@ Result<uint64_t> Journal::roll_back(uint64_t sequence) {
   // Every step advances by at least one record header and checksum, and
   // stops at the end of the journal area.
   while (position + sizeof(UndoRecordHeader) + sizeof(uint64_t) <= m_bytes) {
-    const auto record = copy_from_region<UndoRecordHeader>(area + position);
+    const auto record = region::copy_from_region<UndoRecordHeader>(area + position);
     if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
     uint64_t total = format::undo_record_bytes(record.length);
     if (record.length == 0 || total > m_bytes - position) break;

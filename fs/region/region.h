@@ -8,9 +8,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "fs/base/result.h"
 
@@ -60,6 +62,21 @@ struct OpenOptions {
   // a sparse tmpfs region stays sparse.
   bool populate = false;
 };
+
+// A private copy of a value of the region. The region is MAP_SHARED, and a
+// process that may write it (a VMM given a read-write region descriptor)
+// can change any byte at any time: every layer copies a structure out once,
+// validates the copy, and uses only the copy afterwards. The compiler
+// barrier keeps the compiler from reading the region again in place of the
+// copy.
+template <typename T>
+T copy_from_region(const std::byte* at) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  T value;
+  std::memcpy(&value, at, sizeof value);
+  asm volatile("" ::: "memory");
+  return value;
+}
 
 // Base class so tests can provide heap-backed and fault-injecting regions.
 class Region {
