@@ -44,40 +44,6 @@ int fail(const std::string& message) {
   return kExitFailure;
 }
 
-// One request/reply exchange with the daemon at `socket_path`; the reply's
-// payload, or its status and message.
-Result<std::vector<std::byte>> ask_daemon(const std::string& socket_path, const Request& request,
-                                          int fd = -1) {
-  int socket = connect_socket(socket_path);
-  if (socket < 0) return Error::from_errno(-socket, "cannot reach the pkfs daemon at " + socket_path);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{socket};
-  if (int err = send_message(socket, &request, sizeof request, fd); err != 0) {
-    return Error::from_errno(err, "sending to the pkfs daemon");
-  }
-  Message message;
-  if (int err = receive_reply(socket, message); err != 0) {
-    return Error::from_errno(err, "no answer from the pkfs daemon");
-  }
-  // kHold sends no descriptor; close anything a confused daemon sent.
-  if (message.fd >= 0) ::close(message.fd);
-  Reply reply;
-  if (message.bytes.size() < sizeof reply) return Error(EPROTO, "short reply from the pkfs daemon");
-  std::memcpy(&reply, message.bytes.data(), sizeof reply);
-  if (reply.magic != kMagic || reply.version != kVersion || reply.op != request.op ||
-      reply.payload_bytes != message.bytes.size() - sizeof reply) {
-    return Error(EPROTO, "the pkfs daemon speaks another protocol version");
-  }
-  std::vector<std::byte> payload(message.bytes.begin() + sizeof reply, message.bytes.end());
-  if (reply.status != 0) {
-    return Error(static_cast<int>(reply.status),
-                 std::string(reinterpret_cast<const char*>(payload.data()), payload.size()));
-  }
-  return payload;
-}
-
 struct Taken {
   std::string file;
   std::string socket;
@@ -102,7 +68,7 @@ Result<Taken> take_hold(const std::string& file, bool read_only) {
   Request request;
   request.op = static_cast<uint32_t>(Op::kHold);
   request.arg0 = read_only ? kAccessRead : kAccessRead | kAccessWrite;
-  auto payload = ask_daemon(target->socket, request, fd);
+  auto payload = request_reply(target->socket, request, fd);
   ::close(fd);
   if (!payload) return payload.error().with_context(file);
   MapReply head;
@@ -118,7 +84,7 @@ void release(const Taken& hold) {
   request.flags = kReleaseOwnHold;
   request.arg0 = hold.id;
   request.arg1 = hold.ino;
-  if (auto released = ask_daemon(hold.socket, request); !released) {
+  if (auto released = request_reply(hold.socket, request); !released) {
     fail("releasing hold " + std::to_string(hold.id) + " on " + hold.file + ": " +
          released.error().message());
   }

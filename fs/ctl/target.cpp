@@ -16,10 +16,11 @@ namespace {
 
 using namespace control;
 
-// One request/reply exchange with the daemon.
-Result<std::vector<std::byte>> exchange(const Target& target, const Request& request, int fd = -1) {
-  int socket = connect_socket(target.socket);
-  if (socket < 0) return Error::from_errno(-socket, "cannot reach the pkfs daemon at " + target.socket);
+}  // namespace
+
+Result<std::vector<std::byte>> request_reply(const std::string& socket_path, const Request& request, int fd) {
+  int socket = connect_socket(socket_path);
+  if (socket < 0) return Error::from_errno(-socket, "cannot reach the pkfs daemon at " + socket_path);
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -45,6 +46,12 @@ Result<std::vector<std::byte>> exchange(const Target& target, const Request& req
                  std::string(reinterpret_cast<const char*>(payload.data()), payload.size()));
   }
   return payload;
+}
+
+namespace {
+
+Result<std::vector<std::byte>> exchange(const Target& target, const Request& request, int fd = -1) {
+  return request_reply(target.socket, request, fd);
 }
 
 Result<FileLayout> parse_layout(const std::vector<std::byte>& payload) {

@@ -46,6 +46,11 @@ struct FileLayout {
 };
 
 // Mounted requests (REQUIRE: target.mounted()).
+// One request/reply exchange with the daemon at `socket_path` (with `fd`
+// as the request's descriptor, or none): the reply's payload, or its status
+// and message. A descriptor in the reply is closed.
+Result<std::vector<std::byte>> request_reply(const std::string& socket_path, const control::Request& request,
+                                             int fd = -1);
 Result<std::string> request_info(const Target& target);
 Result<FileLayout> request_stat(const Target& target, const std::string& path);
 Result<std::vector<control::HoldRecord>> request_holds(const Target& target);

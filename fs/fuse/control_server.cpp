@@ -736,19 +736,26 @@ void ControlServer::read_request(const std::shared_ptr<Connection>& connection) 
                                    }
                                    // Protocol errors end the connection.
                                    if (status == EPROTO) connection->close_after = true;
-                                   std::lock_guard done(shared->mutex);
-                                   if (shared->stopping) {
-                                     ::shutdown(connection->fd, SHUT_RDWR);
-                                     ::close(connection->fd);
-                                     connection->fd = -1;
-                                   } else {
-                                     shared->finished.push_back(connection);
-                                   }
-                                   shared->wake();
+                                   finish_job(*shared, connection);
                                  }});
 }
 
 // ---- Jobs ------------------------------------------------------------------
+
+// A request job is done with its connection: the loop takes it back, or,
+// once the daemon is stopping and the loop gone, the job closes it (here a
+// close may wait: this is a worker).
+void ControlServer::finish_job(Shared& shared, const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(shared.mutex);
+  if (shared.stopping) {
+    ::shutdown(connection->fd, SHUT_RDWR);
+    ::close(connection->fd);
+    connection->fd = -1;
+  } else {
+    shared.finished.push_back(connection);
+  }
+  shared.wake();
+}
 
 // Runs on a worker; after stop() the server may be gone, so nothing of it is
 // touched outside enter_core()/leave_core().
@@ -800,15 +807,7 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, const std::shar
   // After the reply: closing the client's file may take a while (its
   // FLUSH goes through this mount's own FUSE threads).
   if (fd >= 0) close_received(*shared, fd);
-  std::lock_guard lock(shared->mutex);
-  if (shared->stopping) {
-    ::shutdown(connection->fd, SHUT_RDWR);
-    ::close(connection->fd);
-    connection->fd = -1;
-  } else {
-    shared->finished.push_back(connection);
-  }
-  shared->wake();
+  finish_job(*shared, connection);
 }
 
 void ControlServer::maintain(const std::shared_ptr<Shared>& shared,

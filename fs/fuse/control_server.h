@@ -145,6 +145,7 @@ class ControlServer {
   // Queues the close of a descriptor a client sent.
   void close_later(uint32_t uid, int fd);
 
+  static void finish_job(Shared& shared, const std::shared_ptr<Connection>& connection);
   // A job: handles one request and replies (a worker thread).
   void serve(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Connection>& connection,
              const control::Request& request, int fd);
