@@ -64,7 +64,6 @@ void set_bit(SplitHeader& header, uint64_t bit, bool value) {
   }
 }
 
-
 // Blocks [first_bit, end_bit) of a split chunk are all in use (never block 0).
 bool bits_in_use(const SplitHeader& header, uint64_t first_bit, uint64_t end_bit) {
   if (first_bit == 0) return false;

@@ -110,7 +110,8 @@ int parse_request(const Message& message, Request& request, std::string& error) 
     default: error = "unknown request " + std::to_string(request.op); return EOPNOTSUPP;
   }
   if ((request.flags & ~allowed_flags) != 0) {
-    error = "flags " + std::to_string(request.flags) + " are not valid for request " + std::to_string(request.op);
+    error =
+        "flags " + std::to_string(request.flags) + " are not valid for request " + std::to_string(request.op);
     return EINVAL;
   }
   bool takes_fd = op_takes_descriptor(request.op);

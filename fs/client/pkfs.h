@@ -94,7 +94,7 @@ struct pkfs_mapping {
   /* Private: for pkfs_unmap. */
   uint64_t private_ino;
   uint64_t private_generation;
-  char private_control[108]; /* the daemon's control socket */
+  char private_control[108];    /* the daemon's control socket */
   uint64_t private_reserved[4]; /* [0]: who may serve it (pkfs.cpp) */
 };
 

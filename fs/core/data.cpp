@@ -635,8 +635,9 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
     at = next;
   }
   if (missing_pages > m_allocator->usage().free_chunks / page_chunks) {
-    return Error(ENOSPC, "inode " + std::to_string(ino) + " needs " + std::to_string(missing_pages) + " more " +
-                             std::to_string(page_bytes) + "-byte pages to be mapped; the region has room for " +
+    return Error(ENOSPC, "inode " + std::to_string(ino) + " needs " + std::to_string(missing_pages) +
+                             " more " + std::to_string(page_bytes) +
+                             "-byte pages to be mapped; the region has room for " +
                              std::to_string(m_allocator->usage().free_chunks / page_chunks));
   }
   uint64_t page = 0;

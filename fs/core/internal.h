@@ -55,7 +55,6 @@ inline int64_t from_timespec(const timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-
 // Checks a name for a new directory entry. Errors: EINVAL, ENAMETOOLONG.
 Result<void> check_name(std::string_view name);
 

@@ -145,7 +145,7 @@ struct ControlServer::Job {
 
 struct ControlServer::Shared {
   std::mutex mutex;
-  std::condition_variable work;  // workers: a job may be runnable
+  std::condition_variable work;   // workers: a job may be runnable
   std::condition_variable quiet;  // stop(): in_core or running changed
   std::deque<Job> jobs;
   std::map<uint32_t, uint32_t> running;  // per uid
@@ -156,7 +156,7 @@ struct ControlServer::Shared {
   size_t in_core = 0;  // jobs inside the filesystem (stop() waits for 0)
   bool stopping = false;
   ControlLimits limits;
-  int wake_fd = -1;  // eventfd: wakes the loop
+  int wake_fd = -1;                                   // eventfd: wakes the loop
   std::vector<std::shared_ptr<Connection>> finished;  // jobs done; the loop resumes them
   bool maintenance_queued = false;
   // The region, to notice a client sending its descriptor (see close_job).
@@ -223,8 +223,9 @@ void worker_main(std::shared_ptr<ControlServer::Shared> shared) {
   auto& s = *shared;
   std::unique_lock lock(s.mutex);
   for (;;) {
-    auto it = std::find_if(s.jobs.begin(), s.jobs.end(),
-                           [&s](const ControlServer::Job& job) { return s.running[job.uid] < s.running_limit(job.uid); });
+    auto it = std::find_if(s.jobs.begin(), s.jobs.end(), [&s](const ControlServer::Job& job) {
+      return s.running[job.uid] < s.running_limit(job.uid);
+    });
     if (it != s.jobs.end()) {
       ControlServer::Job job = std::move(*it);
       s.jobs.erase(it);
@@ -247,7 +248,8 @@ void worker_main(std::shared_ptr<ControlServer::Shared> shared) {
     }
     if (s.stopping) break;
     ++s.idle;
-    bool timed_out = s.work.wait_for(lock, std::chrono::seconds(kWorkerIdleSeconds)) == std::cv_status::timeout;
+    bool timed_out =
+        s.work.wait_for(lock, std::chrono::seconds(kWorkerIdleSeconds)) == std::cv_status::timeout;
     --s.idle;
     if (timed_out && s.workers > kMinWorkers && s.jobs.empty()) break;
   }
@@ -285,8 +287,8 @@ void close_received(ControlServer::Shared& s, int fd) {
     // Another process may hold the region now (fsck -y, a second daemon):
     // serving on would let two writers share it. Stop at once; the region
     // is crash consistent and the next mount recovers it.
-    s.log("a client sent the region's own descriptor; re-taking the region lock failed: " + errno_text(errno) +
-          "; stopping the daemon");
+    s.log("a client sent the region's own descriptor; re-taking the region lock failed: " +
+          errno_text(errno) + "; stopping the daemon");
     ::_exit(1);
   }
   s.log("a client sent the region's own descriptor; the region lock was re-taken");
@@ -418,7 +420,8 @@ Result<void> ControlServer::start(fuse_session* session) {
   }
   m_mount_dev = makedev(mount_root.stx_dev_major, mount_root.stx_dev_minor);
   struct stat region_stat {};
-  if (::fstat(m_fs.region().fd(), &region_stat) != 0) return Error::from_errno(errno, "cannot stat the region");
+  if (::fstat(m_fs.region().fd(), &region_stat) != 0)
+    return Error::from_errno(errno, "cannot stat the region");
 
   // Descriptors clients send are held until a worker closes them: room for
   // many (the soft limit up to the hard one).
@@ -448,7 +451,8 @@ Result<void> ControlServer::start(fuse_session* session) {
   int node = ::open(m_socket_path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (node < 0) return fail(errno, "control socket " + m_socket_path);
   struct stat node_stat {};
-  bool ours = ::fstat(node, &node_stat) == 0 && S_ISSOCK(node_stat.st_mode) && node_stat.st_uid == ::geteuid();
+  bool ours =
+      ::fstat(node, &node_stat) == 0 && S_ISSOCK(node_stat.st_mode) && node_stat.st_uid == ::geteuid();
   int chmod_error = 0;
   if (ours && ::chmod(("/proc/self/fd/" + std::to_string(node)).c_str(), 0666) != 0) chmod_error = errno;
   ::close(node);
@@ -522,7 +526,8 @@ void ControlServer::stop() {
     m_listen_fd = -1;
     // Only our own socket: a later daemon may have replaced it.
     struct stat st {};
-    if (::lstat(m_socket_path.c_str(), &st) == 0 && st.st_ino == m_socket_ino) ::unlink(m_socket_path.c_str());
+    if (::lstat(m_socket_path.c_str(), &st) == 0 && st.st_ino == m_socket_ino)
+      ::unlink(m_socket_path.c_str());
   }
   std::lock_guard holds(m_holds_mutex);
   m_pidfds.clear();
@@ -620,9 +625,8 @@ void ControlServer::run() {
       std::lock_guard lock(m_shared->mutex);
       if (!m_shared->maintenance_queued) {
         m_shared->maintenance_queued = true;
-        m_shared->submit(m_shared, Job{kMaintenanceUid, [this, shared = m_shared, exited = std::move(exited), scan] {
-                                         maintain(shared, exited, scan);
-                                       }});
+        m_shared->submit(m_shared, Job{kMaintenanceUid, [this, shared = m_shared, exited = std::move(exited),
+                                                         scan] { maintain(shared, exited, scan); }});
       }
     }
   }
@@ -703,7 +707,8 @@ void ControlServer::read_request(const std::shared_ptr<Connection>& connection) 
     return;
   }
   Message message;
-  message.bytes.assign(bytes.begin(), bytes.begin() + std::min<ssize_t>(got, static_cast<ssize_t>(bytes.size())));
+  message.bytes.assign(bytes.begin(),
+                       bytes.begin() + std::min<ssize_t>(got, static_cast<ssize_t>(bytes.size())));
   if (truncated) message.bytes.resize(kMaxRequestBytes + 1);
   message.fd = fds.empty() ? -1 : fds.front();
   for (size_t i = 1; i < fds.size(); ++i) close_later(uid, fds[i]);
@@ -717,27 +722,28 @@ void ControlServer::read_request(const std::shared_ptr<Connection>& connection) 
   ++connection->requests;
   connection->busy = true;
   std::lock_guard lock(m_shared->mutex);
-  m_shared->submit(m_shared, Job{uid, [this, shared = m_shared, connection, request, status, error, fd = message.fd] {
-                                   if (status == 0) {
-                                     serve(shared, connection, request, fd);
-                                     return;
-                                   }
-                                   // Refused before any work: reply with why.
-                                   Reply reply;
-                                   reply.op = request.op;
-                                   reply.status = static_cast<uint32_t>(status);
-                                   reply.payload_bytes = error.size();
-                                   std::string out(reinterpret_cast<const char*>(&reply), sizeof reply);
-                                   out += error;
-                                   if (fd >= 0) close_received(*shared, fd);
-                                   if (send_reply_bytes(connection->fd, out, -1, kMaxMessageBytes,
-                                                        connection->deadline) != 0) {
-                                     connection->close_after = true;
-                                   }
-                                   // Protocol errors end the connection.
-                                   if (status == EPROTO) connection->close_after = true;
-                                   finish_job(*shared, connection);
-                                 }});
+  m_shared->submit(
+      m_shared,
+      Job{uid, [this, shared = m_shared, connection, request, status, error, fd = message.fd] {
+            if (status == 0) {
+              serve(shared, connection, request, fd);
+              return;
+            }
+            // Refused before any work: reply with why.
+            Reply reply;
+            reply.op = request.op;
+            reply.status = static_cast<uint32_t>(status);
+            reply.payload_bytes = error.size();
+            std::string out(reinterpret_cast<const char*>(&reply), sizeof reply);
+            out += error;
+            if (fd >= 0) close_received(*shared, fd);
+            if (send_reply_bytes(connection->fd, out, -1, kMaxMessageBytes, connection->deadline) != 0) {
+              connection->close_after = true;
+            }
+            // Protocol errors end the connection.
+            if (status == EPROTO) connection->close_after = true;
+            finish_job(*shared, connection);
+          }});
 }
 
 // ---- Jobs ------------------------------------------------------------------
@@ -759,8 +765,8 @@ void ControlServer::finish_job(Shared& shared, const std::shared_ptr<Connection>
 
 // Runs on a worker; after stop() the server may be gone, so nothing of it is
 // touched outside enter_core()/leave_core().
-void ControlServer::serve(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Connection>& connection,
-                          const Request& request, int fd) {
+void ControlServer::serve(const std::shared_ptr<Shared>& shared,
+                          const std::shared_ptr<Connection>& connection, const Request& request, int fd) {
   std::string payload;
   int reply_fd = -1;
   int status;
@@ -790,9 +796,9 @@ void ControlServer::serve(const std::shared_ptr<Shared>& shared, const std::shar
   if (sent != 0) {
     connection->close_after = true;
     // The client never learns of a hold it was not told about: give it back.
-    if (status == 0 && (static_cast<Op>(request.op) == Op::kMap || static_cast<Op>(request.op) == Op::kHold) &&
-        payload.size() >= sizeof(MapReply) &&
-        shared->enter_core()) {
+    if (status == 0 &&
+        (static_cast<Op>(request.op) == Op::kMap || static_cast<Op>(request.op) == Op::kHold) &&
+        payload.size() >= sizeof(MapReply) && shared->enter_core()) {
       MapReply head;
       std::memcpy(&head, payload.data(), sizeof head);
       std::lock_guard holds(m_holds_mutex);
@@ -872,7 +878,8 @@ bool ControlServer::may_access_region(const Connection& connection, bool write, 
   if (may_access_fd(connection.peer, m_fs.region().fd(), access)) return true;
   struct stat st {};
   ::fstat(m_fs.region().fd(), &st);
-  message = describe_denial(connection.peer, "the region " + m_region_path, st.st_mode, st.st_uid, st.st_gid, access);
+  message = describe_denial(connection.peer, "the region " + m_region_path, st.st_mode, st.st_uid, st.st_gid,
+                            access);
   return false;
 }
 
@@ -952,9 +959,10 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
   // freeing it: only a caller who may change the file may hold it, even for
   // a read-only mapping. Nothing is allocated or moved for anyone else.
   if (!may_access(peer, attr->mode, attr->uid, attr->gid, Access::kReadWrite)) {
-    payload = describe_denial(peer, "inode " + std::to_string(ino), attr->mode, attr->uid, attr->gid,
-                              Access::kReadWrite) +
-              "; a direct mapping holds the file, which needs write permission on it; read it through the mount";
+    payload =
+        describe_denial(peer, "inode " + std::to_string(ino), attr->mode, attr->uid, attr->gid,
+                        Access::kReadWrite) +
+        "; a direct mapping holds the file, which needs write permission on it; read it through the mount";
     return EACCES;
   }
   if (write && m_fs.region().read_only()) {
@@ -981,7 +989,8 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
                               core::HoldLimits{m_limits.holds_per_process, m_limits.holds_per_uid});
   if (!id) {
     payload = id.error().message();
-    if (id.error().code() == EDQUOT) payload += " (the daemon's -o max_holds_per_process / max_holds_per_uid)";
+    if (id.error().code() == EDQUOT)
+      payload += " (the daemon's -o max_holds_per_process / max_holds_per_uid)";
     return id.error().code();
   }
   auto release = [&](int code, std::string message) {
@@ -1021,9 +1030,10 @@ int ControlServer::handle_map(const Connection& connection, uint64_t access, int
   head.gid = held_attr->gid;
   payload = map_payload(head, records, m_region_path);
   if (send_region) reply_fd = region_fd;
-  m_log("hold " + std::to_string(*id) + ": pid " + std::to_string(peer.pid) + " (uid " + std::to_string(peer.uid) +
-        (send_region ? ") maps inode " : ") holds inode ") + std::to_string(ino) +
-        (write ? " read-write" : " read-only") + (send_region ? "" : " (for a VMM that maps the region itself)"));
+  m_log("hold " + std::to_string(*id) + ": pid " + std::to_string(peer.pid) + " (uid " +
+        std::to_string(peer.uid) + (send_region ? ") maps inode " : ") holds inode ") + std::to_string(ino) +
+        (write ? " read-write" : " read-only") +
+        (send_region ? "" : " (for a VMM that maps the region itself)"));
   sync_holds();
   return 0;
 }
@@ -1046,8 +1056,8 @@ int ControlServer::handle_stat(const Connection& connection, int fd, std::string
     return error.code();
   }
   if (!may_access(connection.peer, attr->mode, attr->uid, attr->gid, Access::kRead)) {
-    payload = describe_denial(connection.peer, "inode " + std::to_string(ino), attr->mode, attr->uid, attr->gid,
-                              Access::kRead);
+    payload = describe_denial(connection.peer, "inode " + std::to_string(ino), attr->mode, attr->uid,
+                              attr->gid, Access::kRead);
     return EACCES;
   }
   const region::Info& info = m_fs.region().info();
@@ -1114,8 +1124,8 @@ int ControlServer::handle_release(const Connection& connection, uint32_t flags, 
     return EPERM;
   }
   if ((flags & kReleaseStaleOnly) != 0 && holder_alive(hold.holder)) {
-    payload = "hold " + std::to_string(id) + " is not stale: its holder, pid " + std::to_string(hold.holder.pid) +
-              ", is running";
+    payload = "hold " + std::to_string(id) + " is not stale: its holder, pid " +
+              std::to_string(hold.holder.pid) + ", is running";
     return EBUSY;
   }
   auto released = m_fs.release_hold(id);

@@ -31,10 +31,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -170,8 +170,8 @@ class ControlServer {
   // m_holds_mutex.
   void sync_holds();
   // Holders whose pidfd fired, the stale scan: a job of its own.
-  void maintain(const std::shared_ptr<Shared>& shared, const std::vector<std::pair<uint32_t, uint64_t>>& exited,
-                bool scan);
+  void maintain(const std::shared_ptr<Shared>& shared,
+                const std::vector<std::pair<uint32_t, uint64_t>>& exited, bool scan);
   void holder_exited(std::pair<uint32_t, uint64_t> holder);
 
   core::Filesystem& m_fs;

@@ -179,7 +179,8 @@ std::optional<std::string> add_option(Options& options, const std::string& word)
     if (value.empty() || *end != '\0' || errno != 0 || number == 0 || number > 1u << 20 || value[0] == '-') {
       return word.substr(0, equals) + " needs a number of holds from 1 to 1048576, not '" + value + "'";
     }
-    (starts_with(word, "max_holds_per_uid=") ? options.limits.holds_per_uid : options.limits.holds_per_process) =
+    (starts_with(word, "max_holds_per_uid=") ? options.limits.holds_per_uid
+                                             : options.limits.holds_per_process) =
         static_cast<uint32_t>(number);
   } else if (starts_with(word, "subtype=")) {
     options.subtype = word.substr(8);

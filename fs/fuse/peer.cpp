@@ -75,11 +75,13 @@ int64_t peer_socket_inode(int connection) {
   if (::send(netlink, &query, sizeof query, 0) == static_cast<ssize_t>(sizeof query)) {
     ssize_t got = ::recv(netlink, answer, sizeof answer, 0);
     auto* header = reinterpret_cast<nlmsghdr*>(answer);
-    if (got > 0 && NLMSG_OK(header, static_cast<uint32_t>(got)) && header->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+    if (got > 0 && NLMSG_OK(header, static_cast<uint32_t>(got)) &&
+        header->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
         header->nlmsg_len >= NLMSG_LENGTH(sizeof(unix_diag_msg))) {
       peer = 0;
       int left = static_cast<int>(header->nlmsg_len - NLMSG_LENGTH(sizeof(unix_diag_msg)));
-      auto* attribute = reinterpret_cast<rtattr*>(static_cast<char*>(NLMSG_DATA(header)) + sizeof(unix_diag_msg));
+      auto* attribute =
+          reinterpret_cast<rtattr*>(static_cast<char*>(NLMSG_DATA(header)) + sizeof(unix_diag_msg));
       for (; RTA_OK(attribute, left); attribute = RTA_NEXT(attribute, left)) {
         if (attribute->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(attribute) >= sizeof(uint32_t)) {
           uint32_t inode;
@@ -136,7 +138,8 @@ struct AclEntry {
 
 // The kernel's posix_acl_permission for a caller who is not root. `want`:
 // 4 read, 2 write. Returns false for a malformed ACL (deny).
-bool acl_permits(const Peer& peer, uint32_t owner, uint32_t group, const std::vector<uint8_t>& raw, int want) {
+bool acl_permits(const Peer& peer, uint32_t owner, uint32_t group, const std::vector<uint8_t>& raw,
+                 int want) {
   if (raw.size() < 4 || (raw.size() - 4) % sizeof(AclEntry) != 0) return false;
   uint32_t version;
   std::memcpy(&version, raw.data(), sizeof version);
@@ -165,7 +168,8 @@ bool acl_permits(const Peer& peer, uint32_t owner, uint32_t group, const std::ve
   }
   bool group_matched = false;
   for (const AclEntry& e : entries) {
-    bool member = (e.tag == kAclGroupObj && peer.in_group(group)) || (e.tag == kAclGroup && peer.in_group(e.id));
+    bool member =
+        (e.tag == kAclGroupObj && peer.in_group(group)) || (e.tag == kAclGroup && peer.in_group(e.id));
     if (!member) continue;
     if (masked(e.perm)) return true;
     group_matched = true;
@@ -244,8 +248,8 @@ Peer Peer::identify(int connection, bool use_peerpidfd) {
 
   int pidfd = -1;
   socklen_t pidfd_size = sizeof pidfd;
-  bool exact = use_peerpidfd && ::getsockopt(connection, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pidfd_size) == 0 &&
-               pidfd >= 0;
+  bool exact = use_peerpidfd &&
+               ::getsockopt(connection, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pidfd_size) == 0 && pidfd >= 0;
   if (!exact) {
     pidfd = pidfd_open(cred.pid);
     if (pidfd < 0) {
@@ -267,8 +271,9 @@ Peer Peer::identify(int connection, bool use_peerpidfd) {
     int64_t peer_socket = peer_socket_inode(connection);
     if (peer_socket == 0 ||
         (peer_socket > 0 && !process_holds_socket(cred.pid, static_cast<uint32_t>(peer_socket)))) {
-      peer.m_unknown_reason = "pid " + std::to_string(cred.pid) +
-                              " does not hold the other end of the connection (it exited and the pid was reused?)";
+      peer.m_unknown_reason =
+          "pid " + std::to_string(cred.pid) +
+          " does not hold the other end of the connection (it exited and the pid was reused?)";
       return peer;
     }
   }
@@ -322,10 +327,11 @@ bool may_access_fd(const Peer& peer, int fd, Access access) {
   return may_access(peer, st.st_mode, st.st_uid, st.st_gid, access, acl);
 }
 
-std::string describe_denial(const Peer& peer, const std::string& what, uint32_t mode, uint32_t uid, uint32_t gid,
-                            Access access) {
-  return "uid " + std::to_string(peer.uid) + " may not " + (access == Access::kReadWrite ? "write " : "read ") +
-         what + " (owner " + std::to_string(uid) + ":" + std::to_string(gid) + ", mode " + octal_mode(mode) + ")";
+std::string describe_denial(const Peer& peer, const std::string& what, uint32_t mode, uint32_t uid,
+                            uint32_t gid, Access access) {
+  return "uid " + std::to_string(peer.uid) + " may not " +
+         (access == Access::kReadWrite ? "write " : "read ") + what + " (owner " + std::to_string(uid) + ":" +
+         std::to_string(gid) + ", mode " + octal_mode(mode) + ")";
 }
 
 }  // namespace pkfs::fuse

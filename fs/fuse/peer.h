@@ -84,7 +84,7 @@ bool may_access(const Peer& peer, uint32_t mode, uint32_t uid, uint32_t gid, Acc
 bool may_access_fd(const Peer& peer, int fd, Access access);
 
 // "uid 1000 may not write X (owner 0:0, mode 0644)" style text.
-std::string describe_denial(const Peer& peer, const std::string& what, uint32_t mode, uint32_t uid, uint32_t gid,
-                            Access access);
+std::string describe_denial(const Peer& peer, const std::string& what, uint32_t mode, uint32_t uid,
+                            uint32_t gid, Access access);
 
 }  // namespace pkfs::fuse

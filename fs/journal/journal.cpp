@@ -27,7 +27,6 @@ uint64_t record_checksum(const std::byte* record, uint64_t length) {
   return format::xxh3(record, format::undo_record_bytes(length) - sizeof(uint64_t));
 }
 
-
 }  // namespace
 
 void Journal::format(region::Region& region, uint64_t offset, uint64_t bytes) {

@@ -96,7 +96,8 @@ struct Answer {
 // One request and its whole reply. A reply larger than one message comes as
 // the first message (Reply header, payload_bytes = the whole payload) and
 // raw continuation messages; this assembles them (the old daemon sends one).
-Answer exchange(int socket, const Request& request, int fd, const void* extra = nullptr, size_t extra_size = 0) {
+Answer exchange(int socket, const Request& request, int fd, const void* extra = nullptr,
+                size_t extra_size = 0) {
   Answer answer;
   std::vector<std::byte> bytes;
   append(bytes, request);
@@ -218,7 +219,8 @@ int blocking_close_socket(std::vector<int>& keep) {
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t size = sizeof address;
   if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::listen(listener, 1) != 0 || ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+      ::listen(listener, 1) != 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
     std::perror("pkfs_test_hostile: loopback listener");
     std::exit(2);
   }
@@ -290,13 +292,16 @@ int blocking_close_socket(std::vector<int>& keep) {
         }
         case 1: {  // a header with a wrong magic or version
           Request request = make(Op::kInfo);
-          if (random() % 2) request.magic ^= 1; else request.version += static_cast<uint32_t>(1 + random() % 100);
+          if (random() % 2)
+            request.magic ^= 1;
+          else
+            request.version += static_cast<uint32_t>(1 + random() % 100);
           append(bytes, request);
           break;
         }
         case 2: {  // an unknown op with random arguments and a descriptor
-          Request request = make(static_cast<Op>(6 + random() % 1000), static_cast<uint32_t>(random()),
-                                 random(), random());
+          Request request =
+              make(static_cast<Op>(6 + random() % 1000), static_cast<uint32_t>(random()), random(), random());
           append(bytes, request);
           fd = devnull;
           break;
@@ -307,8 +312,10 @@ int blocking_close_socket(std::vector<int>& keep) {
           break;
         }
         default: {  // a release of a random hold, or a short message
-          if (random() % 2) append(bytes, make(Op::kRelease, static_cast<uint32_t>(random()), random() % 2048));
-          else bytes.resize(1 + random() % 31);
+          if (random() % 2)
+            append(bytes, make(Op::kRelease, static_cast<uint32_t>(random()), random() % 2048));
+          else
+            bytes.resize(1 + random() % 31);
           break;
         }
       }
@@ -355,8 +362,8 @@ int holds() {
   for (size_t i = 0; i < count; ++i) {
     HoldRecord record;
     std::memcpy(&record, answer.payload.data() + i * sizeof record, sizeof record);
-    std::printf("hold id=%llu pid=%u uid=%u ino=%llu\n", static_cast<unsigned long long>(record.id), record.pid,
-                record.uid, static_cast<unsigned long long>(record.ino));
+    std::printf("hold id=%llu pid=%u uid=%u ino=%llu\n", static_cast<unsigned long long>(record.id),
+                record.pid, record.uid, static_cast<unsigned long long>(record.ino));
   }
   return 0;
 }
@@ -504,11 +511,13 @@ int handoff(const std::string& dir, const char* path) {
     std::fprintf(out, "no release\n");
     ::_exit(1);
   }
-  answer = exchange(socket, make(Op::kRelease, kReleaseOwnHold, std::strtoull(line.c_str(), nullptr, 10)), -1);
+  answer =
+      exchange(socket, make(Op::kRelease, kReleaseOwnHold, std::strtoull(line.c_str(), nullptr, 10)), -1);
   if (answer.err != 0) {
     std::fprintf(out, "release failed: %s\n", std::strerror(answer.err));
   } else {
-    std::fprintf(out, "release status=%u message=%s\n", answer.reply.status, one_line(answer.payload).c_str());
+    std::fprintf(out, "release status=%u message=%s\n", answer.reply.status,
+                 one_line(answer.payload).c_str());
   }
   std::fclose(out);
   ::_exit(0);

@@ -27,14 +27,14 @@
 namespace {
 
 using namespace pkfs;
-using pkfs::test::code_of;
-using pkfs::test::message_of;
 using core::Filesystem;
 using core::Ino;
 using format::ExtentBlock;
 using format::Inode;
 using format::kBlockSize;
 using format::kRootIno;
+using pkfs::test::code_of;
+using pkfs::test::message_of;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 // What "promptly" means here: the old code took minutes, or ran out of

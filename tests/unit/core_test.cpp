@@ -37,8 +37,6 @@
 namespace {
 
 using namespace pkfs;
-using pkfs::test::code_of;
-using pkfs::test::message_of;
 using core::Attr;
 using core::Caller;
 using core::Filesystem;
@@ -47,6 +45,8 @@ using core::SetAttr;
 using format::kBlockSize;
 using format::kChunkSize;
 using format::kRootIno;
+using pkfs::test::code_of;
+using pkfs::test::message_of;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;

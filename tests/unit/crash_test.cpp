@@ -32,8 +32,8 @@
 #include "fs/format/format.h"
 #include "support/data_pattern.h"
 #include "support/fault_region.h"
-#include "support/test_region.h"
 #include "support/result_checks.h"
+#include "support/test_region.h"
 
 namespace {
 

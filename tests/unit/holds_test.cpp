@@ -35,8 +35,6 @@ inline bool operator==(const Extent& a, const Extent& b) {
 namespace {
 
 using namespace pkfs;
-using pkfs::test::code_of;
-using pkfs::test::message_of;
 using core::Filesystem;
 using core::Holder;
 using core::Ino;
@@ -44,6 +42,8 @@ using format::Extent;
 using format::kBlockSize;
 using format::kChunkSize;
 using format::kRootIno;
+using pkfs::test::code_of;
+using pkfs::test::message_of;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;

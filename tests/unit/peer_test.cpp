@@ -72,7 +72,8 @@ Peer caller(uint32_t uid, uint32_t gid, std::vector<gid_t> groups = {}) {
   return peer;
 }
 
-constexpr uint32_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08, kMask = 0x10, kOther = 0x20;
+constexpr uint32_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08, kMask = 0x10,
+                   kOther = 0x20;
 
 }  // namespace
 
@@ -105,7 +106,8 @@ TEST_CASE("a caller that exited before it was identified is not known, with and 
     if (child == 0) {
       // Connect, then exit: the connection outlives its maker in the queue.
       int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-      ::_exit(::connect(fd, reinterpret_cast<const sockaddr*>(&listener.address), listener.length) == 0 ? 0 : 1);
+      ::_exit(::connect(fd, reinterpret_cast<const sockaddr*>(&listener.address), listener.length) == 0 ? 0
+                                                                                                        : 1);
     }
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);
@@ -165,7 +167,8 @@ TEST_CASE("mode bits decide as generic_permission does; root may always", "[peer
   CHECK_FALSE(may_access(caller(7, 5), 0606, 5, 5, Access::kRead));  // the group's bits, not other's
 }
 
-TEST_CASE("POSIX ACLs: named users and groups through the mask, a matching group that denies denies", "[peer]") {
+TEST_CASE("POSIX ACLs: named users and groups through the mask, a matching group that denies denies",
+          "[peer]") {
   // user::rw- user:7:--- user:8:rw- group::r-- group:20:rw- mask::rw- other::rw-
   auto entries = acl({{kUserObj, 6, 0},
                       {kUser, 0, 7},
