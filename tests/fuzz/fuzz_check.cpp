@@ -26,14 +26,6 @@ using namespace pkfs;
 
 namespace {
 
-bool strict() {
-  static const bool value = [] {
-    const char* text = std::getenv("PKFS_FUZZ_STRICT");
-    return text != nullptr && std::strcmp(text, "1") == 0;
-  }();
-  return value;
-}
-
 [[noreturn]] void violated(const std::string& what) {
   std::fprintf(stderr, "fuzz_check: %s\n", what.c_str());
   std::abort();
@@ -79,21 +71,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto repaired = core::repair_region(view, repair_options);
   auto after = check(copy, check_options);
   bool fixed = repaired && repaired->applied && repair_options.mode == core::RepairMode::kAll;
-  if (strict() && fixed && after && !after->clean()) {
+  if (fuzz::strict() && fixed && after && !after->clean()) {
     std::string actions;
     for (const auto& action : repaired->actions) actions += "\n  " + action.code + ": " + action.message;
     violated("a region repaired with -y does not check clean:" + describe(after.value()) +
              "\nwhat the repair did:" + actions);
   }
 
-  if (!(input.options & fuzz::kCheckMount) && !(strict() && fixed)) return 0;
+  if (!(input.options & fuzz::kCheckMount) && !(fuzz::strict() && fixed)) return 0;
   core::OpenOptions options;
   options.holder_alive = fuzz::fuzz_holder_alive;
   options.log = [](const std::string&) {};
   auto opened =
       core::Filesystem::open(std::make_unique<testing::MemoryView>(copy.base(), copy.size()), options);
   if (!opened) {
-    if (strict() && fixed) violated("a region repaired with -y does not mount: " + opened.error().message());
+    if (fuzz::strict() && fixed)
+      violated("a region repaired with -y does not mount: " + opened.error().message());
     return 0;
   }
   fuzz::exercise(*opened.value(), true);

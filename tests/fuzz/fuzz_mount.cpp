@@ -29,14 +29,6 @@ using namespace pkfs;
 
 namespace {
 
-bool strict() {
-  static const bool value = [] {
-    const char* text = std::getenv("PKFS_FUZZ_STRICT");
-    return text != nullptr && std::strcmp(text, "1") == 0;
-  }();
-  return value;
-}
-
 bool checks_clean(fuzz::PrivateCopy& copy, std::string* problems = nullptr) {
   testing::MemoryView view(copy.base(), copy.size(), true);
   auto report = core::check_region(view);
@@ -64,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.read_only = read_only;
   options.holder_alive = fuzz::fuzz_holder_alive;
   options.log = [](const std::string&) {};
-  const bool was_clean = strict() && !read_only && checks_clean(copy);
+  const bool was_clean = fuzz::strict() && !read_only && checks_clean(copy);
   if (read_only) copy.protect(true);
 
   const int rounds = (input.options & fuzz::kMountRestart) ? 2 : 1;

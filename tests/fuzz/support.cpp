@@ -658,4 +658,12 @@ void exercise(Filesystem& fs, bool write) {
   if (write) write_ops(fs, found);
 }
 
+bool strict() {
+  static const bool value = [] {
+    const char* text = std::getenv("PKFS_FUZZ_STRICT");
+    return text != nullptr && std::strcmp(text, "1") == 0;
+  }();
+  return value;
+}
+
 }  // namespace pkfs::fuzz

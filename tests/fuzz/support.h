@@ -144,4 +144,8 @@ bool fuzz_holder_alive(const format::Hold& hold);
 // survive.
 void exercise(core::Filesystem& fs, bool write);
 
+// Whether PKFS_FUZZ_STRICT=1 asks for the stricter checks (scripts/fuzz
+// --strict): a repair must leave a clean region, a mount must keep one clean.
+bool strict();
+
 }  // namespace pkfs::fuzz
