@@ -105,12 +105,6 @@ std::string errno_text(int code) {
   return text != nullptr ? text : "error " + std::to_string(code);
 }
 
-std::string octal(uint32_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", mode & 07777);
-  return text;
-}
-
 // Whether `path` is a directory only root (the daemon) may change entries
 // of: a real directory owned by root, not writable by group or others
 // unless sticky. Empty when so, else why not.
@@ -121,7 +115,7 @@ std::string unsafe_directory(const std::string& path) {
   if (st.st_uid != ::geteuid() && st.st_uid != 0)
     return path + " belongs to uid " + std::to_string(st.st_uid) + ", who could replace the socket";
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
-    return path + " is writable by others (mode " + octal(st.st_mode) + ") without the sticky bit";
+    return path + " is writable by others (mode " + octal_mode(st.st_mode) + ") without the sticky bit";
   return {};
 }
 

@@ -114,12 +114,6 @@ bool process_holds_socket(pid_t pid, uint32_t socket_ino) {
   return found;
 }
 
-std::string octal_mode(uint32_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", mode & 07777);
-  return text;
-}
-
 // POSIX ACL xattr layout (include/uapi/linux/posix_acl_xattr.h): a
 // little-endian u32 version (2), then entries of u16 tag, u16 perm, u32 id.
 constexpr uint32_t kAclVersion = 2;
@@ -290,6 +284,12 @@ bool Peer::alive() const { return known() && m_pidfd >= 0 && !pidfd_exited(m_pid
 
 bool Peer::in_group(uint32_t group) const {
   return gid == group || std::find(groups.begin(), groups.end(), group) != groups.end();
+}
+
+std::string octal_mode(uint32_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", mode & 07777);
+  return text;
 }
 
 bool may_access(const Peer& peer, uint32_t mode, uint32_t uid, uint32_t gid, Access access,

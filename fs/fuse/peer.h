@@ -83,6 +83,9 @@ bool may_access(const Peer& peer, uint32_t mode, uint32_t uid, uint32_t gid, Acc
 // descriptor that cannot be inspected denies.
 bool may_access_fd(const Peer& peer, int fd, Access access);
 
+// A mode's permission bits in octal, "0644".
+std::string octal_mode(uint32_t mode);
+
 // "uid 1000 may not write X (owner 0:0, mode 0644)" style text.
 std::string describe_denial(const Peer& peer, const std::string& what, uint32_t mode, uint32_t uid,
                             uint32_t gid, Access access);
