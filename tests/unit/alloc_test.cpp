@@ -203,6 +203,23 @@ TEST_CASE("allocate_chunks zeroes only chunks not known zero", "[alloc]") {
     REQUIRE(chunk_of(run) == first);
     CHECK(is_zero(setup.block(run.region_block), 2 * kChunkSize));
   }
+  SECTION("in a run of dirty and known-zero chunks only the dirty ones are zeroed") {
+    Setup setup(64 * kMiB, /*data_known_zero=*/true);
+    uint64_t first = setup.layout.metadata_chunks;
+    BlockRun a = setup.chunks(1);
+    BlockRun b = setup.chunks(1);
+    REQUIRE(chunk_of(a) == first);
+    REQUIRE(chunk_of(b) == first + 1);
+    std::memset(setup.block(a.region_block), 0xee, kChunkSize);
+    std::memset(setup.block(b.region_block), 0xee, kChunkSize);
+    setup.release(a);
+    setup.release(b);
+    setup.block((first + 2) * kBlocksPerChunk + 7)[5] = std::byte{0x5a};
+    BlockRun run = setup.chunks(4);
+    REQUIRE(chunk_of(run) == first);
+    CHECK(is_zero(setup.block(run.region_block), 2 * kChunkSize));
+    CHECK(setup.block((first + 2) * kBlocksPerChunk + 7)[5] == std::byte{0x5a});
+  }
 }
 
 TEST_CASE("allocate_chunks prefers the smallest free run that fits", "[alloc]") {
