@@ -30,7 +30,7 @@ static int fd = -1;
 static char buffer[1 << 16];
 static size_t filled = 0;
 
-static void die(const char *what, const char *detail) {
+static void die(const char* what, const char* detail) {
   fprintf(stderr, "qmp: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
   exit(1);
 }
@@ -42,10 +42,10 @@ static double now(void) {
 }
 
 /* One line from QEMU, without its newline, in a static buffer. */
-static const char *read_line(void) {
+static const char* read_line(void) {
   static char line[sizeof buffer];
   for (;;) {
-    char *end = memchr(buffer, '\n', filled);
+    char* end = memchr(buffer, '\n', filled);
     if (end) {
       size_t n = (size_t)(end - buffer);
       memcpy(line, buffer, n);
@@ -64,14 +64,14 @@ static const char *read_line(void) {
 }
 
 /* The next reply, skipping events ({"timestamp": ..., "event": ...}). */
-static const char *reply(void) {
+static const char* reply(void) {
   for (;;) {
-    const char *line = read_line();
+    const char* line = read_line();
     if (strncmp(line, "{\"return\"", 9) == 0 || strncmp(line, "{\"error\"", 8) == 0) return line;
   }
 }
 
-static void send_all(const char *text) {
+static void send_all(const char* text) {
   size_t n = strlen(text);
   while (n > 0) {
     ssize_t put = write(fd, text, n);
@@ -83,13 +83,14 @@ static void send_all(const char *text) {
 }
 
 /* Runs NAME with ARGUMENTS (JSON, or NULL); exits on an error reply. */
-static const char *execute(const char *name, const char *arguments) {
+static const char* execute(const char* name, const char* arguments) {
   static char request[8192];
-  int n = arguments ? snprintf(request, sizeof request, "{\"execute\":\"%s\",\"arguments\":%s}\n", name, arguments)
-                    : snprintf(request, sizeof request, "{\"execute\":\"%s\"}\n", name);
+  int n = arguments
+              ? snprintf(request, sizeof request, "{\"execute\":\"%s\",\"arguments\":%s}\n", name, arguments)
+              : snprintf(request, sizeof request, "{\"execute\":\"%s\"}\n", name);
   if (n < 0 || (size_t)n >= sizeof request) die("request too long", name);
   send_all(request);
-  const char *line = reply();
+  const char* line = reply();
   if (strncmp(line, "{\"error\"", 8) == 0) {
     fprintf(stderr, "qmp: %s: %s\n", name, line);
     exit(1);
@@ -98,8 +99,8 @@ static const char *execute(const char *name, const char *arguments) {
 }
 
 /* The value of "status" in a query-migrate reply ("none" when absent). */
-static void migration_status(const char *line, char *status, size_t size) {
-  const char *p = strstr(line, "\"status\"");
+static void migration_status(const char* line, char* status, size_t size) {
+  const char* p = strstr(line, "\"status\"");
   snprintf(status, size, "none");
   if (!p) return;
   p += 8;
@@ -111,7 +112,7 @@ static void migration_status(const char *line, char *status, size_t size) {
   status[n] = 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: qmp SOCKET STEP...\n");
     return 2;
@@ -123,7 +124,7 @@ int main(int argc, char **argv) {
   for (;;) {
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) die("socket", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) == 0) break;
+    if (connect(fd, (struct sockaddr*)&address, sizeof address) == 0) break;
     close(fd);
     if (now() > deadline) die("cannot connect", argv[1]);
     usleep(100000);
@@ -131,7 +132,7 @@ int main(int argc, char **argv) {
   read_line(); /* the greeting */
   execute("qmp_capabilities", NULL);
   for (int i = 2; i < argc; i++) {
-    const char *step = argv[i];
+    const char* step = argv[i];
     if (strcmp(step, "wait-migration") == 0) {
       char status[64];
       double until = now() + 120;
@@ -149,7 +150,7 @@ int main(int argc, char **argv) {
       continue;
     }
     char name[256];
-    const char *equals = strchr(step, '=');
+    const char* equals = strchr(step, '=');
     size_t n = equals ? (size_t)(equals - step) : strlen(step);
     if (n >= sizeof name) die("command name too long", step);
     memcpy(name, step, n);
