@@ -55,7 +55,8 @@ class JsonLines {
 
  private:
   json::Writer& line(json::Writer& out, const std::string& code, const std::string& message) {
-    return out.key("pass").number(core::check_pass_of(code)).key("code").string(code).text_field("message", message);
+    out.key("pass").number(core::check_pass_of(code)).key("code").string(code);
+    return out.text_field("message", message);
   }
   void write(const json::Writer& out) {
     if (m_fd >= 0) dprintf(m_fd, "%s\n", out.str().c_str());

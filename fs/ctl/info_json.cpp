@@ -16,10 +16,10 @@
 namespace pkfs::ctl {
 namespace {
 
-const std::set<std::string> kNumbers = {
-    "region_size", "page_size",  "format_version", "errors",     "mount_count",   "chunk_size",
-    "data_chunks", "inode_slots", "hold_slots",    "data_bytes", "free_bytes",    "used_bytes",
-    "inodes_in_use", "inodes_free", "holds",       "daemon_pid"};
+const std::set<std::string> kNumbers = {"region_size",   "page_size",   "format_version", "errors",
+                                        "mount_count",   "chunk_size",  "data_chunks",    "inode_slots",
+                                        "hold_slots",    "data_bytes",  "free_bytes",     "used_bytes",
+                                        "inodes_in_use", "inodes_free", "holds",          "daemon_pid"};
 const std::set<std::string> kBooleans = {"survives_kexec"};
 const std::set<std::string> kPaths = {"region", "mountpoint", "control_socket"};
 
@@ -62,7 +62,8 @@ std::string info_json(const InfoLines& lines) {
       // a region is read beside the daemon that has it mounted.
       out.key(name).boolean(value != "no");
       const std::string prefix = "in use by ";
-      if (value.compare(0, prefix.size(), prefix) == 0) out.key("lock_holder").string(value.substr(prefix.size()));
+      if (value.compare(0, prefix.size(), prefix) == 0)
+        out.key("lock_holder").string(value.substr(prefix.size()));
     } else if (value == "never" || value == "<none>") {
       out.key(name).null();
     } else if (name == "filesystem_label") {

@@ -53,8 +53,8 @@ void print_json(const Entry& entry, const std::vector<Hold>& holds) {
   g_out.key("extents").begin_array();
   if (entry.layout) {
     for (const control::ExtentRecord& e : entry.layout->extents) {
-      g_out.begin_object().key("file_offset").number(e.file_offset).key("region_offset").number(e.region_offset);
-      g_out.key("length").number(e.length).end_object();
+      g_out.begin_object().key("file_offset").number(e.file_offset);
+      g_out.key("region_offset").number(e.region_offset).key("length").number(e.length).end_object();
     }
   }
   g_out.end_array().key("holds").begin_array();

@@ -12,16 +12,18 @@ TEST_CASE("json: strings are escaped as JSON requires", "[json]") {
   CHECK(json::quote("a\"b\\c") == "\"a\\\"b\\\\c\"");
   CHECK(json::quote(std::string("\n\t\x01\x1f\x7f", 5)) == "\"\\n\\t\\u0001\\u001f\\u007f\"");
   CHECK(json::quote(std::string("a\0b", 3)) == "\"a\\u0000b\"");
-  CHECK(json::quote("gr\xC3\xBC\xC3\x9F \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"gr\xC3\xBC\xC3\x9F \xE2\x82\xAC \xF0\x9F\x98\x80\"");
+  CHECK(json::quote("gr\xC3\xBC\xC3\x9F \xE2\x82\xAC \xF0\x9F\x98\x80") ==
+        "\"gr\xC3\xBC\xC3\x9F \xE2\x82\xAC \xF0\x9F\x98\x80\"");
 }
 
 TEST_CASE("json: bytes that are not UTF-8 become U+FFFD, one per byte", "[json]") {
   const std::string fffd = "\xEF\xBF\xBD";
-  CHECK(json::quote("a\xFF" "b") == "\"a" + fffd + "b\"");
-  CHECK(json::quote("\xC0\xAF") == "\"" + fffd + fffd + "\"");                 // overlong '/'
-  CHECK(json::quote("\xED\xA0\x80") == "\"" + fffd + fffd + fffd + "\"");      // a surrogate
+  CHECK(json::quote("a\xFF"
+                    "b") == "\"a" + fffd + "b\"");
+  CHECK(json::quote("\xC0\xAF") == "\"" + fffd + fffd + "\"");                        // overlong '/'
+  CHECK(json::quote("\xED\xA0\x80") == "\"" + fffd + fffd + fffd + "\"");             // a surrogate
   CHECK(json::quote("\xF4\x90\x80\x80") == "\"" + fffd + fffd + fffd + fffd + "\"");  // above U+10FFFF
-  CHECK(json::quote("\xE2\x82") == "\"" + fffd + fffd + "\"");                 // cut short
+  CHECK(json::quote("\xE2\x82") == "\"" + fffd + fffd + "\"");                        // cut short
   CHECK(json::valid_utf8("\xF4\x8F\xBF\xBF"));
   CHECK_FALSE(json::valid_utf8("\xF8\x88\x80\x80\x80"));
 }
