@@ -22,6 +22,19 @@ for file in "include/pkfs.h" "$libdir/libpkfs.so" "$libdir/pkgconfig/pkfs.pc" \
   "$libdir/cmake/pkfs/pkfsTargets.cmake"; do
   [ -e "$installed/$file" ] || pkfs_fail "not installed: $prefix/$file"
 done
+# The rest of an install: programs, man pages (when scdoc was there to make
+# them), the unit and its examples; nothing outside the prefix.
+for file in sbin/pkfs sbin/mkfs.pkfs sbin/fsck.pkfs sbin/pkfsctl lib/systemd/system/pkfs@.service \
+  share/doc/pkfs/examples/srv-vm1.mount share/doc/pkfs/examples/fstab.example; do
+  [ -e "$installed/$file" ] || pkfs_fail "not installed: $prefix/$file"
+done
+if grep -q '^PKFS_SCDOC:FILEPATH=.*scdoc$' "$PKFS_BIN_DIR/CMakeCache.txt"; then
+  for file in man8/pkfs.8 man8/mkfs.pkfs.8 man8/fsck.pkfs.8 man8/pkfsctl.8 man3/libpkfs.3; do
+    [ -e "$installed/share/man/$file" ] || pkfs_fail "not installed: $prefix/share/man/$file"
+  done
+fi
+outside=$(cd "$root" && find . -type f | grep -v "^\.$prefix/" || true)
+[ -z "$outside" ] || pkfs_fail "installed outside $prefix: $outside"
 run_consumer() {  # run_consumer BINARY: runs it with the installed library
   local output
   output=$(LD_LIBRARY_PATH="$installed/$libdir" "$1" /) || pkfs_fail "$1 failed: $output"
