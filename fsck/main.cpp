@@ -1,7 +1,7 @@
 // fsck.pkfs: check and repair a pkfs region. A thin main over
 // core::check_region and core::repair_region.
 //
-//   fsck.pkfs [-n|-y|-p] [-f] [-v] [-z] [-C FD] REGION
+//   fsck.pkfs [-n|-y|-p] [-f] [-v] [-z] [-C FD] [--json-lines FD] REGION
 //
 // Exit status, a sum of e2fsck's bits: 0 no problems; 1 problems corrected;
 // 2 never (no reboot is ever needed: pkfs is not a root filesystem);
@@ -20,6 +20,7 @@
 #include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/region/region.h"
+#include "fsck/json_lines.h"
 
 namespace {
 
@@ -41,6 +42,10 @@ volatile sig_atomic_t g_cancelled = 0;
 void on_signal(int) { g_cancelled = 1; }
 
 struct Cancelled {};
+
+// --json-lines: problems and repairs as JSON, and the summary main() adds.
+fsck::JsonLines g_json;
+std::string g_region;
 
 // e2fsck's -C: progress to a file descriptor (0: a bar on stdout).
 class ProgressBar {
@@ -132,7 +137,7 @@ bool quick_clean(const std::string& path, std::unique_ptr<region::Region> region
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{
       "Check and repair a pkfs region (a hugetlbfs or tmpfs file, or a device-dax device).\n\n"
       "Exit status (a sum): 0 no problems; 1 problems corrected; 2 never (no reboot is needed);\n"
@@ -162,6 +167,10 @@ int main(int argc, char** argv) {
          "Progress to file descriptor FD as lines \"pass done total\"; 0: a bar on stdout (default on a "
          "terminal for regions of 64 GiB or more)")
       ->each([&](const std::string&) { progress_given = true; });
+  int json_fd = -1;
+  app.add_option("--json-lines", json_fd,
+                 "Also write each problem and repair, then a summary, as JSON lines to file descriptor FD; "
+                 "1: to stdout instead of the text");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -180,6 +189,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const bool repair = yes || preen;
+  g_region = path;
+  g_json.open(json_fd);
 
   struct sigaction action {};
   action.sa_handler = on_signal;
@@ -251,6 +262,9 @@ int main(int argc, char** argv) {
         if (!repaired->applied && !done.safe) message += " [not done: run fsck.pkfs -y]";
         if (!repaired->applied && done.safe && done.code != "JOURNAL_OPEN") message += " [not done]";
         lines.emplace_back(done.code, message);
+        // As the text says: journal recovery is done even when -p stops.
+        g_json.repair(done.code, done.message,
+                      repaired->applied || (done.safe && done.code == "JOURNAL_OPEN"));
       }
       print_by_pass(lines, verify_zero);
       if (!repaired->applied) {
@@ -284,8 +298,10 @@ int main(int argc, char** argv) {
     if (repair && !report->clean()) std::printf("Checking again after the repair\n");
     if (!repair || !report->clean()) {
       std::vector<std::pair<std::string, std::string>> lines;
-      for (const core::CheckProblem& problem : report->problems)
+      for (const core::CheckProblem& problem : report->problems) {
         lines.emplace_back(problem.code, problem.message);
+        g_json.problem(problem.code, problem.message);
+      }
       print_by_pass(lines, verify_zero);
     }
     if (verbose || !report->clean()) print_counts(path, *report);
@@ -307,4 +323,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fsck.pkfs: %s\n", e.what());
     return kExitOperational;
   }
+}
+
+int main(int argc, char** argv) {
+  int status = run(argc, argv);
+  g_json.summary(g_region, status);
+  return status;
 }

@@ -6,18 +6,21 @@
 // holds=H NAME", then an indented line per extent (file offset, region
 // offset, length, in bytes) and per hold (id, holder pid and uid, and
 // "stale" when the holder is gone). The first line names the region and its
-// page size.
+// page size. With --json (which implies -l), one JSON document instead
+// (schema in pkfsctl(8), fs/ctl/pkfsctl.8.scd).
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "fs/base/json.h"
 #include "fs/ctl/command.h"
 #include "fs/ctl/target.h"
 
@@ -38,7 +41,57 @@ struct Hold {
   bool stale;
 };
 
+// --json: the document being built, printed by end_listing.
+bool g_json = false;
+json::Writer g_out;
+
+void print_json(const Entry& entry, const std::vector<Hold>& holds) {
+  g_out.begin_object().text_field("name", entry.name);
+  g_out.key("ino").number(entry.ino).key("mode").number(entry.mode);
+  g_out.key("mode_text").string(mode_text(entry.mode)).key("nlink").number(entry.nlink);
+  g_out.key("uid").number(entry.uid).key("gid").number(entry.gid).key("size").number(entry.size);
+  g_out.key("extents").begin_array();
+  if (entry.layout) {
+    for (const control::ExtentRecord& e : entry.layout->extents) {
+      g_out.begin_object().key("file_offset").number(e.file_offset);
+      g_out.key("region_offset").number(e.region_offset).key("length").number(e.length).end_object();
+    }
+  }
+  g_out.end_array().key("holds").begin_array();
+  for (const Hold& h : holds) {
+    if (h.ino == entry.ino) g_out.number(h.id);
+  }
+  g_out.end_array().end_object();
+}
+
+// The first line (or the document's head): the region and its page size.
+void begin_listing(const std::string& region, uint64_t page_size) {
+  if (!g_json) {
+    std::printf("region %s page_size=%" PRIu64 "\n", region.c_str(), page_size);
+    return;
+  }
+  g_out.begin_object().text_field("region", region).key("page_size").number(page_size);
+  g_out.key("files").begin_array();
+}
+
+// --json: every hold the caller may see (not only those of listed files),
+// after the files.
+void end_listing(const std::vector<Hold>& holds) {
+  if (!g_json) return;
+  g_out.end_array().key("holds").begin_array();
+  for (const Hold& h : holds) {
+    g_out.begin_object().key("id").number(h.id).key("ino").number(h.ino).key("pid").number(h.pid);
+    g_out.key("uid").number(h.uid).key("stale").boolean(h.stale).end_object();
+  }
+  g_out.end_array().end_object();
+  std::printf("%s\n", g_out.str().c_str());
+}
+
 void print(const Entry& entry, bool long_format, const std::vector<Hold>& holds) {
+  if (g_json) {
+    print_json(entry, holds);
+    return;
+  }
   if (!long_format) {
     std::printf("%s\n", entry.name.c_str());
     return;
@@ -105,7 +158,7 @@ int run_mounted(const Target& target, bool long_format) {
       at += key.size() + 2;
       return info->substr(at, info->find('\n', at) - at);
     };
-    std::printf("region %s page_size=%s\n", value("Region").c_str(), value("Page size").c_str());
+    begin_listing(value("Region"), std::strtoull(value("Page size").c_str(), nullptr, 10));
   }
   int status = kExitOk;
   for (Entry& entry : entries) {
@@ -131,6 +184,7 @@ int run_mounted(const Target& target, bool long_format) {
     }
     print(entry, long_format, holds);
   }
+  end_listing(holds);
   return status;
 }
 
@@ -163,7 +217,7 @@ int run_offline(const Target& target, const std::string& path, bool long_format)
   std::sort(children.begin(), children.end());
   if (long_format) {
     const region::Info& info = fs.region().info();
-    std::printf("region %s page_size=%" PRIu64 "\n", info.path.c_str(), info.page_size);
+    begin_listing(info.path, info.page_size);
   }
   int status = kExitOk;
   for (const auto& [name, child] : children) {
@@ -192,6 +246,7 @@ int run_offline(const Target& target, const std::string& path, bool long_format)
     }
     print(entry, long_format, holds);
   }
+  end_listing(holds);
   return status;
 }
 
@@ -201,6 +256,7 @@ void setup(CLI::App& app, int& exit_code) {
   static std::string argument;
   static std::string path = "/";
   sub->add_flag("-l,--long", long_format, "Show mode, owner, size, extents and holds");
+  sub->add_flag("--json", g_json, "Print the long listing as one JSON document (implies -l)");
   sub->add_option("TARGET", argument, "A directory or file inside a pkfs mount, or a region")->required();
   sub->add_option("PATH", path, "With a region: the path inside it (default /)");
   sub->callback([&exit_code] {
@@ -209,8 +265,9 @@ void setup(CLI::App& app, int& exit_code) {
       exit_code = fail(target.error().message());
       return;
     }
+    bool long_listing = long_format || g_json;
     exit_code =
-        target->mounted() ? run_mounted(*target, long_format) : run_offline(*target, path, long_format);
+        target->mounted() ? run_mounted(*target, long_listing) : run_offline(*target, path, long_listing);
   });
 }
 

@@ -54,6 +54,7 @@
 #include "fs/core/filesystem.h"
 #include "fs/fuse/adapter.h"
 #include "fs/fuse/control_server.h"
+#include "fs/fuse/notify.h"
 #include "fs/region/region.h"
 
 namespace {
@@ -478,6 +479,7 @@ int run(const Options& options, Detacher& detacher) {
     fuse_set_log_func(fuse_log_to_syslog);
   }
   detacher.detached();
+  fuse::notify_ready("serving " + options.region + " on " + options.mountpoint);
 
   int loop_status = 0;
   if (options.single_threaded) {
@@ -490,6 +492,7 @@ int run(const Options& options, Detacher& detacher) {
     fuse_loop_cfg_destroy(config);
   }
   if (loop_status < 0) g_logger.error("FUSE session loop failed: " + errno_text(-loop_status));
+  fuse::notify_stopping();
   control.stop();
 
   fuse_session_unmount(session);
