@@ -208,20 +208,35 @@ std::vector<std::pair<uint64_t, uint64_t>> chunk_ranges(uint64_t size, uint64_t 
   return ranges;
 }
 
-// The whole-filesystem manifest on the root directory: "v=1 files=N frozen_ns=F".
-std::string manifest_text(uint64_t files, int64_t frozen_ns) {
-  return "v=1 files=" + std::to_string(files) + " frozen_ns=" + std::to_string(frozen_ns);
+// The whole-filesystem manifest on the root directory:
+// "v=2 files=N frozen_ns=F mounts=M" (FORMAT.md, "Reserved names"); builds
+// before mounts= wrote "v=1 files=N frozen_ns=F", which still parses.
+struct Manifest {
+  uint64_t files = 0;
+  int64_t frozen_ns = 0;
+  std::optional<uint64_t> mount_count;  // the superblock's at freeze
+};
+
+std::string manifest_text(uint64_t files, int64_t frozen_ns, uint64_t mount_count) {
+  return "v=2 files=" + std::to_string(files) + " frozen_ns=" + std::to_string(frozen_ns) +
+         " mounts=" + std::to_string(mount_count);
 }
 
-std::optional<std::pair<uint64_t, int64_t>> parse_manifest(const std::string& text) {
-  unsigned long long files = 0;
+std::optional<Manifest> parse_manifest(const std::string& text) {
+  unsigned long long files = 0, mounts = 0;
   long long frozen = 0;
   int consumed = 0;
-  if (std::sscanf(text.c_str(), "v=1 files=%llu frozen_ns=%lld%n", &files, &frozen, &consumed) != 2 ||
-      static_cast<size_t>(consumed) != text.size()) {
-    return std::nullopt;
+  if (std::sscanf(text.c_str(), "v=2 files=%llu frozen_ns=%lld mounts=%llu%n", &files, &frozen, &mounts,
+                  &consumed) == 3 &&
+      static_cast<size_t>(consumed) == text.size()) {
+    return Manifest{files, frozen, mounts};
   }
-  return std::make_pair(static_cast<uint64_t>(files), static_cast<int64_t>(frozen));
+  consumed = 0;
+  if (std::sscanf(text.c_str(), "v=1 files=%llu frozen_ns=%lld%n", &files, &frozen, &consumed) == 2 &&
+      static_cast<size_t>(consumed) == text.size()) {
+    return Manifest{files, frozen, std::nullopt};
+  }
+  return std::nullopt;
 }
 
 unsigned thread_count(unsigned requested, uint64_t work_items) {
@@ -521,8 +536,9 @@ Result<FreezeReport> Filesystem::freeze(const FreezeOptions& options) {
     ++recorded;
   }
   if (options.paths.empty()) {
-    TRY(store_xattr_locked(format::kRootIno, kManifestXattr, manifest_text(recorded, report.freeze_time_ns),
-                           0, Ctime::kKeep));
+    TRY(store_xattr_locked(format::kRootIno, kManifestXattr,
+                           manifest_text(recorded, report.freeze_time_ns, superblock().mount_count), 0,
+                           Ctime::kKeep));
   }
   lock.unlock();
   TRY(close());
@@ -536,14 +552,25 @@ Result<VerifyReport> Filesystem::verify(const VerifyOptions& options) {
   TRY_ASSIGN(auto files, collect_files(options.paths));
 
   VerifyReport report;
-  std::optional<std::pair<uint64_t, int64_t>> manifest;
-  if (options.paths.empty()) {
+  std::optional<Manifest> manifest;
+  {
     TRY_ASSIGN(auto text, find_xattr_locked(format::kRootIno, kManifestXattr));
     if (text) manifest = parse_manifest(*text);
-    if (manifest) {
-      report.frozen_files = manifest->first;
-      report.freeze_time_ns = manifest->second;
-    }
+  }
+  // Mounted read-write since the last whole freeze: a guest may have run,
+  // and its writes through a direct mapping change content but not mtime.
+  // (Known only for records of the last whole freeze, which the manifest
+  // describes.)
+  std::optional<uint64_t> mounts_since;
+  int64_t whole_freeze_ns = manifest ? manifest->frozen_ns : 0;
+  if (manifest && manifest->mount_count && superblock().mount_count > *manifest->mount_count) {
+    mounts_since = superblock().mount_count - *manifest->mount_count;
+  }
+  std::vector<bool> mounted_since(files.size(), false);
+  if (!options.paths.empty()) manifest.reset();
+  if (manifest) {
+    report.frozen_files = manifest->files;
+    report.freeze_time_ns = manifest->frozen_ns;
   }
   report.files.resize(files.size());
   std::vector<HashJob> jobs;
@@ -568,7 +595,8 @@ Result<VerifyReport> Filesystem::verify(const VerifyOptions& options) {
       check.detail = text.value() ? "the freeze record is malformed" : "not frozen";
       continue;
     }
-    if (manifest && record->frozen_ns == manifest->second) ++from_last_freeze;
+    if (manifest && record->frozen_ns == manifest->frozen_ns) ++from_last_freeze;
+    mounted_since[i] = mounts_since && record->frozen_ns == whole_freeze_ns;
     if (record->size != inode.size || record->mtime_ns != inode.mtime_ns) {
       check.status = FileCheckStatus::kChanged;
       check.detail = record->size != inode.size ? "size " + std::to_string(record->size) + " at freeze, " +
@@ -621,6 +649,11 @@ Result<VerifyReport> Filesystem::verify(const VerifyOptions& options) {
                     static_cast<unsigned long long>(expected[i]),
                     static_cast<unsigned long long>(check.hash));
       check.detail = detail;
+      if (mounted_since[i]) {
+        check.detail += "; the region was mounted read-write " + std::to_string(*mounts_since) +
+                        " time(s) since the freeze: a guest that ran changed its memory without changing "
+                        "mtime (verify before the guest resumes)";
+      }
     } else if (check.sampled && options.full) {
       check.status = FileCheckStatus::kSampledOnly;
       check.detail = "sampled pages match; no whole-content hash was recorded (freeze --full records one)";

@@ -208,6 +208,22 @@ TEST_CASE("a file written after freeze is changed, not corrupt", "[freeze]") {
   CHECK(find(verified.files, "/ram").status == FileCheckStatus::kOk);
 }
 
+TEST_CASE("a corrupt line says when the region was mounted read-write since the freeze", "[freeze]") {
+  Fixture f;
+  Tree tree = make_tree(f);
+  f.freeze();
+  f.open(true);  // read-only: not a mount that counts
+  *f.data_at(tree.big, 0) ^= std::byte{1};
+  auto verified = f.verify({}, true);
+  REQUIRE(find(verified.files, "/ram").status == FileCheckStatus::kCorrupt);
+  CHECK_THAT(find(verified.files, "/ram").detail, !Catch::Contains("mounted read-write"));
+  f.open(false);  // as the daemon's mount, where a guest would resume
+  verified = f.verify({}, true);
+  REQUIRE(find(verified.files, "/ram").status == FileCheckStatus::kCorrupt);
+  CHECK_THAT(find(verified.files, "/ram").detail,
+             Catch::Contains("mounted read-write 1 time(s) since the freeze"));
+}
+
 TEST_CASE("verify counts frozen files that disappeared", "[freeze]") {
   Fixture f;
   make_tree(f);
