@@ -227,6 +227,10 @@ void Connection::work() {
     }
     const auto* header = static_cast<const fuse_in_header*>(buffer.mem);
     t_resent = (header->unique & kFuseUniqueResend) != 0;
+    if (t_resent && m_log) {
+      m_log("answering a request the previous daemon had read (opcode " + std::to_string(header->opcode) +
+            ", re-sent by the kernel)");
+    }
     bool is_init = header->opcode == FUSE_INIT;
     fuse_session_process_buf(m_session, &buffer);
     t_resent = false;
