@@ -664,6 +664,7 @@ int run(Options options, Detacher& detacher) {
   detacher.detached();
 
   bool handed_over = false;
+  bool lost = false;  // a failed hand-over that could not resume either
   while (!connection->wait()) {
     std::optional<int> channel = listener ? listener->take() : std::nullopt;
     if (!channel) continue;
@@ -677,10 +678,12 @@ int run(Options options, Detacher& detacher) {
       return references;
     };
     auto resume = [&](const std::vector<core::InheritedReferences>& references) -> Result<void> {
+      lost = true;
       TRY_ASSIGN(fs, open_filesystem(options, core::Takeover::kExact, references));
       adapter.attach(*fs);
       control = make_control();
       TRY(control->start(session));
+      lost = false;
       return success();
     };
     if (listener->hand_over(*channel, with_init, let_go, resume)) {
@@ -694,9 +697,15 @@ int run(Options options, Detacher& detacher) {
     listener.reset();
     connection.reset();
     end_session();
-    g_logger.info("handed " + options.mountpoint + " over; exiting");
+    if (lost) {
+      g_logger.error("the hand-over of " + options.mountpoint +
+                     " failed and the region could not be reopened; the mount has no daemon now (pkfs "
+                     "--takeover " + options.mountpoint + " can still pick it up, or unmount it)");
+    } else {
+      g_logger.info("handed " + options.mountpoint + " over; exiting");
+    }
     std::fflush(nullptr);
-    ::_exit(fs ? 1 : 0);
+    ::_exit(lost ? 1 : 0);
   }
   connection->quiesce();
   control->stop();
@@ -731,8 +740,10 @@ int main(int argc, char** argv) {
     if (auto status = parse_arguments(argc, argv, options)) return *status;
     if (options.keeper_process) return takeover::keeper_main(options.mountpoint);
     // A successor does not look at the mountpoint: if its daemon is dead,
-    // stat(2) there waits for the successor itself.
-    if (auto problem = options.takeover ? std::nullopt : check_mountpoint(options.mountpoint)) {
+    // stat(2) there waits for the successor itself. Nor does a service
+    // systemd restarted with descriptors (its connection may be stored).
+    bool restarted_by_systemd = std::getenv("LISTEN_FDS") != nullptr;
+    if (auto problem = options.takeover || restarted_by_systemd ? std::nullopt : check_mountpoint(options.mountpoint)) {
       std::fprintf(stderr, "pkfs: %s\n", problem->c_str());
       return 1;
     }
