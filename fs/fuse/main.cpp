@@ -581,9 +581,11 @@ int run(Options options, Detacher& detacher) {
     if (!refusal) refusal = test_hook_failure();
     if (refusal) {
       g_logger.error("cannot take over " + options.mountpoint + ": " + *refusal);
+      // The region goes back first: the old daemon reopens it on our word.
+      close_fs();
+      fs.reset();
       refuse_incoming(*refusal);
       end_session();
-      close_fs();
       return 1;
     }
     connection = std::move(adopted).value();
@@ -626,10 +628,12 @@ int run(Options options, Detacher& detacher) {
   }
   if (auto started = control->start(session); !started) {
     g_logger.error(started.error().message());
+    connection.reset();
+    close_fs();
+    fs.reset();
     refuse_incoming(started.error().message());
     if (!incoming) fuse_session_unmount(session);
     end_session();
-    close_fs();
     return 1;
   }
   if (incoming) takeover::send_verdict(*incoming, 0, "");
@@ -679,7 +683,15 @@ int run(Options options, Detacher& detacher) {
     };
     auto resume = [&](const std::vector<core::InheritedReferences>& references) -> Result<void> {
       lost = true;
-      TRY_ASSIGN(fs, open_filesystem(options, core::Takeover::kExact, references));
+      // A successor that gave up may still be on its way out with the
+      // region: wait for it a little.
+      auto reopened = open_filesystem(options, core::Takeover::kExact, references);
+      for (int attempt = 0; !reopened && attempt < 50; ++attempt) {
+        ::usleep(100 * 1000);
+        reopened = open_filesystem(options, core::Takeover::kExact, references);
+      }
+      if (!reopened) return std::move(reopened).error();
+      fs = std::move(reopened).value();
       adapter.attach(*fs);
       control = make_control();
       TRY(control->start(session));

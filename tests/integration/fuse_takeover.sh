@@ -5,7 +5,9 @@
 # reads, writes, creates, renames and removals runs on: the client sees no
 # error and every byte it wrote is there; each old daemon exits 0 without
 # unmounting; fsck is clean after the unmount. Prints the stall each
-# hand-over caused (the old daemon's figure) and their median. Then the
+# hand-over caused, as the old daemon measured it (stop reading to the
+# successor's verdict) and as a client saw it (the longest gap between two
+# of its writes), with medians. Then the
 # refusals: a successor speaking another protocol version, a successor
 # whose region validation fails (the old daemon resumes), a second
 # successor while one is taking over, a user who is neither root nor the
@@ -19,16 +21,25 @@ pkfs_need python3 setpriv
 pkfs_mkfs 64M
 pkfs_mount
 pkfs_on_exit '[ -n "$CLIENT_PID" ] && kill $CLIENT_PID'
+PROBE_PID=""
+pkfs_on_exit '[ -n "$PROBE_PID" ] && kill $PROBE_PID'
 mkdir "$MNT/work"
 
 pkfs_log "planned hand-overs under a running client"
 takeover_client "$MNT/work" "$WORK/stop" "$WORK/result"
 sleep 0.5
 stalls=()
+seen=()
 for round in 1 2 3 4 5; do
   old_pid=$PKFS_PID
   old_log=$PKFS_LOG
+  takeover_probe "$MNT/probe" "$WORK/probe.$round"
+  sleep 0.1
   takeover_start
+  sleep 0.2
+  touch "$WORK/probe.$round.stop"
+  wait "$PROBE_PID" || pkfs_fail "round $round: the probe failed"
+  seen+=("$(cat "$WORK/probe.$round")")
   status=0
   wait "$old_pid" || status=$?
   [ "$status" -eq 0 ] || pkfs_fail "round $round: the old daemon exited with $status: $(cat "$old_log")"
@@ -42,7 +53,11 @@ done
 takeover_client_finish "$WORK/stop" "$WORK/result"
 summary=$(cat "$WORK/result")
 median=$(printf '%s\n' "${stalls[@]}" | sort -n | sed -n 3p)
-pkfs_log "client: $summary (ops, slowest ms); stalls (ms): ${stalls[*]}; median $median"
+seen_median=$(printf '%s\n' "${seen[@]}" | sort -n | sed -n 3p)
+seen_worst=$(printf '%s\n' "${seen[@]}" | sort -n | tail -n 1)
+pkfs_log "client: $summary (ops, slowest ms)"
+pkfs_log "stall, daemon side (ms): ${stalls[*]}; median $median"
+pkfs_log "stall, longest gap between two writes of a client (ms): ${seen[*]}; median $seen_median, worst $seen_worst"
 
 pkfs_log "refusal: another protocol version"
 pkfs_expect_fail "incompatible hand-over protocol version 99" env PKFS_TAKEOVER_TEST_VERSION=99 "$PKFS" --takeover "$MNT" -f

@@ -99,3 +99,33 @@ takeover_start() {
 
 # takeover_keeper_pid: the keeper of $MNT, from the log of the mount.
 takeover_keeper_pid() { sed -n 's/.*keeper started (pid \([0-9]*\)).*/\1/p' "$WORK/daemon.1.log" | head -n 1; }
+
+# takeover_probe FILE OUT: starts, in the background, a loop of 1-byte
+# pwrite(2)s to FILE (each one a FUSE WRITE: writes go through to the
+# daemon) until OUT.stop exists, then writes the longest gap between two
+# completed writes, in milliseconds, to OUT: the stall a client saw.
+# Returns once the probe writes. $PROBE_PID is its pid.
+takeover_probe() {
+  python3 - "$1" "$2" <<'PY' &
+import os, sys, time
+path, out = sys.argv[1:3]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+os.pwrite(fd, b"x", 0)
+open(out + ".ready", "w").close()
+last = time.monotonic()
+gap = 0.0
+while not os.path.exists(out + ".stop"):
+    os.pwrite(fd, b"x", 0)
+    now = time.monotonic()
+    gap = max(gap, now - last)
+    last = now
+os.close(fd)
+open(out, "w").write("%.1f\n" % (gap * 1000))
+PY
+  PROBE_PID=$!
+  for _ in $(seq 200); do
+    [ -f "$2.ready" ] && return 0
+    sleep 0.05
+  done
+  pkfs_fail "the probe did not start"
+}
