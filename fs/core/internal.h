@@ -30,8 +30,8 @@ struct Filesystem::Directory {
 // DRAM state of an inode in use.
 struct Filesystem::Node {
   uint32_t open_count = 0;
-  uint64_t references = 0;         // kernel lookups; see add_references()
-  uint32_t holds = 0;              // used hold slots naming it (rebuilt at open)
+  uint64_t references = 0;  // kernel lookups; see add_references()
+  uint32_t holds = 0;       // used hold slots naming it (rebuilt at open)
   // Opened by a daemon that took over a connection whose references it
   // does not know (Takeover::kUnknown): the kernel may reach this inode by
   // number, so it is never freed before the next ordinary mount.

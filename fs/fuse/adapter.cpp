@@ -206,7 +206,8 @@ bool answer_existing(Request& r, fuse_ino_t parent, const char* name, const Erro
   if (!resent() || error.code() != EEXIST) return false;
   auto attr = r.fs().lookup(parent, name);
   if (!attr) return false;
-  r.adapter().log(std::string(r.operation()) + " of " + name + " was re-sent after a restart and had been done");
+  r.adapter().log(std::string(r.operation()) + " of " + name +
+                  " was re-sent after a restart and had been done");
   r.entry(attr.value());
   return true;
 }
@@ -442,7 +443,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) noexcept {
   serve(req, "create", [&](Request& r) {
     auto attr = r.fs().mknod(parent, name, S_IFREG | (mode & 07777), 0, caller_of(req));
-    if (!attr && resent() && attr.error().code() == EEXIST) attr = r.fs().lookup(parent, name);  // see resent()
+    if (!attr && resent() && attr.error().code() == EEXIST)
+      attr = r.fs().lookup(parent, name);  // see resent()
     if (!attr) return r.fail(attr.error());
     auto opened = r.fs().open_file(attr->ino);
     if (!opened) return r.fail(opened.error());

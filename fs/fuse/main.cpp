@@ -486,7 +486,8 @@ Result<std::optional<takeover::Incoming>> incoming_connection(const Options& opt
 std::optional<std::string> test_hook_failure() {
   if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) ::usleep(std::atoi(delay) * 1000);
   const char* fail = std::getenv("PKFS_TAKEOVER_TEST_FAIL");
-  if (fail != nullptr && std::strcmp(fail, "validate") == 0) return std::string("region validation failed (test)");
+  if (fail != nullptr && std::strcmp(fail, "validate") == 0)
+    return std::string("region validation failed (test)");
   return std::nullopt;
 }
 
@@ -536,8 +537,9 @@ int run(Options options, Detacher& detacher) {
     fuse_session_destroy(session);
   };
 
-  auto opened_fs = open_filesystem(options, incoming ? incoming->mode : core::Takeover::kNone,
-                                   incoming ? incoming->references : std::vector<core::InheritedReferences>{});
+  auto opened_fs =
+      open_filesystem(options, incoming ? incoming->mode : core::Takeover::kNone,
+                      incoming ? incoming->references : std::vector<core::InheritedReferences>{});
   if (!opened_fs) {
     g_logger.error(opened_fs.error().message());
     refuse_incoming(opened_fs.error().message());
@@ -555,7 +557,8 @@ int run(Options options, Detacher& detacher) {
   const std::string control_path = options.control.value_or(fuse::ControlServer::default_path(*fs));
   auto make_control = [&]() {
     return std::make_unique<fuse::ControlServer>(*fs, held, control_path, options.mountpoint, options.region,
-                                                 options.limits, [](const std::string& line) { g_logger.info(line); });
+                                                 options.limits,
+                                                 [](const std::string& line) { g_logger.info(line); });
   };
   std::unique_ptr<fuse::ControlServer> control = make_control();
   adapter.set_control(control->socket_path(), &held);
@@ -574,7 +577,8 @@ int run(Options options, Detacher& detacher) {
   auto log_warning = [](const std::string& line) { g_logger.warning(line); };
   std::unique_ptr<takeover::Connection> connection;
   if (incoming) {
-    auto adopted = takeover::Connection::adopted(session, incoming->fd, incoming->params.init, workers, log_warning);
+    auto adopted =
+        takeover::Connection::adopted(session, incoming->fd, incoming->params.init, workers, log_warning);
     incoming->fd = -1;  // the session's now (fuse_session_destroy closes it)
     std::optional<std::string> refusal;
     if (!adopted) refusal = adopted.error().message();
@@ -611,8 +615,9 @@ int run(Options options, Detacher& detacher) {
   if (!incoming && params) {
     // Before any thread starts: the keeper is forked.
     if (options.keeper) {
-      if (auto kept = takeover::spawn_keeper("/proc/self/exe", options.mountpoint, *connection, params.value(),
-                                             [](const std::string& line) { g_logger.info(line); });
+      if (auto kept =
+              takeover::spawn_keeper("/proc/self/exe", options.mountpoint, *connection, params.value(),
+                                     [](const std::string& line) { g_logger.info(line); });
           !kept) {
         g_logger.warning("no keeper: " + kept.error().message());
       }
@@ -652,11 +657,12 @@ int run(Options options, Detacher& detacher) {
     if (connection->kernel_has_resend()) {
       if (auto resent = connection->notify_resend(); !resent) g_logger.warning(resent.error().message());
     } else if (incoming->mode == core::Takeover::kUnknown) {
-      g_logger.warning("this kernel has no FUSE_NOTIFY_RESEND: requests the previous daemon had read stay "
-                       "unanswered");
+      g_logger.warning(
+          "this kernel has no FUSE_NOTIFY_RESEND: requests the previous daemon had read stay "
+          "unanswered");
     }
-    g_logger.info("took over " + options.mountpoint + " from " + incoming->source + "; region " + options.region +
-                  "; control socket " + control->socket_path());
+    g_logger.info("took over " + options.mountpoint + " from " + incoming->source + "; region " +
+                  options.region + "; control socket " + control->socket_path());
   } else {
     g_logger.info("mounted " + options.region + " on " + options.mountpoint +
                   (options.read_only ? " (read-only)" : "") + "; control socket " + control->socket_path());
@@ -712,7 +718,8 @@ int run(Options options, Detacher& detacher) {
     if (lost) {
       g_logger.error("the hand-over of " + options.mountpoint +
                      " failed and the region could not be reopened; the mount has no daemon now (pkfs "
-                     "--takeover " + options.mountpoint + " can still pick it up, or unmount it)");
+                     "--takeover " +
+                     options.mountpoint + " can still pick it up, or unmount it)");
     } else {
       g_logger.info("handed " + options.mountpoint + " over; exiting");
     }
@@ -755,7 +762,8 @@ int main(int argc, char** argv) {
     // stat(2) there waits for the successor itself. Nor does a service
     // systemd restarted with descriptors (its connection may be stored).
     bool restarted_by_systemd = std::getenv("LISTEN_FDS") != nullptr;
-    if (auto problem = options.takeover || restarted_by_systemd ? std::nullopt : check_mountpoint(options.mountpoint)) {
+    if (auto problem =
+            options.takeover || restarted_by_systemd ? std::nullopt : check_mountpoint(options.mountpoint)) {
       std::fprintf(stderr, "pkfs: %s\n", problem->c_str());
       return 1;
     }

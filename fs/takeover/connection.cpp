@@ -60,7 +60,8 @@ std::optional<std::string> init_difference(const InitRecord& theirs, const InitR
   std::memcpy(&b, ours.out, std::min<size_t>(ours.out_bytes, sizeof b));
   auto differ = [](const char* field, uint64_t x, uint64_t y) -> std::optional<std::string> {
     if (x == y) return std::nullopt;
-    return std::string(field) + " " + hex(x) + " (agreed with the kernel) against " + hex(y) + " (this binary)";
+    return std::string(field) + " " + hex(x) + " (agreed with the kernel) against " + hex(y) +
+           " (this binary)";
   };
   uint64_t flags_a = a.flags | (uint64_t{a.flags2} << 32);
   uint64_t flags_b = b.flags | (uint64_t{b.flags2} << 32);

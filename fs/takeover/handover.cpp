@@ -88,7 +88,8 @@ bool read_all(int fd, void* data, size_t size, int* fd_out = nullptr) {
     if (n <= 0) return false;
     if (fd_out != nullptr) {
       for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+          std::memcpy(fd_out, CMSG_DATA(c), sizeof(int));
       }
     }
     p += n;
@@ -184,8 +185,8 @@ std::optional<Hello> read_hello(int client, const char* who) {
   }
   if (hello.version != kVersion) {
     refuse(client, EPROTONOSUPPORT,
-           "incompatible hand-over protocol version " + std::to_string(hello.version) + " (" + who + " speaks " +
-               std::to_string(kVersion) + ")");
+           "incompatible hand-over protocol version " + std::to_string(hello.version) + " (" + who +
+               " speaks " + std::to_string(kVersion) + ")");
     return std::nullopt;
   }
   return hello;
@@ -200,7 +201,8 @@ std::string socket_path(const std::string& mountpoint, const char* kind) {
 }
 
 Result<void> set_param(char* field, size_t size, const std::string& value, const char* what) {
-  if (value.size() >= size) return Error(ENAMETOOLONG, std::string(what) + " is too long to hand over: " + value);
+  if (value.size() >= size)
+    return Error(ENAMETOOLONG, std::string(what) + " is too long to hand over: " + value);
   std::memset(field, 0, size);
   std::memcpy(field, value.data(), value.size());
   return success();
@@ -299,7 +301,8 @@ void send_verdict(Incoming& incoming, int status, const std::string& message) {
 
 // ---- daemon ---------------------------------------------------------------
 
-Result<std::unique_ptr<Listener>> Listener::start(const std::string& mountpoint, Connection& connection, Log log) {
+Result<std::unique_ptr<Listener>> Listener::start(const std::string& mountpoint, Connection& connection,
+                                                  Log log) {
   std::unique_ptr<Listener> listener(new Listener(connection, std::move(log)));
   listener->m_path = socket_path(mountpoint, "handover");
   TRY_ASSIGN(listener->m_listen_fd, bind_socket(listener->m_path));
@@ -353,7 +356,8 @@ void Listener::handle(int client) {
   std::lock_guard lock(m_mutex);
   if (m_busy) {
     refuse(client, EBUSY,
-           "another successor (" + pid_text(m_busy_pid) + ") is taking over this mount; try again when it is done");
+           "another successor (" + pid_text(m_busy_pid) +
+               ") is taking over this mount; try again when it is done");
     ::close(client);
     return;
   }
@@ -361,7 +365,8 @@ void Listener::handle(int client) {
   m_busy_pid = hello->pid;
   m_pending = client;
   m_log("hand-over requested by " + pid_text(hello->pid) + " (pkfs " +
-        std::string(hello->binary_version, strnlen(hello->binary_version, sizeof hello->binary_version)) + ")");
+        std::string(hello->binary_version, strnlen(hello->binary_version, sizeof hello->binary_version)) +
+        ")");
   m_connection.wake();
 }
 
