@@ -386,8 +386,14 @@ bool Listener::hand_over(
     std::lock_guard lock(m_mutex);
     m_busy = false;
   };
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point from) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
+  };
   m_connection.quiesce();
+  double quiesced_ms = ms_since(started);
   auto released = let_go();
+  double released_ms = ms_since(started);
   if (!released) {
     refuse(channel, released.error().code(), "the daemon could not let go: " + released.error().message());
     ::close(channel);
@@ -420,11 +426,13 @@ bool Listener::hand_over(
   Verdict verdict;
   bool answered = sent && read_all(channel, &verdict, sizeof verdict) && verdict.magic == kMagic;
   ::close(channel);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  double ms = ms_since(started);
   if (answered && verdict.status == 0) {
-    char text[64];
-    std::snprintf(text, sizeof text, "%.1f ms", ms);
-    m_log("handed the connection over (requests stalled for " + std::string(text) + " here)");
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "%.1f ms here: %.1f to stop the workers, %.1f to close the region, %.1f for the successor",
+                  ms, quiesced_ms, released_ms - quiesced_ms, ms - released_ms);
+    m_log("handed the connection over (requests stalled for " + std::string(text) + ")");
     // The path is the successor's from now on (it binds it anew).
     m_path.clear();
     done();

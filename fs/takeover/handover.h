@@ -28,6 +28,18 @@
 //    until the next ordinary mount, so an unlinked file still open or a
 //    removed working directory keeps its inode number; its space comes back
 //    at the next mount (or fsck).
+//
+// Handed over: the /dev/fuse descriptor (the kernel's connection, with every
+// request queued in it), the kernel's INIT and the reply it got, the mount's
+// parameters (region, control socket, limits, keeper), and after a planned
+// hand-over the open and lookup counts. Rebuilt by the successor: every DRAM
+// index of the region (core opens it as a mount does, recovering the
+// journal), the control socket (same path; holds are on the region, and
+// their holders are checked again), the libfuse session state (synthetic
+// INIT). Still breaks a client: a re-sent RENAME_EXCHANGE (EIO); on a kernel
+// without FUSE_HAS_RESEND (before 6.9), the requests in flight at a crash
+// never complete; a daemon that hangs instead of dying keeps its region
+// lock, so no successor can start (kill it first).
 #pragma once
 
 #include <sys/types.h>
