@@ -641,7 +641,6 @@ int run(Options options, Detacher& detacher) {
     end_session();
     return 1;
   }
-  if (incoming) takeover::send_verdict(*incoming, 0, "");
   std::unique_ptr<takeover::Listener> listener;
   if (params) {
     auto listening = takeover::Listener::start(options.mountpoint, *connection,
@@ -654,6 +653,9 @@ int run(Options options, Detacher& detacher) {
   }
   connection->start();
   if (incoming) {
+    // Serving already when the old daemon hears it may go: nothing can fail
+    // after this point, and every millisecond here is a client's stall.
+    takeover::send_verdict(*incoming, 0, "");
     if (connection->kernel_has_resend()) {
       if (auto resent = connection->notify_resend(); !resent) g_logger.warning(resent.error().message());
     } else if (incoming->mode == core::Takeover::kUnknown) {

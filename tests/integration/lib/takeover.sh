@@ -85,6 +85,7 @@ takeover_client_finish() {
 takeover_start() {
   PKFS_MOUNTS=$((PKFS_MOUNTS + 1))
   PKFS_LOG="$WORK/daemon.$PKFS_MOUNTS.log"
+  : >"$PKFS_LOG"  # before the background job opens it: we grep it at once
   env "$@" "$PKFS" --takeover "$MNT" -f >"$PKFS_LOG" 2>&1 &
   PKFS_PID=$!
   PKFS_PIDS+=("$PKFS_PID")
