@@ -125,6 +125,14 @@ Result<void> ensure_run_dir() {
     return Error(errno, "/run/pkfs: " + errno_text(errno));
   if (::mkdir(kRunDir, 0700) != 0 && errno != EEXIST)
     return Error(errno, std::string(kRunDir) + ": " + errno_text(errno));
+  // Whoever controls the directory could put a socket of theirs where a
+  // successor looks for the daemon: it must be ours and closed to others.
+  struct stat st {};
+  if (::lstat(kRunDir, &st) != 0) return Error(errno, std::string(kRunDir) + ": " + errno_text(errno));
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
+    return Error(EPERM, std::string(kRunDir) + " must be a directory of uid " + std::to_string(::geteuid()) +
+                            " with mode 0700");
+  }
   return success();
 }
 
