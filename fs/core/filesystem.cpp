@@ -135,10 +135,12 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   TRY(scan_inodes());
   TRY(scan_dirents());
   TRY(scan_holds());
+  inherit_references(options);
   if (m_read_only) return success();
 
-  // Holds whose holder is gone go first. Nothing is open at mount: every
-  // orphan goes but those a live holder still maps, every trim completes.
+  // Holds whose holder is gone go first. Nothing is open at an ordinary
+  // mount: every orphan goes but those a live holder still maps (or, after
+  // a takeover, the kernel may still reach), every trim completes.
   std::unique_lock lock(m_mutex);
   TRY_ASSIGN(m_report.stale_holds_released, release_stale_locked(false));
   m_report.holds_kept = m_holds.size();
@@ -146,7 +148,8 @@ Result<void> Filesystem::load(const OpenOptions& options) {
   for (const auto& [ino, node] : m_nodes) {
     const uint16_t flags = inode_copy(ino).flags;
     if (flags & format::kInodeOrphan) {
-      if (node->holds == 0) orphans.push_back(ino);
+      // After a takeover the kernel may still hold an orphan open.
+      if (node->unreferenced()) orphans.push_back(ino);
     } else if (flags & format::kInodeTrimming) {
       trimming.push_back(ino);
     }
@@ -516,6 +519,9 @@ Result<void> Filesystem::open_file(Ino ino) {
 Result<void> Filesystem::release_file(Ino ino) {
   std::unique_lock lock(m_mutex);
   TRY_ASSIGN(Node * n, node(ino));
+  // A handle opened before a takeover whose counts were unknown: the
+  // inode stays pinned, nothing to count down.
+  if (n->open_count == 0 && n->pinned) return success();
   if (n->open_count == 0)
     return Error(EINVAL, "release of inode " + std::to_string(ino) + " that is not open");
   n->open_count -= 1;
@@ -540,6 +546,31 @@ void Filesystem::drop_references(Ino ino, uint64_t count) {
   if (n.unreferenced() && inode_ref(ino).nlink == 0 && !m_read_only && !m_closed) {
     (void)note(reclaim(ino), ino, "reclaim");  // on failure mount reclaims it
   }
+}
+
+void Filesystem::inherit_references(const OpenOptions& options) {
+  if (options.takeover == Takeover::kUnknown) {
+    for (auto& [ino, node] : m_nodes) node->pinned = true;
+    return;
+  }
+  if (options.takeover != Takeover::kExact) return;
+  for (const InheritedReferences& inherited : options.inherited) {
+    auto it = m_nodes.find(inherited.ino);
+    if (it == m_nodes.end() || inode_ref(inherited.ino).generation != inherited.generation) continue;
+    it->second->open_count = inherited.open_count;
+    it->second->references = inherited.references;
+    it->second->pinned = inherited.pinned;
+  }
+}
+
+std::vector<InheritedReferences> Filesystem::export_references() const {
+  std::shared_lock lock(m_mutex);
+  std::vector<InheritedReferences> result;
+  for (const auto& [ino, node] : m_nodes) {
+    if (node->open_count == 0 && node->references == 0 && !node->pinned) continue;
+    result.push_back({ino, inode_ref(ino).generation, node->open_count, node->references, node->pinned});
+  }
+  return result;
 }
 
 void Filesystem::record_error(int code, Ino ino, const char* what) {

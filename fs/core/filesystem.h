@@ -116,8 +116,32 @@ struct StatFs {
   uint64_t name_max = format::kNameMax;
 };
 
+// How a daemon that takes over a live FUSE connection (fs/takeover) finds
+// the kernel's references: the kernel reaches inodes by number (lookup
+// counts, open handles, working directories), and an unlinked inode it
+// still reaches must not be freed, nor its number reused.
+enum class Takeover {
+  kNone,     // an ordinary mount: the kernel references nothing yet
+  kExact,    // planned hand-over: OpenOptions::inherited is every reference
+  kUnknown,  // the previous daemon died: every inode in use at open counts
+             // as referenced (pinned) until the next ordinary mount
+};
+
+// What the kernel holds of one inode, as a daemon hands it to its successor.
+struct InheritedReferences {
+  Ino ino = 0;
+  uint64_t generation = 0;
+  uint32_t open_count = 0;
+  uint64_t references = 0;  // lookup counts
+  bool pinned = false;      // references unknown (carried from a kUnknown takeover)
+};
+
 struct OpenOptions {
   bool read_only = false;
+  Takeover takeover = Takeover::kNone;
+  // With kExact: the references the previous daemon left (export_references).
+  // An entry whose generation no longer matches is ignored.
+  std::vector<InheritedReferences> inherited;
   // Open a region whose superblock records an error (fsck uses this).
   bool ignore_error_state = false;
   // One line per notable event: journal recovery, orphans reclaimed, stale
@@ -320,6 +344,10 @@ class Filesystem {
   // mount reclaims what is unlinked.
   void add_references(Ino ino, uint64_t count);
   void drop_references(Ino ino, uint64_t count);
+  // Every inode the kernel may hold (open handles, lookup counts, pinned),
+  // for a successor daemon (OpenOptions::inherited). Callers stop serving
+  // requests first, so that the counts cannot move underneath.
+  std::vector<InheritedReferences> export_references() const;
 
   // Data.
   Result<size_t> read(Ino ino, uint64_t offset, std::span<std::byte> out);
@@ -414,6 +442,8 @@ class Filesystem {
   Result<void> scan_inodes();
   Result<void> scan_dirents();
   Result<void> scan_holds();
+  // Counts and pins of a takeover (OpenOptions::takeover).
+  void inherit_references(const OpenOptions& options);
   // Releases stale holds (REQUIRES: m_mutex exclusive, read-write); with
   // `reclaim_orphans`, frees unlinked files no one references any more.
   Result<uint64_t> release_stale_locked(bool reclaim_orphans);

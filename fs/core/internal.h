@@ -30,14 +30,18 @@ struct Filesystem::Directory {
 // DRAM state of an inode in use.
 struct Filesystem::Node {
   uint32_t open_count = 0;
-  uint64_t references = 0;         // kernel lookups; see add_references()
-  uint32_t holds = 0;              // used hold slots naming it (rebuilt at open)
+  uint64_t references = 0;  // kernel lookups; see add_references()
+  uint32_t holds = 0;       // used hold slots naming it (rebuilt at open)
+  // Opened by a daemon that took over a connection whose references it
+  // does not know (Takeover::kUnknown): the kernel may reach this inode by
+  // number, so it is never freed before the next ordinary mount.
+  bool pinned = false;
   Ino directory = 0;               // non-directories: where it was created (placement hint)
   std::unique_ptr<Directory> dir;  // directories only
 
   // An unlinked inode may be freed only when nothing can reach it: no open
   // handle, no kernel reference, no process mapping it.
-  bool unreferenced() const { return open_count == 0 && references == 0 && holds == 0; }
+  bool unreferenced() const { return open_count == 0 && references == 0 && holds == 0 && !pinned; }
 };
 
 inline timespec to_timespec(int64_t ns) {

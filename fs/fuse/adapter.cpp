@@ -20,6 +20,7 @@
 
 #include "fs/client/protocol.h"
 #include "fs/fuse/control_server.h"
+#include "fs/takeover/connection.h"
 
 namespace pkfs::fuse {
 namespace {
@@ -186,6 +187,32 @@ void serve(fuse_req_t req, const char* operation, Handler&& handler) noexcept {
 bool valid_offset(off_t offset) { return offset >= 0; }
 
 // ---------------------------------------------------------------------------
+// Re-sent requests. After a daemon died, the kernel sends again what it had
+// read but not answered (FUSE_NOTIFY_RESEND; fs/takeover). Journal recovery
+// has left each metadata operation either done or not done; a request the
+// dead daemon completed must not fail now because its effect is already
+// there. So, for a re-sent request only: a create, mknod, mkdir, symlink or
+// link that finds its name taken answers with what the name holds; an
+// unlink, rmdir or removexattr that finds nothing to remove succeeds; a
+// rename whose source is gone and whose target exists succeeds; an xattr
+// set ignores XATTR_CREATE / XATTR_REPLACE; RENAME_EXCHANGE, which would be
+// undone by running twice, is answered EIO. Everything else (reads, writes
+// of the same bytes at the same offset, setattr, fallocate) is idempotent.
+
+bool resent() { return takeover::current_request_resent(); }
+
+// A re-sent request that creates `name` found it taken: the entry for it.
+bool answer_existing(Request& r, fuse_ino_t parent, const char* name, const Error& error) {
+  if (!resent() || error.code() != EEXIST) return false;
+  auto attr = r.fs().lookup(parent, name);
+  if (!attr) return false;
+  r.adapter().log(std::string(r.operation()) + " of " + name +
+                  " was re-sent after a restart and had been done");
+  r.entry(attr.value());
+  return true;
+}
+
+// ---------------------------------------------------------------------------
 // Session.
 
 void op_init(void* userdata, fuse_conn_info* conn) noexcept {
@@ -315,7 +342,10 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) noexcept {
   serve(req, "mknod", [&](Request& r) {
     auto attr = r.fs().mknod(parent, name, mode, rdev, caller_of(req));
-    if (!attr) return r.fail(attr.error());
+    if (!attr) {
+      if (answer_existing(r, parent, name, attr.error())) return;
+      return r.fail(attr.error());
+    }
     r.entry(attr.value());
   });
 }
@@ -323,7 +353,10 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
   serve(req, "mkdir", [&](Request& r) {
     auto attr = r.fs().mkdir(parent, name, mode, caller_of(req));
-    if (!attr) return r.fail(attr.error());
+    if (!attr) {
+      if (answer_existing(r, parent, name, attr.error())) return;
+      return r.fail(attr.error());
+    }
     r.entry(attr.value());
   });
 }
@@ -331,6 +364,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   serve(req, "unlink", [&](Request& r) {
     auto result = r.fs().unlink(parent, name);
+    if (!result && resent() && result.error().code() == ENOENT) return r.ok();
     if (!result) return r.fail(result.error());
     r.ok();
   });
@@ -339,6 +373,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   serve(req, "rmdir", [&](Request& r) {
     auto result = r.fs().rmdir(parent, name);
+    if (!result && resent() && result.error().code() == ENOENT) return r.ok();
     if (!result) return r.fail(result.error());
     r.ok();
   });
@@ -347,7 +382,10 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
 void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) noexcept {
   serve(req, "symlink", [&](Request& r) {
     auto attr = r.fs().symlink(parent, name, target, caller_of(req));
-    if (!attr) return r.fail(attr.error());
+    if (!attr) {
+      if (answer_existing(r, parent, name, attr.error())) return;
+      return r.fail(attr.error());
+    }
     r.entry(attr.value());
   });
 }
@@ -355,7 +393,13 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                const char* new_name, unsigned int flags) noexcept {
   serve(req, "rename", [&](Request& r) {
+    if (resent() && (flags & RENAME_EXCHANGE) != 0) {
+      r.adapter().log("rename: a re-sent RENAME_EXCHANGE may have been done already; answered EIO");
+      return r.error(EIO);
+    }
     auto result = r.fs().rename(parent, name, new_parent, new_name, flags);
+    if (!result && resent() && result.error().code() == ENOENT && r.fs().lookup(new_parent, new_name))
+      return r.ok();
     if (!result) return r.fail(result.error());
     r.ok();
   });
@@ -364,7 +408,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) noexcept {
   serve(req, "link", [&](Request& r) {
     auto attr = r.fs().link(ino, new_parent, new_name);
-    if (!attr) return r.fail(attr.error());
+    if (!attr) {
+      if (answer_existing(r, new_parent, new_name, attr.error())) return;
+      return r.fail(attr.error());
+    }
     r.entry(attr.value());
   });
 }
@@ -396,6 +443,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) noexcept {
   serve(req, "create", [&](Request& r) {
     auto attr = r.fs().mknod(parent, name, S_IFREG | (mode & 07777), 0, caller_of(req));
+    if (!attr && resent() && attr.error().code() == EEXIST)
+      attr = r.fs().lookup(parent, name);  // see resent()
     if (!attr) return r.fail(attr.error());
     auto opened = r.fs().open_file(attr->ino);
     if (!opened) return r.fail(opened.error());
@@ -641,7 +690,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
                  int flags) noexcept {
   serve(req, "setxattr", [&](Request& r) {
     if (virtual_xattr(name)) return r.error(EPERM);
-    auto result = r.fs().setxattr(ino, name, std::string_view(value, size), flags);
+    auto result = r.fs().setxattr(ino, name, std::string_view(value, size), resent() ? 0 : flags);
     if (!result) return r.fail(result.error());
     r.ok();
   });
@@ -689,6 +738,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   serve(req, "removexattr", [&](Request& r) {
     if (virtual_xattr(name)) return r.error(EPERM);
     auto result = r.fs().removexattr(ino, name);
+    if (!result && resent() && result.error().code() == ENODATA) return r.ok();
     if (!result) return r.fail(result.error());
     r.ok();
   });

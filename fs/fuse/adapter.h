@@ -10,6 +10,13 @@
 // the generation of a reused slot comes from core::Attr. Permission checks
 // are the kernel's (the daemon always mounts with default_permissions).
 //
+// After a takeover (fs/takeover) the adapter serves a kernel whose node ids
+// and file handles another daemon process handed out: node ids are inode
+// numbers (+ generation), file handles are node ids and core counts opens
+// per inode, so nothing per handle needs rebuilding; the counts come with a
+// planned hand-over, and after a crash every inode in use is pinned
+// (core::Takeover). Re-sent requests: see adapter.cpp.
+//
 // Lookup counts are kept by core: an unlinked inode is freed, and its
 // number reused, only once no open handle and no kernel reference (lookup
 // count) remains, because an O_PATH descriptor or a working directory

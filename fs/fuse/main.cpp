@@ -6,6 +6,12 @@
 // fs/fuse/adapter.
 //
 //   pkfs REGION MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s]
+//   pkfs --takeover MOUNTPOINT [-f] [-d] [-s]
+//
+// --takeover: take the live FUSE connection of MOUNTPOINT over from the
+// daemon serving it (planned: it stops and hands over) or, when that daemon
+// is gone, from the mount's keeper; the mount, open files and working
+// directories carry on (fs/takeover/handover.h has the guarantees).
 //
 // Options (-o, comma separated; also as mount.fuse3 passes them):
 //   ro                  open the filesystem read-only (and mount read-only)
@@ -14,6 +20,10 @@
 //   subtype=NAME        default pkfs, so the type reads fuse.pkfs
 //   control=PATH        the control socket for libpkfs and pkfsctl
 //                       (default /run/pkfs/<filesystem uuid>.sock)
+//   keeper              start a keeper process that holds a copy of the
+//                       connection, so that `pkfs --takeover` can restart a
+//                       daemon that died (under systemd, the service's fd
+//                       store does this without the option)
 //   default_permissions always on: the kernel checks permissions
 //   anything else libfuse knows (rw, dev, nosuid, noatime, ...) passes on;
 //   fstab-only words (defaults, auto, noauto, user, nofail, _netdev, x-*,
@@ -32,6 +42,7 @@
 // failing mount(2), which comes last and leaves it marked clean) or the
 // filesystem could not be marked clean.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -56,6 +67,8 @@
 #include "fs/fuse/control_server.h"
 #include "fs/fuse/notify.h"
 #include "fs/region/region.h"
+#include "fs/takeover/connection.h"
+#include "fs/takeover/handover.h"
 
 namespace {
 
@@ -113,11 +126,15 @@ struct Options {
   std::optional<std::string> control;
   fuse::ControlLimits limits;
   std::vector<std::string> fuse_options;  // passed to libfuse as they are
+  bool keeper = false;
+  bool takeover = false;        // --takeover MOUNTPOINT
+  bool keeper_process = false;  // --keeper MOUNTPOINT (started by the daemon)
 };
 
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: pkfs REGION MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s]\n"
+               "       pkfs --takeover MOUNTPOINT [-f] [-d] [-s]\n"
                "\n"
                "Mounts the pkfs filesystem in REGION (a hugetlbfs or tmpfs file, or a\n"
                "device-dax device formatted by mkfs.pkfs) on MOUNTPOINT.\n"
@@ -131,7 +148,10 @@ void usage(FILE* out) {
                "                     (default 64)\n"
                "  -o max_holds_per_uid=N      holds all processes of one uid may have\n"
                "                     (default 256; root has no such limit)\n"
+               "  -o keeper          keep a copy of the connection in a keeper process, for\n"
+               "                     pkfs --takeover after the daemon died\n"
                "  -o OPT             other FUSE and mount options (rw, nosuid, noatime, ...)\n"
+               "  --takeover MNT     take the mount over from its daemon (or its keeper)\n"
                "  -f                 stay in the foreground, log to stderr\n"
                "  -d                 debug: print every FUSE request (implies -f)\n"
                "  -s                 single-threaded\n"
@@ -159,6 +179,8 @@ std::optional<std::string> add_option(Options& options, const std::string& word)
   } else if (word == "rw") {
     options.read_only = false;
     options.fuse_options.push_back(word);
+  } else if (word == "keeper") {
+    options.keeper = true;
   } else if (word == "no_default_permissions") {
     return std::string(
         "no_default_permissions is not supported: pkfs leaves permission checks to the kernel "
@@ -221,7 +243,11 @@ std::optional<int> parse_arguments(int argc, char** argv, Options& options) {
       std::printf("pkfs %s (FUSE library %s)\n", PKFS_VERSION, fuse_pkgversion());
       return 0;
     }
-    if (arg == "-f") {
+    if (arg == "--takeover") {
+      options.takeover = true;
+    } else if (arg == "--keeper") {
+      options.keeper_process = true;
+    } else if (arg == "-f") {
       options.foreground = true;
     } else if (arg == "-d") {
       options.debug = true;
@@ -253,6 +279,13 @@ std::optional<int> parse_arguments(int argc, char** argv, Options& options) {
       positional.push_back(arg);
     }
   }
+  if (options.takeover || options.keeper_process) {
+    if (positional.size() != 1) {
+      std::fprintf(stderr, "pkfs: %s wants one mountpoint\n", options.takeover ? "--takeover" : "--keeper");
+      return 1;
+    }
+    positional.insert(positional.begin(), std::string());  // the region comes from the daemon
+  }
   if (positional.size() != 2) {
     std::fprintf(stderr, "pkfs: want a region and a mountpoint, got %zu argument%s\n", positional.size(),
                  positional.size() == 1 ? "" : "s");
@@ -264,6 +297,7 @@ std::optional<int> parse_arguments(int argc, char** argv, Options& options) {
   std::error_code ignored;
   options.region = std::filesystem::absolute(positional[0], ignored).lexically_normal().string();
   options.mountpoint = std::filesystem::absolute(positional[1], ignored).lexically_normal().string();
+  if (positional[0].empty()) options.region.clear();
   if (options.region.empty()) options.region = positional[0];
   if (options.mountpoint.empty()) options.mountpoint = positional[1];
   return std::nullopt;
@@ -379,22 +413,101 @@ std::string mount_options(const Options& options) {
   return result;
 }
 
-int run(const Options& options, Detacher& detacher) {
+// ---- taking over a live connection (fs/takeover) ---------------------------
+
+// Opens the region (exclusively) and the filesystem on it: at mount, after
+// a takeover, and when a failed hand-over gives the region back.
+Result<std::unique_ptr<core::Filesystem>> open_filesystem(const Options& options, core::Takeover takeover,
+                                                          std::vector<core::InheritedReferences> inherited) {
   // region::open's own "does not exist" advice is mkfs's; say the daemon's.
   struct stat region_stat {};
   if (::stat(options.region.c_str(), &region_stat) != 0 && errno == ENOENT) {
-    g_logger.error(options.region + ": no such region (create and format one with mkfs.pkfs -s SIZE " +
-                   options.region + ")");
-    return 1;
+    return Error(ENOENT, options.region + ": no such region (create and format one with mkfs.pkfs -s SIZE " +
+                             options.region + ")");
   }
   region::OpenOptions region_options{};
   region_options.access = options.read_only ? region::Access::kReadOnly : region::Access::kReadWrite;
   region_options.locking = region::Locking::kExclusive;
   auto opened_region = region::open(options.region, region_options);
-  if (!opened_region) {
-    g_logger.error(opened_region.error().message());
+  if (!opened_region) return std::move(opened_region).error();
+  core::OpenOptions fs_options;
+  fs_options.read_only = options.read_only;
+  fs_options.takeover = takeover;
+  fs_options.inherited = std::move(inherited);
+  fs_options.log = [region = options.region](const std::string& line) {
+    g_logger.warning(region + ": " + line);
+  };
+  auto opened_fs = core::Filesystem::open(std::move(opened_region).value(), fs_options);
+  if (!opened_fs) {
+    const Error& error = opened_fs.error();
+    // A region without a superblock is usually one nobody formatted yet.
+    std::string hint = error.code() == ENODATA ? " (is it formatted? see mkfs.pkfs)" : "";
+    return Error(error.code(), options.region + ": " + error.message() + hint);
+  }
+  return std::move(opened_fs).value();
+}
+
+// What a successor needs to know of this mount (protocol.h, Params).
+Result<takeover::Params> handover_params(const Options& options, const std::string& control_path) {
+  takeover::Params params;
+  TRY(takeover::set_param(params.region, sizeof params.region, options.region, "the region path"));
+  TRY(takeover::set_param(params.mountpoint, sizeof params.mountpoint, options.mountpoint, "the mountpoint"));
+  TRY(takeover::set_param(params.control, sizeof params.control, control_path, "the control socket path"));
+  params.read_only = options.read_only ? 1 : 0;
+  params.holds_per_process = options.limits.holds_per_process;
+  params.holds_per_uid = options.limits.holds_per_uid;
+  params.keeper = options.keeper ? 1 : 0;
+  params.owner_uid = static_cast<uint32_t>(::geteuid());
+  return params;
+}
+
+// A successor serves the mount as its predecessor was told to.
+void adopt_params(Options& options, const takeover::Params& params) {
+  options.region = std::string(params.region, strnlen(params.region, sizeof params.region));
+  options.control = std::string(params.control, strnlen(params.control, sizeof params.control));
+  options.read_only = params.read_only != 0;
+  options.limits.holds_per_process = params.holds_per_process;
+  options.limits.holds_per_uid = params.holds_per_uid;
+  options.keeper = params.keeper != 0;
+}
+
+// Where the incoming connection comes from: `pkfs --takeover`, or a
+// service that systemd restarted with the connection in its fd store.
+Result<std::optional<takeover::Incoming>> incoming_connection(const Options& options) {
+  if (options.takeover) {
+    auto got = takeover::request(options.mountpoint, PKFS_VERSION);
+    if (!got) return got.error().with_context("cannot take over " + options.mountpoint);
+    return std::optional<takeover::Incoming>(std::move(got).value());
+  }
+  return takeover::take_from_systemd(options.mountpoint);
+}
+
+// Tests only: make a successor fail after it opened the region, or wait
+// before it answers (so that a second successor meets the first).
+std::optional<std::string> test_hook_failure() {
+  if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) ::usleep(std::atoi(delay) * 1000);
+  const char* fail = std::getenv("PKFS_TAKEOVER_TEST_FAIL");
+  if (fail != nullptr && std::strcmp(fail, "validate") == 0)
+    return std::string("region validation failed (test)");
+  return std::nullopt;
+}
+
+int run(Options options, Detacher& detacher) {
+  auto incoming_result = incoming_connection(options);
+  if (!incoming_result) {
+    g_logger.error(incoming_result.error().message());
     return 1;
   }
+  std::optional<takeover::Incoming> incoming = std::move(incoming_result).value();
+  if (incoming) adopt_params(options, incoming->params);
+  // A successor that cannot serve says so to the daemon that handed over,
+  // which then serves on.
+  auto refuse_incoming = [&incoming](const std::string& message) {
+    if (!incoming) return;
+    takeover::send_verdict(*incoming, EIO, message);
+    if (incoming->fd >= 0) ::close(incoming->fd);
+    incoming->fd = -1;
+  };
 
   // The session comes before the filesystem: libfuse refuses bad options
   // here, and until core opens it the region is only locked, not touched.
@@ -404,16 +517,19 @@ int run(const Options& options, Detacher& detacher) {
   if (built && options.debug) built = args.add("-d");
   if (!built) {
     g_logger.error("out of memory building the FUSE arguments");
+    refuse_incoming("out of memory");
     return 1;
   }
   const fuse_lowlevel_ops& ops = fuse::Adapter::operations();
   fuse_session* session = fuse_session_new(args.get(), &ops, sizeof ops, &adapter);
   if (session == nullptr) {
     g_logger.error("cannot start a FUSE session (see the message above)");
+    refuse_incoming("cannot start a FUSE session");
     return 1;
   }
   if (fuse_set_signal_handlers(session) != 0) {
     g_logger.error("cannot install signal handlers");
+    refuse_incoming("cannot install signal handlers");
     fuse_session_destroy(session);
     return 1;
   }
@@ -422,17 +538,12 @@ int run(const Options& options, Detacher& detacher) {
     fuse_session_destroy(session);
   };
 
-  core::OpenOptions fs_options;
-  fs_options.read_only = options.read_only;
-  fs_options.log = [region = options.region](const std::string& line) {
-    g_logger.warning(region + ": " + line);
-  };
-  auto opened_fs = core::Filesystem::open(std::move(opened_region).value(), fs_options);
+  auto opened_fs =
+      open_filesystem(options, incoming ? incoming->mode : core::Takeover::kNone,
+                      incoming ? incoming->references : std::vector<core::InheritedReferences>{});
   if (!opened_fs) {
-    const Error& error = opened_fs.error();
-    // A region without a superblock is usually one nobody formatted yet.
-    std::string hint = error.code() == ENODATA ? " (is it formatted? see mkfs.pkfs)" : "";
-    g_logger.error(options.region + ": " + error.message() + hint);
+    g_logger.error(opened_fs.error().message());
+    refuse_incoming(opened_fs.error().message());
     end_session();
     return 1;
   }
@@ -444,10 +555,14 @@ int run(const Options& options, Detacher& detacher) {
   }
   adapter.attach(*fs);
   fuse::HeldInodes held;
-  fuse::ControlServer control(*fs, held, options.control.value_or(fuse::ControlServer::default_path(*fs)),
-                              options.mountpoint, options.region, options.limits,
-                              [](const std::string& line) { g_logger.info(line); });
-  adapter.set_control(control.socket_path(), &held);
+  const std::string control_path = options.control.value_or(fuse::ControlServer::default_path(*fs));
+  auto make_control = [&]() {
+    return std::make_unique<fuse::ControlServer>(*fs, held, control_path, options.mountpoint, options.region,
+                                                 options.limits,
+                                                 [](const std::string& line) { g_logger.info(line); });
+  };
+  std::unique_ptr<fuse::ControlServer> control = make_control();
+  adapter.set_control(control->socket_path(), &held);
 
   // Marks the region clean; the one step every exit after open takes.
   auto close_fs = [&fs, &options]() {
@@ -459,21 +574,102 @@ int run(const Options& options, Detacher& detacher) {
     return 0;
   };
 
-  if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
-    g_logger.error("cannot mount on " + options.mountpoint);
-    end_session();
-    close_fs();
-    return 1;
+  const unsigned workers = options.single_threaded ? 1 : 8;
+  auto log_warning = [](const std::string& line) { g_logger.warning(line); };
+  std::unique_ptr<takeover::Connection> connection;
+  if (incoming) {
+    auto adopted =
+        takeover::Connection::adopted(session, incoming->fd, incoming->params.init, workers, log_warning);
+    incoming->fd = -1;  // the session's now (fuse_session_destroy closes it)
+    std::optional<std::string> refusal;
+    if (!adopted) refusal = adopted.error().message();
+    if (!refusal) refusal = test_hook_failure();
+    if (refusal) {
+      g_logger.error("cannot take over " + options.mountpoint + ": " + *refusal);
+      // The region goes back first: the old daemon reopens it on our word.
+      close_fs();
+      fs.reset();
+      refuse_incoming(*refusal);
+      end_session();
+      return 1;
+    }
+    connection = std::move(adopted).value();
+  } else {
+    if (fuse_session_mount(session, options.mountpoint.c_str()) != 0) {
+      g_logger.error("cannot mount on " + options.mountpoint);
+      end_session();
+      close_fs();
+      return 1;
+    }
+    auto served = takeover::Connection::mounted(session, workers, log_warning);
+    if (!served) {
+      g_logger.error(served.error().message());
+      fuse_session_unmount(session);
+      end_session();
+      close_fs();
+      return 1;
+    }
+    connection = std::move(served).value();
   }
-  if (auto started = control.start(session); !started) {
+  auto params = handover_params(options, control_path);
+  if (!params) g_logger.warning(params.error().message() + ": no hand-over possible");
+  if (!incoming && params) {
+    // Before any thread starts: the keeper is forked.
+    if (options.keeper) {
+      if (auto kept =
+              takeover::spawn_keeper("/proc/self/exe", options.mountpoint, *connection, params.value(),
+                                     [](const std::string& line) { g_logger.info(line); });
+          !kept) {
+        g_logger.warning("no keeper: " + kept.error().message());
+      }
+    }
+    connection->on_init([mountpoint = options.mountpoint, base = params.value(),
+                         fd = connection->fd()](const takeover::InitRecord& init) {
+      takeover::Params with_init = base;
+      with_init.init = init;
+      auto stored = takeover::store_in_systemd(mountpoint, fd, with_init,
+                                               [](const std::string& line) { g_logger.info(line); });
+      if (!stored) g_logger.warning(stored.error().message());
+    });
+  }
+  if (auto started = control->start(session); !started) {
     g_logger.error(started.error().message());
-    fuse_session_unmount(session);
-    end_session();
+    connection.reset();
     close_fs();
+    fs.reset();
+    refuse_incoming(started.error().message());
+    if (!incoming) fuse_session_unmount(session);
+    end_session();
     return 1;
   }
-  g_logger.info("mounted " + options.region + " on " + options.mountpoint +
-                (options.read_only ? " (read-only)" : "") + "; control socket " + control.socket_path());
+  std::unique_ptr<takeover::Listener> listener;
+  if (params) {
+    auto listening = takeover::Listener::start(options.mountpoint, *connection,
+                                               [](const std::string& line) { g_logger.info(line); });
+    if (listening) {
+      listener = std::move(listening).value();
+    } else {
+      g_logger.warning("no hand-over socket: " + listening.error().message());
+    }
+  }
+  connection->start();
+  if (incoming) {
+    // Serving already when the old daemon hears it may go: nothing can fail
+    // after this point, and every millisecond here is a client's stall.
+    takeover::send_verdict(*incoming, 0, "");
+    if (connection->kernel_has_resend()) {
+      if (auto resent = connection->notify_resend(); !resent) g_logger.warning(resent.error().message());
+    } else if (incoming->mode == core::Takeover::kUnknown) {
+      g_logger.warning(
+          "this kernel has no FUSE_NOTIFY_RESEND: requests the previous daemon had read stay "
+          "unanswered");
+    }
+    g_logger.info("took over " + options.mountpoint + " from " + incoming->source + "; region " +
+                  options.region + "; control socket " + control->socket_path());
+  } else {
+    g_logger.info("mounted " + options.region + " on " + options.mountpoint +
+                  (options.read_only ? " (read-only)" : "") + "; control socket " + control->socket_path());
+  }
   if (g_logger.to_syslog()) {
     g_logger.set_stderr(false);
     fuse_set_log_func(fuse_log_to_syslog);
@@ -481,25 +677,77 @@ int run(const Options& options, Detacher& detacher) {
   detacher.detached();
   fuse::notify_ready("serving " + options.region + " on " + options.mountpoint);
 
-  int loop_status = 0;
-  if (options.single_threaded) {
-    loop_status = fuse_session_loop(session);
-  } else {
-    fuse_loop_config* config = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(config, 0);
-    fuse_loop_cfg_set_idle_threads(config, 10);
-    loop_status = fuse_session_loop_mt(session, config);
-    fuse_loop_cfg_destroy(config);
+  bool handed_over = false;
+  bool lost = false;  // a failed hand-over that could not resume either
+  while (!connection->wait()) {
+    std::optional<int> channel = listener ? listener->take() : std::nullopt;
+    if (!channel) continue;
+    takeover::Params with_init = params.value();
+    with_init.init = connection->init().value_or(takeover::InitRecord{});
+    auto let_go = [&]() -> Result<std::vector<core::InheritedReferences>> {
+      control->stop();
+      std::vector<core::InheritedReferences> references = fs->export_references();
+      close_fs();
+      fs.reset();
+      return references;
+    };
+    auto resume = [&](const std::vector<core::InheritedReferences>& references) -> Result<void> {
+      lost = true;
+      // A successor that gave up may still be on its way out with the
+      // region: wait for it a little.
+      auto reopened = open_filesystem(options, core::Takeover::kExact, references);
+      for (int attempt = 0; !reopened && attempt < 50; ++attempt) {
+        ::usleep(100 * 1000);
+        reopened = open_filesystem(options, core::Takeover::kExact, references);
+      }
+      if (!reopened) return std::move(reopened).error();
+      fs = std::move(reopened).value();
+      adapter.attach(*fs);
+      control = make_control();
+      TRY(control->start(session));
+      lost = false;
+      return success();
+    };
+    if (listener->hand_over(*channel, with_init, let_go, resume)) {
+      handed_over = true;
+      break;
+    }
   }
-  if (loop_status < 0) g_logger.error("FUSE session loop failed: " + errno_text(-loop_status));
+  if (handed_over) {
+    // The successor serves the mount now: no unmount, and the region is
+    // its. Closing our copy of the descriptor leaves the connection alone.
+    listener.reset();
+    connection.reset();
+    end_session();
+    if (lost) {
+      g_logger.error("the hand-over of " + options.mountpoint +
+                     " failed and the region could not be reopened; the mount has no daemon now (pkfs "
+                     "--takeover " +
+                     options.mountpoint + " can still pick it up, or unmount it)");
+    } else {
+      g_logger.info("handed " + options.mountpoint + " over; exiting");
+    }
+    std::fflush(nullptr);
+    ::_exit(lost ? 1 : 0);
+  }
   fuse::notify_stopping();
-  control.stop();
-
-  fuse_session_unmount(session);
+  connection->quiesce();
+  control->stop();
+  listener.reset();
+  if (incoming) {
+    // libfuse unmounts only what it mounted; after a signal, unmount here
+    // (after an unmount this finds no mount: EINVAL).
+    (void)::umount2(options.mountpoint.c_str(), MNT_DETACH);
+  } else {
+    fuse_session_unmount(session);
+  }
+  if (options.keeper) takeover::release_keeper(options.mountpoint);
+  takeover::remove_from_systemd(options.mountpoint);
+  connection.reset();
   end_session();
   int status = close_fs();
   if (status == 0) g_logger.info("unmounted " + options.mountpoint + "; " + options.region + " is clean");
-  if (control.abandoned_workers() > 0) {
+  if (control->abandoned_workers() > 0) {
     // Threads still closing a client's descriptor: leave without running
     // exit handlers beside them; the kernel ends them with the process.
     std::fflush(nullptr);
@@ -514,7 +762,13 @@ int main(int argc, char** argv) {
   try {
     Options options;
     if (auto status = parse_arguments(argc, argv, options)) return *status;
-    if (auto problem = check_mountpoint(options.mountpoint)) {
+    if (options.keeper_process) return takeover::keeper_main(options.mountpoint);
+    // A successor does not look at the mountpoint: if its daemon is dead,
+    // stat(2) there waits for the successor itself. Nor does a service
+    // systemd restarted with descriptors (its connection may be stored).
+    bool restarted_by_systemd = std::getenv("LISTEN_FDS") != nullptr;
+    if (auto problem =
+            options.takeover || restarted_by_systemd ? std::nullopt : check_mountpoint(options.mountpoint)) {
       std::fprintf(stderr, "pkfs: %s\n", problem->c_str());
       return 1;
     }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# fuse_takeover_fdstore.sh: the systemd path of an unplanned restart,
+# without systemd: this test plays the service manager. It starts the
+# daemon with NOTIFY_SOCKET pointing at its own datagram socket, receives
+# the descriptors the daemon stores (FDSTORE=1, FDNAME=pkfs-fuse-<hash> and
+# pkfs-params-<hash>, as sd_pid_notify_with_fds sends them), kills the
+# daemon with kill -9 while a process keeps a file open and its working
+# directory in the mount, and starts the same command line again with the
+# stored descriptors in LISTEN_FDS / LISTEN_FDNAMES / LISTEN_PID, as a
+# restarting service gets them: the new daemon takes the connection over
+# instead of mounting, the open file goes on working, and at the clean
+# unmount the daemon asks for the descriptors to be dropped
+# (FDSTOREREMOVE=1). fsck is clean.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/mount.sh"
+
+pkfs_setup
+pkfs_need python3
+pkfs_mkfs 64M
+PKFS_MOUNTPOINTS+=("$MNT")
+python3 - "$PKFS" "$REGION" "$MNT" "$WORK" <<'PY' || pkfs_fail "the fd-store restart failed (see above)"
+import array, os, signal, socket, subprocess, sys, time
+pkfs, region, mnt, work = sys.argv[1:5]
+notify_path = os.path.join(work, "notify.sock")
+manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+manager.bind(notify_path)
+manager.settimeout(10)
+env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+procs = []
+
+def fail(message):
+    print("FAIL: " + message, file=sys.stderr)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    sys.exit(1)
+
+def receive():
+    fds = array.array("i")
+    data, ancillary, _, _ = manager.recvmsg(4096, socket.CMSG_SPACE(16 * fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return data.decode(), list(fds)
+
+log1 = open(os.path.join(work, "daemon.1.log"), "w")
+first = subprocess.Popen([pkfs, region, mnt, "-f"], env=env, stderr=log1)
+procs.append(first)
+stored = {}
+deadline = time.time() + 10
+while len(stored) < 2 and time.time() < deadline:
+    try:
+        message, fds = receive()
+    except socket.timeout:
+        break
+    fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+    if fields.get("FDSTORE") == "1" and fds:
+        stored[fields["FDNAME"]] = fds[0]
+# The descriptors are stored after INIT, which the first access triggers
+# if the mount has not yet.
+if len(stored) < 2:
+    fail("the daemon stored %s, want pkfs-fuse-* and pkfs-params-*" % sorted(stored))
+names = sorted(stored)
+if not (names[0].startswith("pkfs-fuse-") and names[1].startswith("pkfs-params-")):
+    fail("unexpected fd names %s" % names)
+
+os.chdir(mnt)
+with open("before", "w") as f:
+    f.write("before\n")
+held = os.open("held", os.O_RDWR | os.O_CREAT, 0o644)
+os.write(held, b"one\n")
+
+first.send_signal(signal.SIGKILL)
+first.wait()
+
+# The restarted service: same command line, the store in LISTEN_FDS.
+def as_listen_fds():
+    os.dup2(stored[names[0]], 3)
+    os.dup2(stored[names[1]], 4)
+log2 = open(os.path.join(work, "daemon.2.log"), "w")
+second = subprocess.Popen(
+    ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
+    env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
+    stderr=log2, preexec_fn=as_listen_fds, close_fds=False, cwd="/")
+procs.append(second)
+for _ in range(200):
+    if "took over" in open(os.path.join(work, "daemon.2.log")).read():
+        break
+    if second.poll() is not None:
+        fail("the restarted daemon exited: " + open(os.path.join(work, "daemon.2.log")).read())
+    time.sleep(0.05)
+else:
+    fail("the restarted daemon did not take over: " + open(os.path.join(work, "daemon.2.log")).read())
+if "systemd's fd store" not in open(os.path.join(work, "daemon.2.log")).read():
+    fail("not taken from the fd store")
+
+os.write(held, b"two\n")
+if os.pread(held, 100, 0) != b"one\ntwo\n":
+    fail("the descriptor opened before the kill reads %r" % os.pread(held, 100, 0))
+if open("before").read() != "before\n" or sorted(os.listdir(".")) != ["before", "held"]:
+    fail("the tree changed: %s" % sorted(os.listdir(".")))
+os.close(held)
+os.chdir("/")
+
+subprocess.run(["fusermount3", "-u", mnt], check=True)
+if second.wait(timeout=20) != 0:
+    fail("the restarted daemon exited with %d" % second.returncode)
+removed = set()
+manager.settimeout(2)
+try:
+    while len(removed) < 2:
+        message, _ = receive()
+        fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+        if fields.get("FDSTOREREMOVE") == "1":
+            removed.add(fields["FDNAME"])
+except socket.timeout:
+    pass
+if removed != set(names):
+    fail("FDSTOREREMOVE for %s, want %s" % (sorted(removed), names))
+print("[fuse_takeover_fdstore] stored %s; restarted from them; removed at unmount" % ", ".join(names))
+PY
+grep -q "is clean" "$WORK/daemon.2.log" || pkfs_fail "the restarted daemon did not mark the region clean: $(cat "$WORK/daemon.2.log")"
+"$PKFS_BIN_DIR/fsck/fsck.pkfs" "$REGION" >"$WORK/fsck.out" 2>&1 || pkfs_fail "fsck: $(cat "$WORK/fsck.out")"
+pkfs_log "ok"
