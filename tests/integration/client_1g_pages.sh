@@ -26,8 +26,8 @@ pkfs_on_exit _client_stop_all
 POOL=/sys/kernel/mm/hugepages/hugepages-1048576kB
 NEED=2
 [ -d "$POOL" ] ||
-  pkfs_skip "the kernel offers no 1 GiB hugepages ($POOL is missing: a CPU without pdpe1gb, or a kernel" \
-    "without gigantic pages)"
+  pkfs_skip "the kernel offers no 1 GiB hugepages ($POOL is missing: a CPU without pdpe1gb, e.g. a" \
+    "QEMU guest without -cpu max or host, or a kernel without gigantic pages)"
 [ -w "$POOL/nr_hugepages" ] || pkfs_skip "$POOL/nr_hugepages is not writable"
 # Tests that want 1 GiB pages take turns on this lock and each restores
 # exactly the count it found.
@@ -81,7 +81,7 @@ pkfs_log "pkfsctl map --qemu: $qemu_args"
 # A file smaller than a page cannot be mapped: the only whole page is taken.
 if out=$("$VMM" map "$MNT/small2" 2>&1); then pkfs_fail "small2 mapped on a full region: $out"; fi
 grep -q "smaller than a page costs a whole page" <<<"$out" || pkfs_fail "unclear refusal: $out"
-pkfs_log "mapping small2 refused: ${out##*: }"
+pkfs_log "mapping small2 refused: ${out#error errno=28 }"
 
 state="$WORK/vmm"
 mkdir "$state"
