@@ -1,8 +1,8 @@
 // fs/alloc/allocator.cpp: chunk map, split chunks and the DRAM free index.
 #include "fs/alloc/allocator.h"
 
-#include <boost/intrusive/set.hpp>
 #include <algorithm>
+#include <boost/intrusive/set.hpp>
 #include <cstring>
 #include <string>
 #include <type_traits>

@@ -339,9 +339,9 @@ class Checker {
       chosen = primary;
     }
 
-    uint64_t backup_offset =
-        chosen ? m_layout.backup_offset
-               : format::locate_backup_superblock(m_region.base(), m_region.size(), m_region.info().page_size);
+    uint64_t backup_offset = chosen ? m_layout.backup_offset
+                                    : format::locate_backup_superblock(m_region.base(), m_region.size(),
+                                                                       m_region.info().page_size);
     const auto backup = read<Superblock>(backup_offset);
     auto backup_ok = format::verify_superblock(backup);
     if (!backup_ok) {

@@ -228,7 +228,8 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
                                         uint64_t first_block, uint64_t end_block, uint64_t file_size_after) {
   const bool large_file = file_size_after >= kChunkSize;
   const uint64_t page_bytes = mapping_page_size();
-  const uint64_t page_chunks = page_bytes > kChunkSize && page_bytes % kChunkSize == 0 ? page_bytes / kChunkSize : 0;
+  const uint64_t page_chunks =
+      page_bytes > kChunkSize && page_bytes % kChunkSize == 0 ? page_bytes / kChunkSize : 0;
   const uint64_t page_blocks = page_chunks * kBlocksPerChunk;
   const bool guest_ram = page_chunks != 0 && file_size_after >= page_bytes;
   bool pages_left = true;  // false once allocate_pages found no whole page

@@ -209,9 +209,9 @@ class Repairer {
       primary_layout = layout.value();
     }
     const uint64_t backup_offset =
-        primary_layout ? primary_layout->backup_offset
-                       : format::locate_backup_superblock(m_region.base(), m_region.size(),
-                                                          m_region.info().page_size);
+        primary_layout
+            ? primary_layout->backup_offset
+            : format::locate_backup_superblock(m_region.base(), m_region.size(), m_region.info().page_size);
     const auto backup = read<Superblock>(backup_offset);
     auto backup_ok = format::verify_superblock(backup);
     std::optional<Layout> backup_layout;

@@ -83,10 +83,9 @@ int run_map(const std::string& argument, const std::string& path, const std::str
   }
   // QEMU's size suffixes (4K, 2M, 1G): the alignment is the region's page.
   const std::string align = qemu_size(head.page_size);
-  std::printf("-object memory-backend-file,id=%s,mem-path=%s,offset=%" PRIu64 ",size=%" PRIu64
-              ",align=%s,share=on\n",
-              id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes,
-              align.c_str());
+  std::printf(
+      "-object memory-backend-file,id=%s,mem-path=%s,offset=%" PRIu64 ",size=%" PRIu64 ",align=%s,share=on\n",
+      id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes, align.c_str());
   // -m in MiB when whole, else in KiB (mapped_bytes is whole pages).
   bool whole_mib = head.mapped_bytes % (uint64_t{1} << 20) == 0;
   std::string memory = std::to_string(head.mapped_bytes >> (whole_mib ? 20 : 10)) + (whole_mib ? "M" : "K");

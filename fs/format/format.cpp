@@ -88,7 +88,8 @@ std::vector<uint64_t> backup_superblock_candidates(const Superblock& torn_primar
   if (page_bytes > kChunkSize && std::has_single_bit(page_bytes)) {
     // The metadata of the largest region (16 TiB) takes under 3 GiB, so its
     // reserved pages end within the first 4 GiB.
-    for (uint64_t end = page_bytes; end <= std::min<uint64_t>(backing_bytes, 4 * kGigabyte); end += page_bytes) {
+    for (uint64_t end = page_bytes; end <= std::min<uint64_t>(backing_bytes, 4 * kGigabyte);
+         end += page_bytes) {
       add(end - kBlockSize);
     }
   }
