@@ -404,6 +404,9 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
 // chunk inside large extents), in as many transactions as the journal needs;
 // each one leaves a consistent extent list.
 Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
+  const uint64_t page_bytes = mapping_page_size();
+  const uint64_t page_blocks =
+      page_bytes > kChunkSize && page_bytes % kChunkSize == 0 ? page_bytes / kBlockSize : 0;
   for (;;) {
     Inode inode = inode_copy(ino);
     TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
@@ -422,7 +425,13 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
       if (large)
         keep_end = (keep_end - last.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk +
                    last.file_block;
-      if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk we keep
+      // Guest RAM in whole pages of a large-page region gives back whole
+      // pages: a partial page would have to move before the next mapping.
+      if (large && page_blocks != 0 && last.region_block % page_blocks == 0 &&
+          last.file_block % page_blocks == 0) {
+        keep_end = (keep_end - last.file_block + page_blocks - 1) / page_blocks * page_blocks + last.file_block;
+      }
+      if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk or page we keep
       uint64_t free_count = extent_end(last) - keep_end;
       // Bound the chunk-map blocks one transaction touches.
       uint64_t max_blocks = 4 * format::kChunksPerMapBlock * kBlocksPerChunk;

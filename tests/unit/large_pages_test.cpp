@@ -254,6 +254,13 @@ TEST_CASE("guest RAM that is not a whole number of pages is rounded up to whole 
   REQUIRE(other_extents.size() == 1);
   CHECK(offset_of(other_extents[0]) == 48 * kMiB);
   CHECK(bytes_of(other_extents[0]) == 16 * kMiB);
+  // Shrinking gives back whole pages only: the page it keeps stays whole.
+  size.size = 5 * kMiB;
+  REQUIRE_OK(r->setattr(other, size, {}));
+  CHECK(extents_of(*r.fs, other) == other_extents);
+  size.size = 0;
+  REQUIRE_OK(r->setattr(other, size, {}));
+  CHECK(extents_of(*r.fs, other).empty());
   r.remount();
   r.require_clean();
 }
