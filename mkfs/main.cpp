@@ -135,6 +135,16 @@ void print_summary(const region::Info& info, const format::Layout& layout, const
   std::printf("Metadata:         %s\n", human(layout.data_offset + format::kChunkSize).c_str());
   std::printf("Usable space:     %s (%llu chunks of 2 MiB)\n", human(layout.usable_bytes).c_str(),
               static_cast<unsigned long long>(layout.usable_bytes / format::kChunkSize));
+  if (layout.page_bytes != 0) {
+    // Large pages: what a VMM can map with them, and what the rest is for.
+    std::printf("Guest RAM:        %llu whole pages of %s (%s), from offset %s\n",
+                static_cast<unsigned long long>(layout.guest_pages), human(layout.page_bytes).c_str(),
+                human(layout.guest_pages * layout.page_bytes).c_str(),
+                human(layout.reserved_pages * layout.page_bytes).c_str());
+    std::printf("Reserved pages:   %llu (metadata, backup superblock, and %s for small files)\n",
+                static_cast<unsigned long long>(layout.reserved_pages),
+                human((layout.backup_chunk - layout.metadata_chunks) * format::kChunkSize).c_str());
+  }
 }
 
 int fail(const std::string& message) {
@@ -252,6 +262,10 @@ int run(int argc, char** argv) {
   } else {
     info.size_bytes = *size;  // region::open() checks the rest as it creates
   }
+  // Pages larger than a chunk (1 GiB) get the large-page layout, which keeps
+  // every page after the first one(s) whole for guest RAM. A region yet to
+  // be created learns its page size when it is opened, below.
+  options.layout.page_bytes = info.page_size;
   auto planned_layout = format::compute_layout(info.size_bytes, options.layout);
   if (!planned_layout) return fail(path + ": " + planned_layout.error().message());
 
@@ -285,6 +299,7 @@ int run(int argc, char** argv) {
   auto opened = region::open(path, open_options);
   if (!opened) return fail(opened.error().message());
   std::unique_ptr<region::Region> region = std::move(opened).value();
+  options.layout.page_bytes = region->info().page_size;
 
   if (!force) {
     auto primary = core::read_superblock(*region);

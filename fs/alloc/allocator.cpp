@@ -1,6 +1,7 @@
 // fs/alloc/allocator.cpp: chunk map, split chunks and the DRAM free index.
 #include "fs/alloc/allocator.h"
 
+#include <algorithm>
 #include <boost/intrusive/set.hpp>
 #include <cstring>
 #include <string>
@@ -89,7 +90,7 @@ void Allocator::format(region::Region& region, const format::Layout& layout, boo
     map.first_chunk = block * kChunksPerMapBlock;
     for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
       uint64_t chunk = map.first_chunk + i;
-      bool meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
+      bool meta = layout.meta_chunk(chunk);
       map.state[i] =
           meta ? format::kChunkMeta : (data_known_zero ? format::kChunkFreeZero : format::kChunkFreeDirty);
     }
@@ -163,7 +164,7 @@ Result<std::unique_ptr<Allocator>> Allocator::open(region::Region& region, const
     for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
       uint64_t chunk = block * kChunksPerMapBlock + i;
       uint8_t state = map.state[i];
-      bool must_be_meta = chunk < layout.metadata_chunks || chunk + 1 >= layout.chunk_count;
+      bool must_be_meta = layout.meta_chunk(chunk);
       if (must_be_meta != (state == format::kChunkMeta)) {
         return Error(EUCLEAN,
                      "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
@@ -309,6 +310,61 @@ Result<BlockRun> Allocator::allocate_chunks(journal::Transaction& txn, uint64_t 
     start = largest.first;
     count = largest.count;
   }
+  return take_chunks(txn, start, count);
+}
+
+Result<BlockRun> Allocator::allocate_pages(journal::Transaction& txn, uint64_t wanted_pages,
+                                           uint64_t page_chunks) {
+  if (wanted_pages == 0 || page_chunks == 0) return Error(EINVAL, "allocation of zero pages");
+  const uint64_t wanted = wanted_pages * page_chunks;
+  // Whole aligned pages inside a free run.
+  auto aligned_pages = [page_chunks](const FreeRun& run, uint64_t& aligned) {
+    aligned = (run.first + page_chunks - 1) / page_chunks * page_chunks;
+    uint64_t end = run.first + run.count;
+    return aligned >= end ? 0 : (end - aligned) / page_chunks;
+  };
+  FreeRun probe;
+  probe.count = wanted;
+  probe.first = 0;
+  uint64_t start = 0, pages = 0;
+  for (auto it = m_index->by_length.lower_bound(probe); it != m_index->by_length.end(); ++it) {
+    uint64_t aligned = 0;
+    if (aligned_pages(*it, aligned) >= wanted_pages) {
+      start = aligned;
+      pages = wanted_pages;
+      break;
+    }
+  }
+  if (pages == 0) {  // no run holds them all: the most whole pages one run has
+    for (const FreeRun& run : m_index->by_start) {
+      uint64_t aligned = 0;
+      uint64_t have = aligned_pages(run, aligned);
+      if (have > pages) {
+        start = aligned;
+        pages = have;
+      }
+    }
+  }
+  if (pages == 0) {
+    return Error(ENOSPC, "no whole free " + std::to_string(page_chunks * kChunkSize) + "-byte page left");
+  }
+  return take_chunks(txn, start, pages * page_chunks);
+}
+
+Allocator::PageUsage Allocator::page_usage(uint64_t page_chunks) const {
+  PageUsage usage;
+  if (page_chunks == 0) return usage;
+  for (const FreeRun& run : m_index->by_start) {
+    uint64_t aligned = (run.first + page_chunks - 1) / page_chunks * page_chunks;
+    uint64_t end = run.first + run.count;
+    uint64_t pages = aligned >= end ? 0 : (end - aligned) / page_chunks;
+    usage.free_pages += pages;
+    usage.largest_run_pages = std::max(usage.largest_run_pages, pages);
+  }
+  return usage;
+}
+
+Result<BlockRun> Allocator::take_chunks(journal::Transaction& txn, uint64_t start, uint64_t count) {
   // Zero what is not known zero before it becomes part of a file, a run of
   // dirty chunks at a time: zero_memory streams a large run from every CPU,
   // where a memset per chunk is too small for the C library's streaming
@@ -337,10 +393,21 @@ Result<BlockRun> Allocator::allocate_chunks(journal::Transaction& txn, uint64_t 
 
 Result<uint64_t> Allocator::split_new_chunk(journal::Transaction& txn) {
   if (m_index->by_start.empty()) return Error(ENOSPC, "no free chunk left to split");
-  // Small files take chunks from the top of the region, large ones from the
-  // bottom, so the two do not fragment each other.
+  // Small files take chunks from the top of the small-file area (the whole
+  // data area in the chunk layout), large ones from the bottom, so the two
+  // do not fragment each other; in the large-page layout they stay out of
+  // the whole pages while the reserved pages have a free chunk.
   const FreeRun& last = *m_index->by_start.rbegin();
   uint64_t chunk = last.first + last.count - 1;
+  if (m_layout.page_bytes != 0) {
+    FreeRun probe;
+    probe.first = m_layout.small_area_end();
+    auto below = m_index->by_start.lower_bound(probe);
+    if (below != m_index->by_start.begin()) {
+      const FreeRun& run = *std::prev(below);
+      if (run.first >= m_layout.metadata_chunks) chunk = std::min(run.first + run.count, probe.first) - 1;
+    }
+  }
   SplitHeader header{};
   header.tag = format::kSplitHeaderTag;
   header.version = 1;
@@ -432,9 +499,7 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
 }
 
 bool Allocator::in_data_area(BlockRun run) const {
-  uint64_t first = run.region_block, end = first + run.block_count;
-  return run.block_count != 0 && first >= m_layout.metadata_chunks * kBlocksPerChunk &&
-         end <= (m_layout.chunk_count - 1) * kBlocksPerChunk;
+  return m_layout.in_data_area(run.region_block, run.block_count);
 }
 
 bool Allocator::is_allocated(BlockRun run) const {

@@ -73,11 +73,28 @@ class Allocator {
   Result<BlockRun> allocate_chunks(journal::Transaction& txn, uint64_t wanted_chunks,
                                    uint64_t alignment_chunks);
 
+  // Whole pages of `page_chunks` chunks for guest RAM: one run of
+  // `wanted_pages` pages starting on a page boundary when such a run exists
+  // (first fit of the smallest run that can hold it), else the largest
+  // aligned run of whole pages there is; never a part of a page. The caller
+  // loops for the rest. Errors: ENOSPC when no whole aligned page is free.
+  Result<BlockRun> allocate_pages(journal::Transaction& txn, uint64_t wanted_pages, uint64_t page_chunks);
+
+  // Free whole pages of `page_chunks` chunks that start on a page boundary,
+  // and the longest run of them (what one extent can get).
+  struct PageUsage {
+    uint64_t free_pages = 0;
+    uint64_t largest_run_pages = 0;
+  };
+  PageUsage page_usage(uint64_t page_chunks) const;
+
   // Blocks for small files and metadata blocks: one run of at most
   // `wanted_blocks` inside one split chunk, at `goal_block` if it is free
   // (to extend a file contiguously), else in the goal's split chunk if it
   // has a free block (to keep related files together), else in the lowest
-  // split chunk with room, else in a newly split chunk. Errors: ENOSPC.
+  // split chunk with room, else in a newly split chunk (the highest free
+  // chunk of the small-file area if it has one, else the region's highest
+  // free chunk). Errors: ENOSPC.
   Result<BlockRun> allocate_blocks(journal::Transaction& txn, uint64_t wanted_blocks,
                                    uint64_t goal_block = 0);
 
@@ -113,6 +130,9 @@ class Allocator {
   // Errors: EUCLEAN naming the chunk.
   Result<format::SplitHeader> read_split_header(uint64_t chunk, uint64_t expected_free) const;
   Result<uint64_t> split_new_chunk(journal::Transaction& txn);
+  // Takes free chunks [start, start + count): zeroes what is not known zero,
+  // marks them used. The common end of allocate_chunks and allocate_pages.
+  Result<BlockRun> take_chunks(journal::Transaction& txn, uint64_t start, uint64_t count);
   // DRAM index edits; pure, no region access.
   void insert_free(uint64_t first, uint64_t count);
   void remove_free(uint64_t first, uint64_t count);

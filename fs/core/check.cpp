@@ -311,9 +311,7 @@ class Checker {
   }
 
   bool in_data_area(uint64_t first_block, uint64_t count) const {
-    uint64_t end = first_block + count;
-    return count != 0 && end > first_block && first_block >= m_layout.metadata_chunks * kBlocksPerChunk &&
-           end <= (m_layout.chunk_count - 1) * kBlocksPerChunk;
+    return m_layout.in_data_area(first_block, count);
   }
 
   // ---------------------------------------------------------------------
@@ -341,8 +339,9 @@ class Checker {
       chosen = primary;
     }
 
-    uint64_t backup_offset =
-        chosen ? m_layout.backup_offset : format::backup_superblock_offset(m_region.size());
+    uint64_t backup_offset = chosen ? m_layout.backup_offset
+                                    : format::locate_backup_superblock(m_region.base(), m_region.size(),
+                                                                       m_region.info().page_size);
     const auto backup = read<Superblock>(backup_offset);
     auto backup_ok = format::verify_superblock(backup);
     if (!backup_ok) {
@@ -410,6 +409,7 @@ class Checker {
     };
     const Field fields[] = {
         {"region_bytes", primary.region_bytes, backup.region_bytes},
+        {"page_bytes", primary.page_bytes, backup.page_bytes},
         {"chunk_count", primary.chunk_count, backup.chunk_count},
         {"journal_offset", primary.journal_offset, backup.journal_offset},
         {"journal_bytes", primary.journal_bytes, backup.journal_bytes},
@@ -544,7 +544,7 @@ class Checker {
     for (uint64_t chunk = 0; chunk < chunks; ++chunk) {
       uint8_t state = m_states[chunk];
       if (state == kStateUnknown) continue;
-      bool must_be_meta = chunk < m_layout.metadata_chunks || chunk + 1 >= chunks;
+      bool must_be_meta = m_layout.meta_chunk(chunk);
       if (must_be_meta != (state == format::kChunkMeta)) {
         problem("CHUNK_STATE",
                 "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
@@ -1103,10 +1103,11 @@ class Checker {
   // Pass 5, second half: every block in use has exactly one owner.
 
   void check_space() {
-    const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count - 1;
+    const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count;
     for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
       if ((chunk - first_data) % kProgressStep == 0)
         report_progress(5, chunk - first_data, end_data - first_data);
+      if (m_layout.meta_chunk(chunk)) continue;  // the backup chunk
       uint8_t state = m_states[chunk];
       if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
         problem("SPACE_LEAKED", "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");

@@ -30,6 +30,13 @@ namespace {
 
 uint64_t extent_end(const Extent& extent) { return extent.file_block + extent.block_count; }
 
+// "1 GiB", "2 MiB", else bytes: for messages about pages.
+std::string bytes_text(uint64_t bytes) {
+  if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
+  if (bytes >= (1ull << 20) && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
 bool is_large(const Extent& extent) {
   return extent.region_block % kBlocksPerChunk == 0 && extent.block_count % kBlocksPerChunk == 0 &&
          extent.file_block % kBlocksPerChunk == 0;
@@ -204,14 +211,28 @@ void Filesystem::zero_file_range(const std::vector<Extent>& extents, uint64_t be
   }
 }
 
-// Allocates every hole in [first_block, end_block). A hole in a logical
-// chunk (2 MiB of the file) that no extent touches gets whole chunks when the
-// file is large (>= 2 MiB after this operation), as many consecutive ones as
-// the range needs, 1 GiB aligned when it covers whole gigabytes; everything
-// else gets 4 KiB blocks, placed after the previous extent when possible.
+// Allocates every hole in [first_block, end_block). On a region whose pages
+// are larger than a chunk (1 GiB hugetlbfs or device-dax), a file of at
+// least one page after this operation is guest RAM: a hole that covers a
+// whole page of the file gets whole pages of the region, aligned, as many
+// consecutive ones as the range needs rounded up to whole pages (so the
+// last page is allocated past the end of the file), in one extent when a
+// free run that long exists; so a direct mapping never has to move it.
+// Without a whole free page it falls back to chunks. Otherwise a hole in a
+// logical chunk (2 MiB of the file) that no extent touches gets whole
+// chunks when the file is large (>= 2 MiB after this operation), as many
+// consecutive ones as the range needs, 1 GiB aligned when it covers whole
+// gigabytes; everything else gets 4 KiB blocks, placed after the previous
+// extent when possible.
 Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode, std::vector<Extent>& extents,
                                         uint64_t first_block, uint64_t end_block, uint64_t file_size_after) {
   const bool large_file = file_size_after >= kChunkSize;
+  const uint64_t page_bytes = mapping_page_size();
+  const uint64_t page_chunks =
+      page_bytes > kChunkSize && page_bytes % kChunkSize == 0 ? page_bytes / kChunkSize : 0;
+  const uint64_t page_blocks = page_chunks * kBlocksPerChunk;
+  const bool guest_ram = page_chunks != 0 && file_size_after >= page_bytes;
+  bool pages_left = true;  // false once allocate_pages found no whole page
   uint64_t block = first_block;
   while (block < end_block) {
     auto next = std::upper_bound(extents.begin(), extents.end(), block,
@@ -224,6 +245,30 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
     uint64_t previous_end = next != extents.begin() ? extent_end(*std::prev(next)) : 0;
     uint64_t chunk_start = block / kBlocksPerChunk * kBlocksPerChunk;
     size_t position = static_cast<size_t>(next - extents.begin());
+    const uint64_t page_start = guest_ram ? block / page_blocks * page_blocks : 0;
+    if (guest_ram && pages_left && previous_end <= page_start && next_start >= page_start + page_blocks) {
+      const uint64_t limit = std::min((end_block + page_blocks - 1) / page_blocks * page_blocks,
+                                      next_start / page_blocks * page_blocks);
+      uint64_t wanted_pages = (limit - page_start) / page_blocks;
+      uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes
+                            ? txn.journal_bytes_free() - kJournalReserveBytes
+                            : 0;
+      uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize))) * format::kChunksPerMapBlock;
+      if (affordable <= format::kChunksPerMapBlock * 2)
+        return Error(ENOSPC, "allocation too large for one transaction");
+      wanted_pages = std::min(wanted_pages, (affordable - 2 * format::kChunksPerMapBlock) / page_chunks);
+      if (wanted_pages != 0) {
+        auto run = m_allocator->allocate_pages(txn, wanted_pages, page_chunks);
+        if (run) {
+          extents.insert(extents.begin() + static_cast<ptrdiff_t>(position),
+                         Extent{page_start, run->region_block, run->block_count});
+          block = page_start + run->block_count;
+          continue;
+        }
+        if (run.error().code() != ENOSPC) return std::move(run).error();
+        pages_left = false;  // no whole page left: chunks will do
+      }
+    }
     if (large_file && previous_end <= chunk_start && next_start >= chunk_start + kBlocksPerChunk) {
       uint64_t limit = std::min((end_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk,
                                 next_start / kBlocksPerChunk * kBlocksPerChunk);
@@ -359,6 +404,9 @@ Result<size_t> Filesystem::write(Ino ino, uint64_t offset, std::span<const std::
 // chunk inside large extents), in as many transactions as the journal needs;
 // each one leaves a consistent extent list.
 Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
+  const uint64_t page_bytes = mapping_page_size();
+  const uint64_t page_blocks =
+      page_bytes > kChunkSize && page_bytes % kChunkSize == 0 ? page_bytes / kBlockSize : 0;
   for (;;) {
     Inode inode = inode_copy(ino);
     TRY_ASSIGN(std::vector<Extent> extents, load_extents(inode));
@@ -377,7 +425,13 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
       if (large)
         keep_end = (keep_end - last.file_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk +
                    last.file_block;
-      if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk we keep
+      // Guest RAM in whole pages of a large-page region gives back whole
+      // pages: a partial page would have to move before the next mapping.
+      if (large && page_blocks != 0 && last.region_block % page_blocks == 0 &&
+          last.file_block % page_blocks == 0) {
+        keep_end = (keep_end - last.file_block + page_blocks - 1) / page_blocks * page_blocks + last.file_block;
+      }
+      if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk or page we keep
       uint64_t free_count = extent_end(last) - keep_end;
       // Bound the chunk-map blocks one transaction touches.
       uint64_t max_blocks = 4 * format::kChunksPerMapBlock * kBlocksPerChunk;
@@ -634,11 +688,22 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
     if (!page_mappable(at)) missing_pages += next - at;
     at = next;
   }
-  if (missing_pages > m_allocator->usage().free_chunks / page_chunks) {
-    return Error(ENOSPC, "inode " + std::to_string(ino) + " needs " + std::to_string(missing_pages) +
-                             " more " + std::to_string(page_bytes) +
-                             "-byte pages to be mapped; the region has room for " +
-                             std::to_string(m_allocator->usage().free_chunks / page_chunks));
+  const alloc::Allocator::PageUsage free_pages = m_allocator->page_usage(page_chunks);
+  if (missing_pages > free_pages.free_pages) {
+    const uint64_t free_chunks = m_allocator->usage().free_chunks;
+    std::string why = "inode " + std::to_string(ino) + " needs " + std::to_string(missing_pages) +
+                      " more whole " + bytes_text(page_bytes) + " page(s) to be mapped directly";
+    if (inode.size < page_bytes) why += " (a file smaller than a page costs a whole page)";
+    why += "; the region has " + std::to_string(free_pages.free_pages) + " free whole page(s)";
+    if (free_chunks / page_chunks >= missing_pages) {
+      why += ", though its " + bytes_text(free_chunks * kChunkSize) +
+             " of free space would hold them: free space is fragmented. Remove or shrink files that "
+             "take part of a page, or copy an unheld one to a new file and remove the old one, then map "
+             "again";
+    } else {
+      why += ": remove files or use a larger region";
+    }
+    return Error(ENOSPC, why);
   }
   uint64_t page = 0;
   while (page < pages) {
@@ -662,17 +727,13 @@ Result<void> Filesystem::make_mappable(Ino ino, uint64_t page_bytes) {
         affordable = affordable > reserve_chunks ? affordable - reserve_chunks : 0;
         uint64_t wanted = std::min((run_end - page) * page_chunks, affordable / page_chunks * page_chunks);
         if (wanted == 0) break;
-        auto allocated = m_allocator->allocate_chunks(*txn, wanted, page_chunks);
+        // Whole aligned pages only (an unaligned run would be moved again).
+        auto allocated = m_allocator->allocate_pages(*txn, wanted / page_chunks, page_chunks);
         if (!allocated) {
           return Error(allocated.error().code(), "no space to make inode " + std::to_string(ino) +
                                                      " mappable: " + allocated.error().message());
         }
         alloc::BlockRun run = allocated.value();
-        if (run.region_block % page_blocks != 0 || run.block_count % page_blocks != 0) {
-          return Error(ENOSPC, "no free run of " + std::to_string(page_bytes) +
-                                   "-byte aligned chunks left to make inode " + std::to_string(ino) +
-                                   " mappable");
-        }
         const uint64_t from = page * page_blocks;
         const uint64_t to = from + run.block_count;
         // Copy what is allocated there (new chunks are zero: holes read as

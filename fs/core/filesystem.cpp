@@ -31,10 +31,11 @@ int64_t Filesystem::now_ns() {
 }
 
 Result<Superblock> read_superblock(const region::Region& region, bool backup) {
-  uint64_t offset = backup ? format::backup_superblock_offset(region.size()) : 0;
   if (region.size() < format::kMinRegionBytes) {
     return Error(ENODATA, "region of " + std::to_string(region.size()) + " bytes is too small to hold pkfs");
   }
+  uint64_t offset =
+      backup ? format::locate_backup_superblock(region.base(), region.size(), region.info().page_size) : 0;
   Superblock sb;
   std::memcpy(&sb, region.base() + offset, sizeof sb);
   TRY(format::verify_superblock(sb));

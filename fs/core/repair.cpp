@@ -172,9 +172,7 @@ class Repairer {
   uint64_t dirent_offset(uint64_t slot) const { return m_layout.dirent_table_offset + slot * sizeof(Dirent); }
 
   bool in_data_area(uint64_t first_block, uint64_t count) const {
-    uint64_t end = first_block + count;
-    return count != 0 && end > first_block && first_block >= m_layout.metadata_chunks * kBlocksPerChunk &&
-           end <= (m_layout.chunk_count - 1) * kBlocksPerChunk;
+    return m_layout.in_data_area(first_block, count);
   }
 
   // Path of `ino` through the directory entries found valid, for messages.
@@ -211,7 +209,9 @@ class Repairer {
       primary_layout = layout.value();
     }
     const uint64_t backup_offset =
-        primary_layout ? primary_layout->backup_offset : format::backup_superblock_offset(m_region.size());
+        primary_layout
+            ? primary_layout->backup_offset
+            : format::locate_backup_superblock(m_region.base(), m_region.size(), m_region.info().page_size);
     const auto backup = read<Superblock>(backup_offset);
     auto backup_ok = format::verify_superblock(backup);
     std::optional<Layout> backup_layout;
@@ -1234,10 +1234,7 @@ class Repairer {
   }
 
   uint8_t wanted_state(uint64_t chunk, uint8_t current) const {
-    if (chunk >= m_layout.chunk_count || chunk < m_layout.metadata_chunks ||
-        chunk + 1 == m_layout.chunk_count) {
-      return format::kChunkMeta;
-    }
+    if (m_layout.meta_chunk(chunk)) return format::kChunkMeta;
     if (m_chunk_owner[chunk] != 0) return format::kChunkUsed;
     if (m_split_claims.count(chunk)) return format::kChunkSplit;
     if (current == format::kChunkFreeZero) {

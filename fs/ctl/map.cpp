@@ -21,6 +21,18 @@
 namespace pkfs::ctl {
 namespace {
 
+// A byte count as QEMU's size options take it, with the largest suffix that
+// divides it: 1073741824 -> "1G", 2097152 -> "2M", 4096 -> "4K".
+std::string qemu_size(uint64_t bytes) {
+  const char* suffixes = "KMGT";
+  std::string suffix;
+  for (int i = 3; i >= 0; --i) {
+    uint64_t unit = uint64_t{1} << (10 * (i + 1));
+    if (bytes != 0 && bytes % unit == 0) return std::to_string(bytes / unit) + suffixes[i];
+  }
+  return std::to_string(bytes);
+}
+
 int fail(const std::string& message) {
   std::fprintf(stderr, "pkfsctl map: %s\n", message.c_str());
   return kExitFailure;
@@ -56,16 +68,24 @@ int run_map(const std::string& argument, const std::string& path, const std::str
             ? "has holes (only " + std::to_string(covered) + " of " + std::to_string(head.mapped_bytes) +
                   " bytes allocated)"
             : "does not start on a " + std::to_string(head.page_size) + "-byte page of the region";
-    return fail(
-        name + " " + why +
-        ", so QEMU's memory-backend-file (one contiguous range of one file) cannot map it. Allocate it in "
-        "one piece (fallocate -l SIZE on a fresh file in a region with enough contiguous free space), or "
-        "map it with libpkfs, which maps any number of extents");
+    // What to do depends on why: pages in the wrong place move when the file
+    // is held once; pieces mean free space was fragmented when it was made.
+    std::string fix =
+        extents.size() > 1
+            ? "Free space was fragmented when it was allocated (no run of free pages was that long): "
+              "free a long enough run of whole pages (remove files that take part of one), then copy "
+              "the file to a new one sized with fallocate -l SIZE and remove the old one; or"
+            : "Hold it once (pkfsctl exec --hold " + name +
+                  " -- true) to move it onto whole pages of the region, then run this again; or";
+    return fail(name + " " + why +
+                ", so QEMU's memory-backend-file (one contiguous range of one file) cannot map it. " + fix +
+                " map it with libpkfs, which maps any number of extents");
   }
-  std::printf("-object memory-backend-file,id=%s,mem-path=%s,offset=%" PRIu64 ",size=%" PRIu64
-              ",align=%" PRIu64 ",share=on\n",
-              id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes,
-              head.page_size);
+  // QEMU's size suffixes (4K, 2M, 1G): the alignment is the region's page.
+  const std::string align = qemu_size(head.page_size);
+  std::printf(
+      "-object memory-backend-file,id=%s,mem-path=%s,offset=%" PRIu64 ",size=%" PRIu64 ",align=%s,share=on\n",
+      id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes, align.c_str());
   // -m in MiB when whole, else in KiB (mapped_bytes is whole pages).
   bool whole_mib = head.mapped_bytes % (uint64_t{1} << 20) == 0;
   std::string memory = std::to_string(head.mapped_bytes >> (whole_mib ? 20 : 10)) + (whole_mib ? "M" : "K");
@@ -74,10 +94,10 @@ int run_map(const std::string& argument, const std::string& path, const std::str
                "pages in place while QEMU runs and goes when it exits:\n"
                "  pkfsctl exec --hold %s -- qemu-system-x86_64 -machine memory-backend=%s -m %s \\\n"
                "    -object memory-backend-file,id=%s,mem-path=%s,offset=%" PRIu64 ",size=%" PRIu64
-               ",align=%" PRIu64 ",share=on ...\n",
+               ",align=%s,share=on ...\n",
                name.c_str(), target->mounted() ? name.c_str() : "MOUNT/PATH", id.c_str(), memory.c_str(),
                id.c_str(), layout->region_path.c_str(), extents[0].region_offset, head.mapped_bytes,
-               head.page_size);
+               align.c_str());
   return kExitOk;
 }
 

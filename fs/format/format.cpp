@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <xxh3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -71,6 +72,42 @@ uint64_t backup_superblock_offset(uint64_t backing_bytes) {
   return (backing_bytes / kChunkSize) * kChunkSize - kBlockSize;
 }
 
+std::vector<uint64_t> backup_superblock_candidates(const Superblock& torn_primary, uint64_t backing_bytes,
+                                                   uint64_t page_bytes) {
+  std::vector<uint64_t> candidates;
+  auto add = [&](uint64_t offset) {
+    if (offset < kChunkSize || offset + kBlockSize > backing_bytes || (offset + kBlockSize) % kChunkSize != 0)
+      return;
+    for (uint64_t known : candidates) {
+      if (known == offset) return;
+    }
+    candidates.push_back(offset);
+  };
+  if (torn_primary.magic == kSuperblockMagic) add(torn_primary.backup_offset);
+  if (backing_bytes >= kChunkSize) add(backup_superblock_offset(backing_bytes));
+  if (page_bytes > kChunkSize && std::has_single_bit(page_bytes)) {
+    // The metadata of the largest region (16 TiB) takes under 3 GiB, so its
+    // reserved pages end within the first 4 GiB.
+    for (uint64_t end = page_bytes; end <= std::min<uint64_t>(backing_bytes, 4 * kGigabyte);
+         end += page_bytes) {
+      add(end - kBlockSize);
+    }
+  }
+  return candidates;
+}
+
+uint64_t locate_backup_superblock(const std::byte* region, uint64_t backing_bytes, uint64_t page_bytes) {
+  Superblock primary;
+  std::memcpy(&primary, region, sizeof primary);
+  const std::vector<uint64_t> candidates = backup_superblock_candidates(primary, backing_bytes, page_bytes);
+  for (uint64_t offset : candidates) {
+    Superblock sb;
+    std::memcpy(&sb, region + offset, sizeof sb);
+    if (verify_superblock(sb) && sb.backup_offset == offset) return offset;
+  }
+  return candidates.empty() ? backup_superblock_offset(backing_bytes) : candidates.front();
+}
+
 Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& options) {
   if (backing_bytes < kMinRegionBytes) {
     return Error(EINVAL, "region of " + std::to_string(backing_bytes) +
@@ -123,12 +160,39 @@ Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& optio
   layout.metadata_chunks = layout.data_offset / kChunkSize;
   layout.backup_offset = backup_superblock_offset(backing_bytes);
 
+  layout.backup_chunk = layout.chunk_count - 1;
+
   // The last chunk holds the backup superblock; two data chunks at least.
   if (layout.metadata_chunks + 3 > layout.chunk_count) {
     return Error(EINVAL, "region of " + std::to_string(backing_bytes) +
                              " bytes leaves no room for data: metadata takes " +
                              std::to_string(layout.data_offset >> 20) +
                              " MiB (use fewer inodes or a larger region)");
+  }
+  if (options.page_bytes > kChunkSize) {
+    // Large pages: the metadata and the backup share the first page(s), so
+    // that every later page is whole and aligned, free for guest RAM. The
+    // chunks between them take what is not guest RAM (small files, files
+    // smaller than a page).
+    const uint64_t page = options.page_bytes;
+    if (!std::has_single_bit(page) || page > kMaxRegionBytes) {
+      return Error(EINVAL, "page size " + std::to_string(page) + " is not a power of two of at most 16 TiB");
+    }
+    const uint64_t page_chunks = page / kChunkSize;
+    layout.page_bytes = page;
+    layout.reserved_pages = (layout.metadata_chunks + 1 + page_chunks - 1) / page_chunks;
+    layout.backup_chunk = layout.reserved_pages * page_chunks - 1;
+    layout.backup_offset = (layout.backup_chunk + 1) * kChunkSize - kBlockSize;
+    const uint64_t whole_pages = layout.chunk_count / page_chunks;
+    if (whole_pages <= layout.reserved_pages) {
+      return Error(EINVAL, "region of " + std::to_string(backing_bytes) + " bytes leaves no whole page of " +
+                               std::to_string(page >> 20) + " MiB for guest RAM: metadata takes " +
+                               std::to_string(layout.reserved_pages) + " page(s) (" +
+                               std::to_string(layout.data_offset >> 20) +
+                               " MiB used); use a region of at least " +
+                               std::to_string((layout.reserved_pages + 1) * (page >> 20)) + " MiB");
+    }
+    layout.guest_pages = whole_pages - layout.reserved_pages;
   }
   layout.usable_bytes = (layout.chunk_count - layout.metadata_chunks - 1) * kChunkSize;
   return layout;
@@ -155,6 +219,10 @@ Superblock make_superblock(const Layout& layout) {
   sb.hold_count = layout.hold_count;
   sb.data_offset = layout.data_offset;
   sb.backup_offset = layout.backup_offset;
+  if (layout.page_bytes != 0) {
+    sb.feature_incompat |= kFeatureIncompatPageLayout;
+    sb.page_bytes = layout.page_bytes;
+  }
   sb.root_ino = kRootIno;
   sb.state = kStateClean;
   sb.inode_high_water = kRootIno + 1;
@@ -180,6 +248,16 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
   options.inode_count = sb.inode_count - 1;
   options.journal_bytes = sb.journal_bytes;
   options.hold_count = sb.hold_count;
+  if ((sb.feature_incompat & kFeatureIncompatPageLayout) != 0) {
+    if (sb.page_bytes <= kChunkSize || !std::has_single_bit(sb.page_bytes)) {
+      return Error(EUCLEAN, "superblock page_bytes " + std::to_string(sb.page_bytes) +
+                                " is not a power of two larger than 2 MiB (large-page layout)");
+    }
+    options.page_bytes = sb.page_bytes;
+  } else if (sb.page_bytes != 0) {
+    return Error(EUCLEAN, "superblock page_bytes " + std::to_string(sb.page_bytes) +
+                              " is set without the large-page layout feature");
+  }
   auto expected = compute_layout(sb.region_bytes, options);
   if (!expected) {
     return Error(EUCLEAN, "superblock describes an impossible layout: " + expected.error().message());
@@ -199,7 +277,7 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
       {"chunk_map_blocks", sb.chunk_map_blocks, l.chunk_map_blocks},
       {"hold_table_offset", sb.hold_table_offset, l.hold_table_offset},
       {"data_offset", sb.data_offset, l.data_offset},
-      {"backup_offset", sb.backup_offset, backup_superblock_offset(sb.region_bytes)},
+      {"backup_offset", sb.backup_offset, l.backup_offset},
       {"block_size", sb.block_size, kBlockSize},
       {"chunk_size", sb.chunk_size, kChunkSize},
       {"root_ino", sb.root_ino, kRootIno},

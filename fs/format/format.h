@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "fs/base/result.h"
 
@@ -76,14 +77,21 @@ inline constexpr uint32_t kHoldTag = make_tag("HOLD");
 // ignores unknown compat bits. Format v1 defines none yet.
 inline constexpr uint64_t kFeatureCompatSupported = 0;
 inline constexpr uint64_t kFeatureRoCompatSupported = 0;
-inline constexpr uint64_t kFeatureIncompatSupported = 0;
+// The region is laid out in pages larger than a chunk (Superblock::page_bytes;
+// see FORMAT.md, "Large-page layout"): the backup superblock is the last
+// block of the last reserved page instead of the region's last block, so an
+// older build would look for it, and for the metadata chunks of the chunk
+// map, in the wrong place.
+inline constexpr uint64_t kFeatureIncompatPageLayout = 1;
+inline constexpr uint64_t kFeatureIncompatSupported = kFeatureIncompatPageLayout;
 
 // Superblock state bits.
 inline constexpr uint32_t kStateClean = 1u << 0;  // unmounted cleanly; cleared at mount
 inline constexpr uint32_t kStateError = 1u << 1;  // an error was detected; fsck must run
 
 // ---------------------------------------------------------------------------
-// Superblock: block 0, and a backup in the last block of the last chunk.
+// Superblock: block 0, and a backup in the last block of the last chunk (of
+// the last reserved page with kFeatureIncompatPageLayout).
 
 struct Superblock {
   uint64_t magic;                // 0x000 kSuperblockMagic
@@ -129,13 +137,15 @@ struct Superblock {
   uint32_t last_error_code;      // 0x180
   uint32_t reserved0;            // 0x184
   char last_error_what[32];      // 0x188
-  uint8_t reserved1[80];         // 0x1a8
+  uint64_t page_bytes;           // 0x1a8 with kFeatureIncompatPageLayout: the layout's page; else 0
+  uint8_t reserved1[72];         // 0x1b0
   uint64_t checksum;             // 0x1f8 XXH3-64 of bytes 0x000-0x1f7
 };
 static_assert(sizeof(Superblock) == 0x200);
 static_assert(offsetof(Superblock, region_bytes) == 0x78);
 static_assert(offsetof(Superblock, state) == 0x100);
 static_assert(offsetof(Superblock, inode_high_water) == 0x128);
+static_assert(offsetof(Superblock, page_bytes) == 0x1a8);
 static_assert(offsetof(Superblock, checksum) == 0x1f8);
 
 // ---------------------------------------------------------------------------
@@ -375,6 +385,11 @@ struct LayoutOptions {
   uint64_t inode_count = 0;    // usable inodes; 0: one per 64 KiB of region, 1024 to 4 Mi
   uint64_t journal_bytes = 0;  // 0: 1 MiB (4 MiB from 4 GiB) + 2x the chunk map; 512 KiB to 256 MiB
   uint64_t hold_count = 1024;  // concurrent direct mappings
+  // The page the region is mapped with (its backing's page size). Larger
+  // than a chunk (a power of two): the large-page layout, which keeps
+  // everything that is not guest RAM in the first pages and every later
+  // page whole. Otherwise (0, 4 KiB, 2 MiB): the chunk layout.
+  uint64_t page_bytes = 0;
 };
 
 struct Layout {
@@ -386,9 +401,36 @@ struct Layout {
   uint64_t chunk_map_offset, chunk_map_blocks;
   uint64_t hold_table_offset, hold_count;
   uint64_t data_offset;      // multiple of kChunkSize
-  uint64_t backup_offset;    // last block of the last chunk
+  uint64_t backup_offset;    // last block of backup_chunk
   uint64_t metadata_chunks;  // chunks [0, metadata_chunks) are kChunkMeta
   uint64_t usable_bytes;     // data chunks: (chunk_count - metadata_chunks - 1) * kChunkSize
+  // Large-page layout: the page (a power of two > kChunkSize), else 0.
+  uint64_t page_bytes;
+  // The chunk of the backup superblock (kChunkMeta): the last chunk of the
+  // region, or with page_bytes the last chunk of the last reserved page.
+  uint64_t backup_chunk;
+  // Pages [0, reserved_pages) hold metadata, the backup and (in the chunks
+  // between them, the small-file area) split chunks and files smaller than
+  // a page; pages [reserved_pages, guest_pages + reserved_pages) are whole.
+  // Chunk layout: 0 and 0.
+  uint64_t reserved_pages, guest_pages;
+
+  // Chunks that are never data: the metadata area, the backup chunk and
+  // the map entries past chunk_count.
+  bool meta_chunk(uint64_t chunk) const {
+    return chunk < metadata_chunks || chunk == backup_chunk || chunk >= chunk_count;
+  }
+  // Chunks [metadata_chunks, small_area_end()) are where split chunks go
+  // first: the rest of the reserved pages, or the whole data area.
+  uint64_t small_area_end() const { return page_bytes != 0 ? backup_chunk : chunk_count - 1; }
+  // True when blocks [first_block, first_block + count) are all data: in
+  // data chunks, none of them the backup chunk.
+  bool in_data_area(uint64_t first_block, uint64_t count) const {
+    const uint64_t end = first_block + count;
+    if (count == 0 || end <= first_block || first_block < metadata_chunks * kBlocksPerChunk) return false;
+    if (end > chunk_count * kBlocksPerChunk) return false;
+    return end <= backup_chunk * kBlocksPerChunk || first_block >= (backup_chunk + 1) * kBlocksPerChunk;
+  }
 };
 
 // A sealed superblock for a new filesystem of this layout: magic, version,
@@ -398,6 +440,8 @@ Superblock make_superblock(const Layout& layout);
 
 // `backing_bytes` is the size of the backing; trailing bytes that do not
 // fill a chunk are left unused. Errors: EINVAL for sizes or counts out of range.
+// With options.page_bytes > kChunkSize the large-page layout, which needs
+// one whole page past the reserved ones (else EINVAL naming the page).
 Result<Layout> compute_layout(uint64_t backing_bytes, const LayoutOptions& options);
 
 // The layout a superblock describes, checked for internal consistency
@@ -409,6 +453,21 @@ Result<Layout> layout_from_superblock(const Superblock& sb, uint64_t backing_byt
 // With a readable primary, use its layout's backup_offset instead: a backing
 // that grew since mkfs has its last block elsewhere.
 uint64_t backup_superblock_offset(uint64_t backing_bytes);
+
+// The places to look for the backup superblock when the primary does not
+// verify, most likely first: where a torn primary's own fields say (the
+// layout fields are never rewritten with another value, so a torn write
+// leaves them intact), the chunk layout's place, and for a region mapped
+// with pages of `page_bytes` > kChunkSize the last block of each of its
+// first pages (the large-page layout's place). A candidate is only used if
+// the superblock there verifies and names that offset as its backup_offset.
+std::vector<uint64_t> backup_superblock_candidates(const Superblock& torn_primary, uint64_t backing_bytes,
+                                                   uint64_t page_bytes);
+
+// The first candidate whose superblock verifies and names that offset as
+// its backup_offset, read from a copy of each; else the first candidate
+// (where the error is to be reported).
+uint64_t locate_backup_superblock(const std::byte* region, uint64_t backing_bytes, uint64_t page_bytes);
 
 // ---------------------------------------------------------------------------
 // Compatibility: the one decision mount, mkfs and fsck share.

@@ -30,7 +30,7 @@ grep -q "^Holds: 0$" "$WORK/info.mounted" || pkfs_fail "info: $(cat "$WORK/info.
 
 pkfs_log "map --qemu: a one-extent file; its bytes are at the offset in the region"
 line=$("$PKFSCTL" map --qemu "$MNT/vm1/ram" 2>/dev/null) || pkfs_fail "map --qemu vm1/ram failed: $("$PKFSCTL" map --qemu "$MNT/vm1/ram" 2>&1; "$PKFSCTL" ls -l "$MNT/vm1")"
-[[ "$line" =~ ^-object\ memory-backend-file,id=ram0,mem-path=$REGION,offset=([0-9]+),size=8388608,align=4096,share=on$ ]] ||
+[[ "$line" =~ ^-object\ memory-backend-file,id=ram0,mem-path=$REGION,offset=([0-9]+),size=8388608,align=4K,share=on$ ]] ||
   pkfs_fail "map --qemu printed: $line"
 offset=${BASH_REMATCH[1]}
 cmp <(python3 -c 'import sys; f=open(sys.argv[1],"rb"); f.seek(int(sys.argv[2])); sys.stdout.buffer.write(f.read(8<<20))' "$REGION" "$offset") "$MNT/vm1/ram" ||

@@ -1820,7 +1820,7 @@ TEST_CASE("feature bits decide how a region may be opened", "[core]") {
   core::OpenOptions read_only;
   read_only.read_only = true;
   SECTION("unknown incompatible feature: refused") {
-    edit_superblock(*m.memory, [](format::Superblock& sb) { sb.feature_incompat = 1; });
+    edit_superblock(*m.memory, [](format::Superblock& sb) { sb.feature_incompat = 2; });
     CHECK(code_of(m.try_mount()) == EPROTONOSUPPORT);
     CHECK(code_of(m.try_mount(read_only)) == EPROTONOSUPPORT);
   }

@@ -691,7 +691,7 @@ TEST_CASE("a sparse file larger than the free space is refused at once and chang
   const auto extents = extents_of(*m.fs, sparse);
   auto held = m->acquire_hold(sparse, self_holder());
   CHECK(code_of(held) == ENOSPC);
-  CHECK(held.error().message().find("more 2097152-byte pages") != std::string::npos);
+  CHECK(held.error().message().find("more whole 2 MiB page(s)") != std::string::npos);
   CHECK(m->list_holds()->empty());
   CHECK(extents_of(*m.fs, sparse) == extents);
   CHECK(free_blocks(*m.fs) == free_before);
