@@ -107,6 +107,7 @@ struct Options {
   bool debug = false;
   bool single_threaded = false;
   bool read_only = false;
+  bool background_zeroing = true;
   std::optional<std::string> fsname;
   std::optional<std::string> subtype;
   std::optional<std::string> control;
@@ -130,6 +131,8 @@ void usage(FILE* out) {
                "                     (default 64)\n"
                "  -o max_holds_per_uid=N      holds all processes of one uid may have\n"
                "                     (default 256; root has no such limit)\n"
+               "  -o background_zeroing=on|off  zero freed space while idle, so that\n"
+               "                     new guest RAM needs no zeroing (default on)\n"
                "  -o OPT             other FUSE and mount options (rw, nosuid, noatime, ...)\n"
                "  -f                 stay in the foreground, log to stderr\n"
                "  -d                 debug: print every FUSE request (implies -f)\n"
@@ -182,6 +185,10 @@ std::optional<std::string> add_option(Options& options, const std::string& word)
     (starts_with(word, "max_holds_per_uid=") ? options.limits.holds_per_uid
                                              : options.limits.holds_per_process) =
         static_cast<uint32_t>(number);
+  } else if (starts_with(word, "background_zeroing=")) {
+    std::string value = word.substr(19);
+    if (value != "on" && value != "off") return "background_zeroing= takes on or off, not '" + value + "'";
+    options.background_zeroing = value == "on";
   } else if (starts_with(word, "subtype=")) {
     options.subtype = word.substr(8);
   } else if (word == "default_permissions" || word == "defaults" || word == "auto" || word == "noauto" ||
@@ -478,6 +485,7 @@ int run(const Options& options, Detacher& detacher) {
     fuse_set_log_func(fuse_log_to_syslog);
   }
   detacher.detached();
+  if (options.background_zeroing && !options.read_only) fs->start_background_zeroing();
 
   int loop_status = 0;
   if (options.single_threaded) {
