@@ -1,6 +1,9 @@
 // fs/alloc/allocator.cpp: chunk map, split chunks and the DRAM free index.
 #include "fs/alloc/allocator.h"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <boost/intrusive/set.hpp>
 #include <algorithm>
 #include <cstring>
@@ -559,7 +562,14 @@ void Allocator::take_from_claim(uint64_t first, uint64_t count) {
   const Claim& run = m_claim.run;
   if (first >= run.first_chunk + run.chunk_count || run.first_chunk >= first + count) return;
   m_claim.taken = true;
-  std::lock_guard stores(m_claim_stores);  // the chunk being zeroed, if any
+  // Wait for the chunk being zeroed, if any, at the zeroer's normal
+  // priority (it lowers itself again at its next claim).
+  if (!m_claim_stores.try_lock()) {
+    sched_param param{};
+    sched_setscheduler(m_claim.owner_tid, SCHED_OTHER, &param);
+    m_claim_stores.lock();
+  }
+  m_claim_stores.unlock();
 }
 
 std::optional<Allocator::Claim> Allocator::claim_dirty(uint64_t max_chunks) {
@@ -574,6 +584,7 @@ std::optional<Allocator::Claim> Allocator::claim_dirty(uint64_t max_chunks) {
     while (end < chunks && end - chunk < max_chunks && m_states[end] == format::kChunkFreeDirty) ++end;
     m_zero_cursor = end;
     m_claim.active = true;
+    m_claim.owner_tid = gettid();
     m_claim.run = Claim{chunk, end - chunk};
     m_claim.taken = false;
     return m_claim.run;

@@ -19,6 +19,8 @@
 // under core's exclusive lock.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -125,6 +127,10 @@ class Allocator {
   void zero_claim();
   // Returns the chunks recorded known zero (0 when the claim was taken).
   Result<uint64_t> finish_claim(journal::Transaction& txn);
+  // Makes zero_claim stop after the chunk it is storing and finish_claim
+  // record nothing. Any thread, any time, no lock: for a zeroer being
+  // stopped.
+  void cancel_claim() { m_claim.taken = true; }
 
   struct FreeRun;  // DRAM index node, defined in allocator.cpp
 
@@ -179,6 +185,10 @@ class Allocator {
     bool active = false;
     Claim run;
     std::atomic<bool> taken = false;
+    // The zeroer's thread (gettid), raised to normal priority while an
+    // allocation waits for its stores: a zeroer at idle priority on a busy
+    // machine would otherwise make the allocation wait for idle CPU time.
+    pid_t owner_tid = 0;
   } m_claim;
   std::mutex m_claim_stores;
   uint64_t m_zero_cursor = 0;  // where claim_dirty looks next

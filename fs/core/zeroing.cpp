@@ -7,6 +7,7 @@
 // them dirty again. Nothing is ever recorded zero that is not.
 #include "fs/core/zeroing.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -39,7 +40,11 @@ void Filesystem::start_background_zeroing() {
 }
 
 void Filesystem::stop_background_zeroing() {
-  if (m_zeroer) m_zeroer->stop();
+  if (!m_zeroer) return;
+  // The claim in progress stops after its current chunk (its chunks stay
+  // dirty), so close and freeze wait for one chunk's stores at most.
+  m_allocator->cancel_claim();
+  m_zeroer->stop();
 }
 
 ZeroingStatus Filesystem::zeroing_status() {
@@ -69,15 +74,24 @@ void BackgroundZeroer::stop() {
     m_stop = true;
   }
   m_wake.notify_all();
-  if (m_thread.joinable()) m_thread.join();
+  if (!m_thread.joinable()) return;
+  // Whoever stops the zeroer waits for it: at normal priority it finishes
+  // its current chunk without waiting for idle CPU time.
+  sched_param param{};
+  pthread_setschedparam(m_thread.native_handle(), SCHED_OTHER, &param);
+  m_thread.join();
 }
 
-void BackgroundZeroer::run() {
-  // Lowest priority first: SCHED_IDLE runs only on otherwise idle CPUs;
-  // where a policy forbids it, nice 19 is the next best. Neither needs
-  // privileges.
+namespace {
+// Lowest priority: SCHED_IDLE runs only on otherwise idle CPUs; where a
+// policy forbids it, nice 19 is the next best. Neither needs privileges.
+void lower_priority() {
   sched_param param{};
   if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+}
+}  // namespace
+
+void BackgroundZeroer::run() {
   using Clock = std::chrono::steady_clock;
   Clock::time_point window_start = Clock::now();
   uint64_t window_bytes = 0;
@@ -86,6 +100,9 @@ void BackgroundZeroer::run() {
       std::lock_guard lock(m_mutex);
       if (m_stop) return;
     }
+    // Again at every claim: an allocation that waited for a claim raised
+    // this thread's priority.
+    lower_priority();
     auto step = m_fs.zero_free_space(kClaimBytes);
     bool idle = !step || !step.value().has_value();
     if (!idle) {
