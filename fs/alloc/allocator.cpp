@@ -1,14 +1,15 @@
 // fs/alloc/allocator.cpp: chunk map, split chunks and the DRAM free index.
 #include "fs/alloc/allocator.h"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/intrusive/set.hpp>
 #include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#include "fs/region/zero.h"
 
 namespace pkfs::alloc {
 
@@ -294,13 +295,26 @@ Result<BlockRun> Allocator::allocate_chunks(journal::Transaction& txn, uint64_t 
   FreeRun probe;
   probe.count = wanted_chunks;
   probe.first = 0;
+  // Among the first few runs that fit (smallest first), the one whose
+  // aligned start has the fewest dirty chunks: known-zero space is handed
+  // out without zeroing. Ties keep the smallest run, so a region without
+  // dirty space allocates exactly as best fit does. Only run starts are
+  // tried: placing a file at the end of a run would cut free space into
+  // more pieces, and one contiguous run matters more to a VMM than zeroing.
+  constexpr int kCandidateRuns = 8;
   for (uint64_t alignment : {alignment_chunks, uint64_t{1}}) {
-    for (auto it = m_index->by_length.lower_bound(probe); it != m_index->by_length.end(); ++it) {
+    uint64_t best_dirty = UINT64_MAX;
+    int runs = 0;
+    for (auto it = m_index->by_length.lower_bound(probe);
+         it != m_index->by_length.end() && runs < kCandidateRuns && best_dirty != 0; ++it) {
       uint64_t aligned = (it->first + alignment - 1) / alignment * alignment;
-      if (aligned + wanted_chunks <= it->first + it->count) {
+      if (aligned + wanted_chunks > it->first + it->count) continue;
+      ++runs;
+      uint64_t dirty = dirty_chunks(aligned, wanted_chunks, best_dirty);
+      if (dirty < best_dirty) {
+        best_dirty = dirty;
         start = aligned;
         count = wanted_chunks;
-        break;
       }
     }
     if (count != 0) break;
@@ -365,6 +379,7 @@ Allocator::PageUsage Allocator::page_usage(uint64_t page_chunks) const {
 }
 
 Result<BlockRun> Allocator::take_chunks(journal::Transaction& txn, uint64_t start, uint64_t count) {
+  take_from_claim(start, count);
   // Zero what is not known zero before it becomes part of a file, a run of
   // dirty chunks at a time: zero_memory streams a large run from every CPU,
   // where a memset per chunk is too small for the C library's streaming
@@ -376,7 +391,7 @@ Result<BlockRun> Allocator::take_chunks(journal::Transaction& txn, uint64_t star
     }
     uint64_t dirty_end = chunk + 1;
     while (dirty_end < start + count && chunk_state(dirty_end) != format::kChunkFreeZero) ++dirty_end;
-    region::zero_memory(m_region.base() + chunk * kChunkSize, (dirty_end - chunk) * kChunkSize);
+    m_region.zero(chunk * kChunkSize, (dirty_end - chunk) * kChunkSize);
     chunk = dirty_end;
   }
   m_region.persist(start * kChunkSize, count * kChunkSize);
@@ -408,6 +423,7 @@ Result<uint64_t> Allocator::split_new_chunk(journal::Transaction& txn) {
       if (run.first >= m_layout.metadata_chunks) chunk = std::min(run.first + run.count, probe.first) - 1;
     }
   }
+  take_from_claim(chunk, 1);
   SplitHeader header{};
   header.tag = format::kSplitHeaderTag;
   header.version = 1;
@@ -590,6 +606,80 @@ Result<void> Allocator::free(journal::Transaction& txn, BlockRun run) {
     m_split_free_blocks += count;
   });
   return success();
+}
+
+uint64_t Allocator::dirty_chunks(uint64_t first, uint64_t count, uint64_t limit) const {
+  uint64_t dirty = 0;
+  for (uint64_t chunk = first; chunk < first + count && dirty <= limit; ++chunk) {
+    if (m_states[chunk] != format::kChunkFreeZero) ++dirty;
+  }
+  return dirty;
+}
+
+uint64_t Allocator::free_zero_chunks() const {
+  return static_cast<uint64_t>(std::count(m_states.begin(), m_states.end(), format::kChunkFreeZero));
+}
+
+void Allocator::take_from_claim(uint64_t first, uint64_t count) {
+  if (!m_claim.active) return;
+  const Claim& run = m_claim.run;
+  if (first >= run.first_chunk + run.chunk_count || run.first_chunk >= first + count) return;
+  m_claim.taken = true;
+  // Wait for the chunk being zeroed, if any, at the zeroer's normal
+  // priority (it lowers itself again at its next claim).
+  if (!m_claim_stores.try_lock()) {
+    sched_param param{};
+    sched_setscheduler(m_claim.owner_tid, SCHED_OTHER, &param);
+    m_claim_stores.lock();
+  }
+  m_claim_stores.unlock();
+}
+
+std::optional<Allocator::Claim> Allocator::claim_dirty(uint64_t max_chunks) {
+  if (m_claim.active || max_chunks == 0) return std::nullopt;
+  uint64_t chunks = m_layout.chunk_count;
+  if (m_zero_cursor >= chunks) m_zero_cursor = 0;
+  // One pass over the chunk states from the cursor, wrapping once.
+  for (uint64_t step = 0; step < chunks; ++step) {
+    uint64_t chunk = (m_zero_cursor + step) % chunks;
+    if (m_states[chunk] != format::kChunkFreeDirty) continue;
+    uint64_t end = chunk + 1;
+    while (end < chunks && end - chunk < max_chunks && m_states[end] == format::kChunkFreeDirty) ++end;
+    m_zero_cursor = end;
+    m_claim.active = true;
+    m_claim.owner_tid = gettid();
+    m_claim.run = Claim{chunk, end - chunk};
+    m_claim.taken = false;
+    return m_claim.run;
+  }
+  return std::nullopt;
+}
+
+void Allocator::zero_claim() {
+  if (!m_claim.active) return;
+  uint64_t end = m_claim.run.first_chunk + m_claim.run.chunk_count;
+  for (uint64_t chunk = m_claim.run.first_chunk; chunk < end; ++chunk) {
+    std::lock_guard stores(m_claim_stores);
+    if (m_claim.taken) return;
+    m_region.zero(chunk * kChunkSize, kChunkSize, 1);
+  }
+}
+
+Result<uint64_t> Allocator::finish_claim(journal::Transaction& txn) {
+  if (!m_claim.active) return uint64_t{0};
+  Claim run = m_claim.run;
+  m_claim.active = false;
+  if (m_claim.taken) return uint64_t{0};
+  // Nothing took the run, and free chunks cannot be freed again: it is still
+  // free and dirty, which the check below only confirms.
+  uint64_t end = run.first_chunk + run.chunk_count;
+  for (uint64_t chunk = run.first_chunk; chunk < end; ++chunk) {
+    if (m_states[chunk] != format::kChunkFreeDirty) {
+      return Error(EUCLEAN, "chunk " + std::to_string(chunk) + " changed state while it was being zeroed");
+    }
+  }
+  TRY(set_chunk_states(txn, run.first_chunk, run.chunk_count, format::kChunkFreeZero));
+  return run.chunk_count;
 }
 
 Usage Allocator::usage() const {

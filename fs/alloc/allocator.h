@@ -19,9 +19,14 @@
 // under core's exclusive lock.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,9 +72,12 @@ class Allocator {
                                 uint64_t length, const std::byte* current);
 
   // Whole chunks for large files: one run of at most `wanted_chunks`,
-  // starting at a multiple of `alignment_chunks` when such a run exists
-  // (the first fit of the smallest run that can hold it), else the largest
-  // run there is. The caller loops for the rest. Errors: ENOSPC.
+  // starting at a multiple of `alignment_chunks` when such a run exists,
+  // else the largest run there is. The caller loops for the rest. Of the
+  // smallest few free runs that can hold it, the one whose start has the
+  // fewest dirty chunks (best fit among known-zero space, so a VM starts
+  // without zeroing when zeroed space exists; best fit overall when all is
+  // equally dirty or zero). Errors: ENOSPC.
   Result<BlockRun> allocate_chunks(journal::Transaction& txn, uint64_t wanted_chunks,
                                    uint64_t alignment_chunks);
 
@@ -111,6 +119,35 @@ class Allocator {
   bool in_data_area(BlockRun run) const;
 
   Usage usage() const;
+  // Whole free chunks known zero (the rest of usage().free_chunks is dirty:
+  // zeroed when handed out, or by the background zeroer first). Counts the
+  // DRAM states: O(chunks), for reports, not for hot paths.
+  uint64_t free_zero_chunks() const;
+
+  // Background zeroing: a zeroer thread clears free, dirty chunks without
+  // core's lock, one claim at a time, and only one zeroer exists:
+  //   claim_dirty(max)   (under the lock) picks a run of free dirty chunks;
+  //   zero_claim()       (without it) zeroes the run and persists the zeroes;
+  //   finish_claim(txn)  (under the lock) records the run known zero, unless
+  //                      an allocation took any of it meanwhile.
+  // An allocation that takes a claimed chunk first waits for zero_claim's
+  // stores to end (or stops them from starting), so no late zero lands in a
+  // file's data, and the claim is dropped: its chunks stay dirty on the
+  // region, never falsely zero. A crash anywhere leaves them dirty too.
+  struct Claim {
+    uint64_t first_chunk = 0;
+    uint64_t chunk_count = 0;
+  };
+  std::optional<Claim> claim_dirty(uint64_t max_chunks);
+  // Zeroes the claim a chunk at a time on the calling thread, stopping
+  // early if an allocation takes it.
+  void zero_claim();
+  // Returns the chunks recorded known zero (0 when the claim was taken).
+  Result<uint64_t> finish_claim(journal::Transaction& txn);
+  // Makes zero_claim stop after the chunk it is storing and finish_claim
+  // record nothing. Any thread, any time, no lock: for a zeroer being
+  // stopped.
+  void cancel_claim() { m_claim.taken = true; }
 
   struct FreeRun;  // DRAM index node, defined in allocator.cpp
 
@@ -136,6 +173,11 @@ class Allocator {
   // DRAM index edits; pure, no region access.
   void insert_free(uint64_t first, uint64_t count);
   void remove_free(uint64_t first, uint64_t count);
+  // Called before chunks [first, first + count) leave the free index: drops
+  // an overlapping claim, waiting for its stores to end.
+  void take_from_claim(uint64_t first, uint64_t count);
+  // Dirty chunks in [first, first + count), counting stops past `limit`.
+  uint64_t dirty_chunks(uint64_t first, uint64_t count, uint64_t limit) const;
 
   region::Region& m_region;
   format::Layout m_layout;
@@ -153,6 +195,23 @@ class Allocator {
   // there (m_partial learns them at commit); not used for allocation until
   // it ends.
   std::map<uint64_t, uint64_t> m_freed_in_transaction;
+
+  // The background zeroer's claim. active/run change only under core's
+  // lock, from the zeroer's thread. zero_claim stores one chunk at a time
+  // under m_claim_stores and stops once `taken` is set, so an allocation
+  // that sets it and then takes m_claim_stores waits for one chunk's stores
+  // at most.
+  struct ActiveClaim {
+    bool active = false;
+    Claim run;
+    std::atomic<bool> taken = false;
+    // The zeroer's thread (gettid), raised to normal priority while an
+    // allocation waits for its stores: a zeroer at idle priority on a busy
+    // machine would otherwise make the allocation wait for idle CPU time.
+    pid_t owner_tid = 0;
+  } m_claim;
+  std::mutex m_claim_stores;
+  uint64_t m_zero_cursor = 0;  // where claim_dirty looks next
 };
 
 }  // namespace pkfs::alloc

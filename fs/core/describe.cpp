@@ -60,6 +60,17 @@ std::vector<std::pair<std::string, std::string>> describe(Filesystem& fs) {
     add("Inodes in use", std::to_string(usage->files - usage->free_files));
     add("Inodes free", std::to_string(usage->free_files));
   }
+  ZeroingStatus zeroing = fs.zeroing_status();
+  add("Free bytes known zero", mib(zeroing.free_zero_bytes));
+  add("Free bytes to zero", mib(zeroing.free_dirty_bytes));
+  if (zeroing.background) {
+    std::string rate = zeroing.bytes_per_second == 0
+                           ? "rate not measured yet"
+                           : std::to_string(zeroing.bytes_per_second >> 20) + " MiB/s";
+    add("Background zeroing", "on, " + mib(zeroing.zeroed_bytes) + " zeroed, " + rate);
+  } else {
+    add("Background zeroing", "off");
+  }
   if (auto holds = fs.list_holds()) add("Holds", std::to_string(holds->size()));
   return lines;
 }

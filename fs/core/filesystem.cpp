@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "fs/core/internal.h"
+#include "fs/core/zeroing.h"
 
 namespace pkfs::core {
 
@@ -250,6 +251,7 @@ Result<void> Filesystem::stamp_mount() {
 }
 
 Result<void> Filesystem::close() {
+  stop_background_zeroing();
   std::unique_lock lock(m_mutex);
   if (m_closed) return Error(EIO, "filesystem already closed");
   m_closed = true;

@@ -136,6 +136,18 @@ struct InheritedReferences {
   bool pinned = false;      // references unknown (carried from a kUnknown takeover)
 };
 
+// Free space by zero state, and the background zeroer's progress
+// (zeroing.cpp; `pkfsctl info` prints it).
+class BackgroundZeroer;  // zeroing.cpp
+
+struct ZeroingStatus {
+  uint64_t free_zero_bytes = 0;   // free whole chunks known zero
+  uint64_t free_dirty_bytes = 0;  // free whole chunks zeroed only when handed out
+  bool background = false;        // the zeroer thread runs
+  uint64_t zeroed_bytes = 0;      // recorded zero by the zeroer since it started
+  uint64_t bytes_per_second = 0;  // its rate over its last busy second, 0 if unknown
+};
+
 struct OpenOptions {
   bool read_only = false;
   Takeover takeover = Takeover::kNone;
@@ -365,6 +377,23 @@ class Filesystem {
 
   Result<StatFs> statfs();
 
+  // Zeroing of free space (zeroing.cpp). Space is zeroed before a file gets
+  // it; space recorded known zero is handed out without that cost, so free
+  // space zeroed ahead of time makes a VM's start on reused space as fast
+  // as on fresh space. zero_free_space zeroes up to `max_bytes` of free,
+  // dirty chunks (see alloc::Allocator::claim_dirty) holding the lock only
+  // to claim them and to record them zero; an allocation that needs them
+  // meanwhile waits for one chunk's stores at most, and they stay dirty.
+  // Returns the bytes recorded known zero; nullopt when no free chunk is
+  // dirty. Errors: EROFS, EIO (closed), EUCLEAN.
+  Result<std::optional<uint64_t>> zero_free_space(uint64_t max_bytes);
+  // Starts a thread, at the lowest CPU priority, that calls zero_free_space
+  // whenever free space is dirty. Stopped by close(), freeze() and the
+  // destructor. Read-only opens never start it.
+  void start_background_zeroing();
+  void stop_background_zeroing();
+  ZeroingStatus zeroing_status();
+
   // Holds (holds.cpp; FORMAT.md, "Holds"). A held regular file keeps its
   // extents where they are: unlink defers freeing until the last hold goes;
   // shrinking truncate and punch-hole return EBUSY. Holds are on the region
@@ -533,6 +562,8 @@ class Filesystem {
   std::vector<uint64_t> m_free_dirents;                    // free slots below the high water mark
   uint64_t m_inode_high_water = 0;
   uint64_t m_dirent_high_water = 0;
+  // Last member: destroyed (its thread stopped) before anything it uses.
+  std::unique_ptr<BackgroundZeroer> m_zeroer;
 };
 
 }  // namespace pkfs::core

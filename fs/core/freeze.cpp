@@ -474,6 +474,7 @@ Result<FreezeReport> Filesystem::freeze(const FreezeOptions& options) {
   if (options.samples == 0 || options.samples > kMaxFreezeSamples) {
     return Error(EINVAL, "freeze samples must be from 1 to " + std::to_string(kMaxFreezeSamples));
   }
+  stop_background_zeroing();
   std::unique_lock lock(m_mutex);
   if (m_closed) return Error(EIO, "filesystem already closed");
   if (m_read_only) return Error(EROFS, "freeze needs the region read-write");

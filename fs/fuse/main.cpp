@@ -121,6 +121,7 @@ struct Options {
   bool debug = false;
   bool single_threaded = false;
   bool read_only = false;
+  bool background_zeroing = true;
   std::optional<std::string> fsname;
   std::optional<std::string> subtype;
   std::optional<std::string> control;
@@ -150,6 +151,8 @@ void usage(FILE* out) {
                "                     (default 256; root has no such limit)\n"
                "  -o keeper          keep a copy of the connection in a keeper process, for\n"
                "                     pkfs --takeover after the daemon died\n"
+               "  -o background_zeroing=on|off  zero freed space while idle, so that\n"
+               "                     new guest RAM needs no zeroing (default on)\n"
                "  -o OPT             other FUSE and mount options (rw, nosuid, noatime, ...)\n"
                "  --takeover MNT     take the mount over from its daemon (or its keeper)\n"
                "  -f                 stay in the foreground, log to stderr\n"
@@ -205,6 +208,10 @@ std::optional<std::string> add_option(Options& options, const std::string& word)
     (starts_with(word, "max_holds_per_uid=") ? options.limits.holds_per_uid
                                              : options.limits.holds_per_process) =
         static_cast<uint32_t>(number);
+  } else if (starts_with(word, "background_zeroing=")) {
+    std::string value = word.substr(19);
+    if (value != "on" && value != "off") return "background_zeroing= takes on or off, not '" + value + "'";
+    options.background_zeroing = value == "on";
   } else if (starts_with(word, "subtype=")) {
     options.subtype = word.substr(8);
   } else if (word == "default_permissions" || word == "defaults" || word == "auto" || word == "noauto" ||
@@ -457,6 +464,7 @@ Result<takeover::Params> handover_params(const Options& options, const std::stri
   params.holds_per_process = options.limits.holds_per_process;
   params.holds_per_uid = options.limits.holds_per_uid;
   params.keeper = options.keeper ? 1 : 0;
+  params.background_zeroing_off = options.background_zeroing ? 0 : 1;
   params.owner_uid = static_cast<uint32_t>(::geteuid());
   return params;
 }
@@ -469,6 +477,7 @@ void adopt_params(Options& options, const takeover::Params& params) {
   options.limits.holds_per_process = params.holds_per_process;
   options.limits.holds_per_uid = params.holds_per_uid;
   options.keeper = params.keeper != 0;
+  options.background_zeroing = params.background_zeroing_off == 0;
 }
 
 // Where the incoming connection comes from: `pkfs --takeover`, or a
@@ -675,6 +684,7 @@ int run(Options options, Detacher& detacher) {
     fuse_set_log_func(fuse_log_to_syslog);
   }
   detacher.detached();
+  if (options.background_zeroing && !options.read_only) fs->start_background_zeroing();
   fuse::notify_ready("serving " + options.region + " on " + options.mountpoint);
 
   bool handed_over = false;
@@ -702,6 +712,7 @@ int run(Options options, Detacher& detacher) {
       }
       if (!reopened) return std::move(reopened).error();
       fs = std::move(reopened).value();
+      if (options.background_zeroing && !options.read_only) fs->start_background_zeroing();
       adapter.attach(*fs);
       control = make_control();
       TRY(control->start(session));

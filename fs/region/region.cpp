@@ -34,6 +34,8 @@
 #include <mutex>
 #include <utility>
 
+#include "fs/region/zero.h"
+
 namespace pkfs::region {
 namespace {
 
@@ -460,6 +462,18 @@ class FileRegion final : public Region {
     return m_read_only ? -1 : m_fd;
   }
 
+  void zero(uint64_t offset, uint64_t length, unsigned threads = 0) override {
+    // A punch that fails (a kernel without it for this file) falls back to
+    // stores: the range must read as zeros either way.
+    if (m_info.kind == Kind::kTmpfs && !m_read_only &&
+        ::fallocate(m_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0) {
+      persist(offset, length);
+      return;
+    }
+    Region::zero(offset, length, threads);
+  }
+
   Result<void> sync() override {
     if (m_read_only) return success();
     // A device-dax mapping is the memory itself: there is no page cache to
@@ -633,6 +647,11 @@ bool survives_kexec(Kind kind) { return kind == Kind::kDevdax; }
 // the only thing to guarantee is store order as seen by a later reader.
 void Region::persist(uint64_t /*offset*/, uint64_t /*length*/) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void Region::zero(uint64_t offset, uint64_t length, unsigned threads) {
+  zero_memory(m_base + offset, length, threads);
+  persist(offset, length);
 }
 
 Result<Info> probe(const std::string& path) { return probe_path(path, nullptr); }

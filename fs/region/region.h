@@ -109,6 +109,17 @@ class Region {
   // this is an ordering fence; fault-injecting test regions count calls.
   virtual void persist(uint64_t offset, uint64_t length);
 
+  // Makes [offset, offset+length) read as zeros, as stores followed by
+  // persist() would, by the cheapest means the backing has. On tmpfs: a hole
+  // punched in the file (the memory goes back to the system, and the kernel
+  // hands out a zeroed page at the next fault, as in a fresh sparse region).
+  // Elsewhere: zero_memory's streaming stores. A hole in a hugetlbfs file
+  // would return its pages to the pool, where another user's reservation
+  // could take them and turn the next fault into a SIGBUS, so hugetlbfs
+  // keeps its pages; device-dax has only stores. `threads` as for
+  // zero_memory (0: one per CPU).
+  virtual void zero(uint64_t offset, uint64_t length, unsigned threads = 0);
+
   // Flushes the whole mapping to its backing (msync MS_SYNC) before a kexec
   // or a power cut the region is meant to outlive. Memory-only regions have
   // nothing to flush.

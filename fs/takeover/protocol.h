@@ -86,6 +86,7 @@ struct Params {
   uint32_t holds_per_uid = 0;
   uint32_t keeper = 0;  // a keeper holds a copy of the descriptor
   uint32_t owner_uid = 0;
+  uint32_t background_zeroing_off = 0;  // -o background_zeroing=off
 };
 
 struct Answer {

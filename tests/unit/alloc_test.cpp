@@ -104,6 +104,15 @@ struct Setup {
     REQUIRE(allocator->free(*txn, run).ok());
     txn->commit();
   }
+  // What the background zeroer does, until no free chunk is dirty.
+  void zero_free() const {
+    while (allocator->claim_dirty(16)) {
+      allocator->zero_claim();
+      auto txn = journal->begin();
+      REQUIRE(allocator->finish_claim(*txn).ok());
+      txn->commit();
+    }
+  }
 };
 
 void check_usage_equal(const Usage& a, const Usage& b) {
@@ -207,19 +216,101 @@ TEST_CASE("allocate_chunks zeroes only chunks not known zero", "[alloc]") {
     Setup setup(64 * kMiB, /*data_known_zero=*/true);
     uint64_t first = setup.layout.metadata_chunks;
     BlockRun a = setup.chunks(1);
-    BlockRun b = setup.chunks(1);
     REQUIRE(chunk_of(a) == first);
-    REQUIRE(chunk_of(b) == first + 1);
     std::memset(setup.block(a.region_block), 0xee, kChunkSize);
-    std::memset(setup.block(b.region_block), 0xee, kChunkSize);
     setup.release(a);
-    setup.release(b);
     setup.block((first + 2) * kBlocksPerChunk + 7)[5] = std::byte{0x5a};
-    BlockRun run = setup.chunks(4);
+    BlockRun run = setup.chunks(setup.data_chunks());
     REQUIRE(chunk_of(run) == first);
-    CHECK(is_zero(setup.block(run.region_block), 2 * kChunkSize));
+    CHECK(is_zero(setup.block(run.region_block), kChunkSize));
     CHECK(setup.block((first + 2) * kBlocksPerChunk + 7)[5] == std::byte{0x5a});
   }
+}
+
+TEST_CASE("allocate_chunks prefers known-zero space to a better fit that needs zeroing", "[alloc][zeroing]") {
+  Setup setup(64 * kMiB);
+  uint64_t first = setup.layout.metadata_chunks;
+  BlockRun a = setup.chunks(2);
+  REQUIRE(chunk_of(a) == first);
+  BlockRun filler = setup.chunks(setup.data_chunks() - 4);
+  REQUIRE(chunk_of(filler) == first + 2);
+  setup.release(a);
+  // Two free runs of two chunks: [first, first + 2) dirty, the last two zero.
+  BlockRun run = setup.chunks(2);
+  CHECK(chunk_of(run) == first + setup.data_chunks() - 2);
+  // With only dirty space left, it is used (and zeroed).
+  std::memset(setup.block(a.region_block), 0xee, 2 * kChunkSize);
+  BlockRun dirty = setup.chunks(2);
+  CHECK(chunk_of(dirty) == first);
+  CHECK(is_zero(setup.block(dirty.region_block), 2 * kChunkSize));
+}
+
+TEST_CASE("a claim of dirty chunks is zeroed and recorded known zero", "[alloc][zeroing]") {
+  Setup setup(64 * kMiB);
+  uint64_t first = setup.layout.metadata_chunks;
+  CHECK_FALSE(setup.allocator->claim_dirty(8));  // fresh: nothing to zero
+  BlockRun a = setup.chunks(5);
+  std::memset(setup.block(a.region_block), 0xee, 5 * kChunkSize);
+  setup.release(a);
+  CHECK(setup.allocator->free_zero_chunks() == setup.data_chunks() - 5);
+  auto claim = setup.allocator->claim_dirty(3);
+  REQUIRE(claim);
+  CHECK(claim->first_chunk == first);
+  CHECK(claim->chunk_count == 3);
+  CHECK_FALSE(setup.allocator->claim_dirty(3));  // one claim at a time
+  setup.allocator->zero_claim();
+  {
+    auto txn = setup.journal->begin();
+    auto recorded = setup.allocator->finish_claim(*txn);
+    REQUIRE(recorded.ok());
+    CHECK(recorded.value() == 3);
+    txn->commit();
+  }
+  CHECK(is_zero(setup.block(a.region_block), 3 * kChunkSize));
+  for (uint64_t chunk = first; chunk < first + 3; ++chunk) CHECK(setup.chunk_state(chunk) == format::kChunkFreeZero);
+  CHECK(setup.chunk_state(first + 3) == format::kChunkFreeDirty);
+  // The rest in a second claim, where the first ended.
+  claim = setup.allocator->claim_dirty(8);
+  REQUIRE(claim);
+  CHECK(claim->first_chunk == first + 3);
+  CHECK(claim->chunk_count == 2);
+  setup.allocator->zero_claim();
+  {
+    auto txn = setup.journal->begin();
+    REQUIRE(setup.allocator->finish_claim(*txn).ok());
+    txn->commit();
+  }
+  CHECK(setup.allocator->free_zero_chunks() == setup.data_chunks());
+  CHECK_FALSE(setup.allocator->claim_dirty(8));
+  check_rebuilt_index_matches(setup);
+}
+
+TEST_CASE("an allocation that takes a claimed chunk cancels the claim's stores and record",
+          "[alloc][zeroing]") {
+  Setup setup(64 * kMiB);
+  uint64_t first = setup.layout.metadata_chunks;
+  BlockRun filler = setup.chunks(setup.data_chunks() - 4);
+  BlockRun a = setup.chunks(4);
+  REQUIRE(chunk_of(a) == first + setup.data_chunks() - 4);
+  setup.release(a);
+  auto claim = setup.allocator->claim_dirty(4);
+  REQUIRE(claim);
+  // The only free space is the claim: the allocation takes it, and the file
+  // writes into it before the zeroer gets to store.
+  BlockRun taken = setup.chunks(2);
+  REQUIRE(chunk_of(taken) == claim->first_chunk);
+  std::memset(setup.block(taken.region_block), 0x77, 2 * kChunkSize);
+  setup.allocator->zero_claim();
+  CHECK(setup.block(taken.region_block)[12345] == std::byte{0x77});
+  CHECK(setup.block(taken.region_block + kBlocksPerChunk)[99] == std::byte{0x77});
+  auto txn = setup.journal->begin();
+  auto recorded = setup.allocator->finish_claim(*txn);
+  REQUIRE(recorded.ok());
+  CHECK(recorded.value() == 0);
+  txn->commit();
+  CHECK(setup.chunk_state(claim->first_chunk + 2) == format::kChunkFreeDirty);
+  CHECK(setup.chunk_state(claim->first_chunk + 3) == format::kChunkFreeDirty);
+  (void)filler;
 }
 
 TEST_CASE("allocate_chunks prefers the smallest free run that fits", "[alloc]") {
@@ -232,6 +323,7 @@ TEST_CASE("allocate_chunks prefers the smallest free run that fits", "[alloc]") 
   (void)d;
   setup.release(b);  // a hole of 2 chunks
   setup.release(c);  // merges with it: a hole of 5
+  setup.zero_free();  // known zero, like the space after d
   BlockRun e = setup.chunks(3);
   CHECK(e.region_block == b.region_block);  // in the hole, not after d
   BlockRun f = setup.chunks(2);

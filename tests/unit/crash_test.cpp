@@ -580,3 +580,78 @@ TEST_CASE("hold operations recover to before or after at every crash point", "[c
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// Zeroing of free space.
+
+// A large file's chunks freed (dirty) next to a file that stays.
+void populate_freed(Filesystem& fs) {
+  write_pattern(fs, create(fs, "/big"), 0, 8 * kMiB, 50);
+  write_pattern(fs, create(fs, "/keep"), 0, 3 * kMiB + 100, 51);
+  REQUIRE_OK(fs.unlink(format::kRootIno, "big"));
+}
+
+void zero_everything(Filesystem& fs) {
+  for (;;) {
+    auto step = fs.zero_free_space(2 * kMiB);
+    REQUIRE_OK(step);
+    if (!step.value()) return;
+  }
+}
+
+// Zeroing changes no file, so the tree must equal the base at every crash
+// point; what matters is that check's verify_known_zero finds no chunk
+// recorded zero that holds a nonzero byte, and that zeroing finishes after
+// recovery.
+TEST_CASE("zeroing free space never records a chunk zero that is not, at any crash point",
+          "[crash][zeroing]") {
+  static const Bytes base = build_base(populate_freed);
+  CrashCase zeroing{"zero every free dirty chunk", zero_everything};
+  std::string before;
+  uint64_t points = 0;
+  {
+    Mounted mounted = mount_copy(base, zeroing);
+    before = dump(*mounted.fs, false);
+    REQUIRE(mounted.fs->zeroing_status().free_dirty_bytes >= 8 * kMiB);
+    zero_everything(*mounted.fs);
+    CHECK(mounted.fs->zeroing_status().free_dirty_bytes == 0);
+    points = mounted.state->persists;
+    CHECK(dump(*mounted.fs, false) == before);
+    REQUIRE_OK(mounted.fs->close());
+  }
+  REQUIRE(points > 0);
+  std::vector<std::string> failures;
+  for (uint64_t n = 1; n <= points; ++n) {
+    std::string where = "crash at persist " + std::to_string(n) + " of " + std::to_string(points);
+    Mounted mounted = mount_copy(base, zeroing);
+    mounted.state->crash_at = n;
+    zero_everything(*mounted.fs);
+    REQUIRE(mounted.state->crash_image);
+    Bytes image = std::move(*mounted.state->crash_image);
+    mounted.fs.reset();
+    auto recovered = Filesystem::open(std::make_unique<HeapRegion>(std::move(image)));
+    if (!recovered) {
+      failures.push_back(where + ": mount failed: " + recovered.error().message());
+      continue;
+    }
+    Filesystem& fs = *recovered.value();
+    if (dump(fs, false) != before) failures.push_back(where + ": the tree changed");
+    REQUIRE_OK(fs.close());
+    auto report = core::check_region(fs.region(), {.verify_known_zero = true});
+    REQUIRE(report);
+    if (!report->clean()) failures.push_back(where + ": check found" + describe(*report));
+    // And zeroing completes on the recovered region.
+    auto again = Filesystem::open(std::make_unique<HeapRegion>(snapshot(fs.region())));
+    REQUIRE_OK(again);
+    zero_everything(*again.value());
+    if (again.value()->zeroing_status().free_dirty_bytes != 0) {
+      failures.push_back(where + ": dirty space left after zeroing the recovered region");
+    }
+  }
+  g_total_points += points;
+  std::cout << "  zeroing: " << points << " crash points" << std::endl;
+  std::string shown;
+  for (size_t i = 0; i < failures.size() && i < 4; ++i) shown += failures[i] + "\n";
+  INFO(failures.size() << " failed crash points:\n" << shown);
+  CHECK(failures.empty());
+}
