@@ -386,7 +386,12 @@ class Filesystem {
   // meanwhile waits for one chunk's stores at most, and they stay dirty.
   // Returns the bytes recorded known zero; nullopt when no free chunk is
   // dirty. Errors: EROFS, EIO (closed), EUCLEAN.
-  Result<std::optional<uint64_t>> zero_free_space(uint64_t max_bytes);
+  // `around_stores`, when given, is called with true before the stores
+  // (the lock is not held then) and false after them: the background
+  // zeroer drops to idle CPU priority for the stores only, so it never
+  // holds the lock at a priority that other work can starve.
+  Result<std::optional<uint64_t>> zero_free_space(uint64_t max_bytes,
+                                                  const std::function<void(bool)>& around_stores = {});
   // Starts a thread, at the lowest CPU priority, that calls zero_free_space
   // whenever free space is dirty. Stopped by close(), freeze() and the
   // destructor. Read-only opens never start it.

@@ -52,18 +52,16 @@ def percentile(values, p):
 
 
 class Zeroer:
-    """The daemon's SCHED_IDLE thread (the zeroer sets that policy)."""
+    """The daemon's zeroer thread, by its name (pkfs-zeroer)."""
 
     def __init__(self, pid):
         self.path = None
         deadline = time.monotonic() + 5
         while self.path is None and time.monotonic() < deadline:
             for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                # Field 41 (policy) is the 39th after the command name.
-                if int(fields[38]) == 5:
-                    self.path = f"/proc/{pid}/task/{tid}/schedstat"
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    if f.read().strip() == "pkfs-zeroer":
+                        self.path = f"/proc/{pid}/task/{tid}/schedstat"
             if self.path is None:
                 time.sleep(0.05)
 
@@ -195,7 +193,7 @@ class Latency:
                     try:
                         zeroer = Zeroer(proc.pid) if zeroing == "on" else None
                         if zeroing == "on" and zeroer.path is None:
-                            sys.exit("zero_latency: found no SCHED_IDLE thread in the daemon")
+                            sys.exit("zero_latency: found no pkfs-zeroer thread in the daemon")
                         # Space being zeroed, then space the zeroer left idle.
                         self.fill_and_delete(b.mnt)
                         if zeroing == "on":
