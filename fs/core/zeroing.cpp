@@ -12,6 +12,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <functional>
+#include <thread>
+
 #include "fs/core/filesystem.h"
 
 namespace pkfs::core {
@@ -101,10 +104,31 @@ void set_priority(bool idle) {
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 0);
   }
 }
+
+// Whether this process may go back from idle to normal priority: an
+// unprivileged one may enter SCHED_IDLE (or nice 19) but, with RLIMIT_NICE
+// at its default, never leave it. Tried on a throwaway thread.
+bool priority_revertible() {
+  bool revertible = false;
+  std::thread probe([&revertible] {
+    sched_param param{};
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) return;
+    revertible = sched_setscheduler(0, SCHED_OTHER, &param) == 0 &&
+                 setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 0) == 0;
+  });
+  probe.join();
+  return revertible;
+}
 }  // namespace
 
 void BackgroundZeroer::run() {
   pthread_setname_np(pthread_self(), "pkfs-zeroer");  // for top -H and ps -L
+  // Idle priority for the stores only where the thread can come back to
+  // normal priority to take the lock; else it stays at normal priority (a
+  // daemon without CAP_SYS_NICE), which costs requests some memory
+  // bandwidth but never a starved lock holder.
+  const std::function<void(bool)> around_stores =
+      priority_revertible() ? std::function<void(bool)>(set_priority) : std::function<void(bool)>();
   using Clock = std::chrono::steady_clock;
   Clock::time_point window_start = Clock::now();
   uint64_t window_bytes = 0;
@@ -113,7 +137,7 @@ void BackgroundZeroer::run() {
       std::lock_guard lock(m_mutex);
       if (m_stop) return;
     }
-    auto step = m_fs.zero_free_space(kClaimBytes, set_priority);
+    auto step = m_fs.zero_free_space(kClaimBytes, around_stores);
     bool idle = !step || !step.value().has_value();
     if (!idle) {
       m_zeroed.fetch_add(*step.value(), std::memory_order_relaxed);

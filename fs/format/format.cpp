@@ -76,7 +76,10 @@ std::vector<uint64_t> backup_superblock_candidates(const Superblock& torn_primar
                                                    uint64_t page_bytes) {
   std::vector<uint64_t> candidates;
   auto add = [&](uint64_t offset) {
-    if (offset < kChunkSize || offset + kBlockSize > backing_bytes || (offset + kBlockSize) % kChunkSize != 0)
+    // In the shape of the subtraction: `offset` comes from a torn primary,
+    // and offset + kBlockSize would wrap for offsets near 2^64.
+    if (offset < kChunkSize || offset > backing_bytes || backing_bytes - offset < kBlockSize ||
+        (offset + kBlockSize) % kChunkSize != 0)
       return;
     for (uint64_t known : candidates) {
       if (known == offset) return;

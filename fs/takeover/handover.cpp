@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -428,9 +429,12 @@ bool Listener::hand_over(
     record.pinned = r.pinned ? 1 : 0;
     sent = write_all(channel, &record, sizeof record);
   }
-  // The successor opens the region (journal recovery, index rebuild) and
-  // checks the connection parameters before it answers.
-  set_timeout(channel, 300);
+  // The successor opens the region (journal recovery, index rebuild: well
+  // under a second for 1 TiB and 100k files) and checks the connection
+  // parameters before it answers. Every request waits meanwhile, so a
+  // successor that stalls (stopped, traced) is given up on after a minute:
+  // then the region comes back here if the successor let it go.
+  set_timeout(channel, 60);
   Verdict verdict;
   bool answered = sent && read_all(channel, &verdict, sizeof verdict) && verdict.magic == kMagic;
   ::close(channel);
@@ -483,9 +487,13 @@ Result<void> spawn_keeper(const std::string& self_exe, const std::string& mountp
     if (params_fd < 0 || fuse_fd < 0 || ::dup2(params_fd, 3) < 0 || ::dup2(fuse_fd, 4) < 0) ::_exit(127);
     ::setsid();
     int null = ::open("/dev/null", O_RDWR);
+    // Not even stderr: the keeper lives as long as the mount, and a caller
+    // reading the daemon's output (out=$(pkfs ... 2>&1), ssh) would wait
+    // for it that long. It logs to syslog.
     if (null >= 0) {
       ::dup2(null, STDIN_FILENO);
       ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
     }
     const char* argv[] = {"pkfs", "--keeper", mountpoint.c_str(), nullptr};
     ::execv(self_exe.c_str(), const_cast<char* const*>(argv));
@@ -509,7 +517,7 @@ int keeper_main(const std::string& mountpoint) {
   std::unique_ptr<Params> params = std::make_unique<Params>();
   if (!read_all(params_fd, params.get(), sizeof *params)) return 0;  // the daemon never saw INIT: gone
   ::close(params_fd);
-  auto log = [](const std::string& line) { std::fprintf(stderr, "pkfs keeper: %s\n", line.c_str()); };
+  auto log = [](const std::string& line) { syslog(LOG_WARNING, "pkfs keeper: %s", line.c_str()); };
   std::string path = socket_path(mountpoint, "keeper");
   auto bound = bind_socket(path);
   if (!bound) {
