@@ -429,7 +429,8 @@ Result<void> Filesystem::free_from(Ino ino, uint64_t first_block) {
       // pages: a partial page would have to move before the next mapping.
       if (large && page_blocks != 0 && last.region_block % page_blocks == 0 &&
           last.file_block % page_blocks == 0) {
-        keep_end = (keep_end - last.file_block + page_blocks - 1) / page_blocks * page_blocks + last.file_block;
+        keep_end =
+            (keep_end - last.file_block + page_blocks - 1) / page_blocks * page_blocks + last.file_block;
       }
       if (keep_end >= extent_end(last)) break;  // the rest lies in a chunk or page we keep
       uint64_t free_count = extent_end(last) - keep_end;

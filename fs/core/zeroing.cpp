@@ -20,7 +20,7 @@
 namespace pkfs::core {
 
 Result<std::optional<uint64_t>> Filesystem::zero_free_space(uint64_t max_bytes,
-                                                             const std::function<void(bool)>& around_stores) {
+                                                            const std::function<void(bool)>& around_stores) {
   uint64_t max_chunks = std::max<uint64_t>(1, max_bytes / format::kChunkSize);
   {
     std::unique_lock lock(m_mutex);
@@ -98,7 +98,8 @@ namespace {
 void set_priority(bool idle) {
   sched_param param{};
   if (idle) {
-    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
   } else {
     sched_setscheduler(0, SCHED_OTHER, &param);
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 0);

@@ -4,9 +4,9 @@
 // One thread per filesystem. Its stores run at the lowest CPU priority a
 // process can set (SCHED_IDLE, else nice 19), so they use CPU time nothing
 // else wants; it takes core's lock (to claim and to record) at normal
-// priority, so no request waits behind a starved lock holder. It calls Filesystem::zero_free_space a claim at a time
-// while free space is dirty, and otherwise sleeps for kIdleWait (new dirty
-// space appears only when files shrink or go, which nothing waits on).
+// priority, so no request waits behind a starved lock holder. It calls Filesystem::zero_free_space a claim at
+// a time while free space is dirty, and otherwise sleeps for kIdleWait (new dirty space appears only when
+// files shrink or go, which nothing waits on).
 #pragma once
 
 #include <atomic>

@@ -474,8 +474,7 @@ int main(int argc, char** argv) {
   }
   int modes = int{cold} + int{map} + int{fallocate_mib != 0};
   if (dir.empty() || (cold && keep) || modes > 1 || (modes == 1 && (meta_only || threads > 1)) ||
-      (!zeroed_wait.empty() && fallocate_mib == 0) ||
-      threads > 64) {
+      (!zeroed_wait.empty() && fallocate_mib == 0) || threads > 64) {
     usage();
   }
 

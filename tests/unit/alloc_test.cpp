@@ -267,7 +267,8 @@ TEST_CASE("a claim of dirty chunks is zeroed and recorded known zero", "[alloc][
     txn->commit();
   }
   CHECK(is_zero(setup.block(a.region_block), 3 * kChunkSize));
-  for (uint64_t chunk = first; chunk < first + 3; ++chunk) CHECK(setup.chunk_state(chunk) == format::kChunkFreeZero);
+  for (uint64_t chunk = first; chunk < first + 3; ++chunk)
+    CHECK(setup.chunk_state(chunk) == format::kChunkFreeZero);
   CHECK(setup.chunk_state(first + 3) == format::kChunkFreeDirty);
   // The rest in a second claim, where the first ended.
   claim = setup.allocator->claim_dirty(8);
@@ -321,8 +322,8 @@ TEST_CASE("allocate_chunks prefers the smallest free run that fits", "[alloc]") 
   BlockRun d = setup.chunks(1);
   (void)a;
   (void)d;
-  setup.release(b);  // a hole of 2 chunks
-  setup.release(c);  // merges with it: a hole of 5
+  setup.release(b);   // a hole of 2 chunks
+  setup.release(c);   // merges with it: a hole of 5
   setup.zero_free();  // known zero, like the space after d
   BlockRun e = setup.chunks(3);
   CHECK(e.region_block == b.region_block);  // in the hole, not after d

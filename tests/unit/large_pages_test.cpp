@@ -335,14 +335,15 @@ TEST_CASE("the backup superblock of the large-page layout is found when the prim
   r.require_clean();
 }
 
-TEST_CASE("a torn primary naming a backup near 2^64 adds no candidate past the region", "[large_pages][bounds]") {
+TEST_CASE("a torn primary naming a backup near 2^64 adds no candidate past the region",
+          "[large_pages][bounds]") {
   // Old code checked offset + 4096 > size, which wraps for these offsets:
   // the search then read 4 KiB before the region's mapping.
   format::Superblock torn{};
   torn.magic = format::kSuperblockMagic;
   const uint64_t size = 64 * kMiB;
-  for (uint64_t offset : {~uint64_t{0} - 4095, ~uint64_t{0} - 4096 + 1, ~uint64_t{0} - (2 * kMiB) + 1,
-                          size, size - 1, size + 2 * kMiB - 4096}) {
+  for (uint64_t offset : {~uint64_t{0} - 4095, ~uint64_t{0} - 4096 + 1, ~uint64_t{0} - (2 * kMiB) + 1, size,
+                          size - 1, size + 2 * kMiB - 4096}) {
     torn.backup_offset = offset;
     for (uint64_t candidate : format::backup_superblock_candidates(torn, size, 16 * kMiB)) {
       INFO("backup_offset " << offset << " gave candidate " << candidate);
