@@ -48,6 +48,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -491,13 +492,18 @@ Result<std::optional<takeover::Incoming>> incoming_connection(const Options& opt
   return takeover::take_from_systemd(options.mountpoint);
 }
 
-// Tests only: make a successor fail after it opened the region, or wait
-// before it answers (so that a second successor meets the first).
+// Tests only (builds with PKFS_TESTS; see CMakeLists.txt): make a successor
+// fail after it opened the region, or wait up to 10 s before it answers (so
+// that a second successor meets the first).
 std::optional<std::string> test_hook_failure() {
-  if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) ::usleep(std::atoi(delay) * 1000);
+#ifdef PKFS_TEST_HOOKS
+  if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) {
+    ::usleep(static_cast<useconds_t>(std::min<unsigned long>(std::strtoul(delay, nullptr, 10), 10000) * 1000));
+  }
   const char* fail = std::getenv("PKFS_TAKEOVER_TEST_FAIL");
   if (fail != nullptr && std::strcmp(fail, "validate") == 0)
     return std::string("region validation failed (test)");
+#endif
   return std::nullopt;
 }
 

@@ -245,9 +245,11 @@ Result<Incoming> request(const std::string& mountpoint, const std::string& binar
     hello.ask = ask;
     hello.pid = static_cast<uint32_t>(::getpid());
     std::snprintf(hello.binary_version, sizeof hello.binary_version, "%s", binary_version.c_str());
-    if (const char* version = std::getenv("PKFS_TAKEOVER_TEST_VERSION")) {  // tests: a foreign successor
+#ifdef PKFS_TEST_HOOKS  // builds with tests only (CMakeLists.txt): a foreign successor
+    if (const char* version = std::getenv("PKFS_TAKEOVER_TEST_VERSION")) {
       hello.version = static_cast<uint32_t>(std::strtoul(version, nullptr, 10));
     }
+#endif
     std::unique_ptr<Answer> answer = std::make_unique<Answer>();
     int fd = -1;
     if (!write_all(sock, &hello, sizeof hello) || !read_all(sock, answer.get(), sizeof *answer, &fd)) {
