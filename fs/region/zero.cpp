@@ -67,9 +67,11 @@ void zero_memory(std::byte* begin, uint64_t length, unsigned threads) {
   }
   std::vector<std::pair<uint64_t, uint64_t>> unstarted;
   for (size_t i = 1; i < shares.size(); ++i) {
-    auto [from, size] = shares[i];
+    // Copied out, not a structured binding: clang 14 (the fuzz build)
+    // cannot capture those.
+    std::pair<uint64_t, uint64_t> share = shares[i];
     try {
-      workers.emplace_back([from, size] { zero_serial(reinterpret_cast<std::byte*>(from), size); });
+      workers.emplace_back([share] { zero_serial(reinterpret_cast<std::byte*>(share.first), share.second); });
     } catch (const std::system_error&) {
       unstarted.push_back(shares[i]);
     }
