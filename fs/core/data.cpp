@@ -62,6 +62,20 @@ void append_extent(std::vector<Extent>& extents, const Extent& extent, bool larg
   extents.push_back(extent);
 }
 
+// Chunks one allocation may still take in `txn`: each chunk-map block it
+// changes costs one 4 KiB undo record, and the journal keeps
+// kJournalReserveBytes for the extent and inode records that follow (two
+// map blocks' worth of chunks are kept back for a run that straddles
+// blocks). Errors: ENOSPC when not even that is left.
+Result<uint64_t> affordable_chunks(const journal::Transaction& txn) {
+  uint64_t budget =
+      txn.journal_bytes_free() > kJournalReserveBytes ? txn.journal_bytes_free() - kJournalReserveBytes : 0;
+  uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize))) * format::kChunksPerMapBlock;
+  if (affordable <= format::kChunksPerMapBlock * 2)
+    return Error(ENOSPC, "allocation too large for one transaction");
+  return affordable - 2 * format::kChunksPerMapBlock;
+}
+
 }  // namespace
 
 // Untrusted input, bounded before it is walked (see FORMAT.md, "Bounds on
@@ -250,13 +264,8 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
       const uint64_t limit = std::min((end_block + page_blocks - 1) / page_blocks * page_blocks,
                                       next_start / page_blocks * page_blocks);
       uint64_t wanted_pages = (limit - page_start) / page_blocks;
-      uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes
-                            ? txn.journal_bytes_free() - kJournalReserveBytes
-                            : 0;
-      uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize))) * format::kChunksPerMapBlock;
-      if (affordable <= format::kChunksPerMapBlock * 2)
-        return Error(ENOSPC, "allocation too large for one transaction");
-      wanted_pages = std::min(wanted_pages, (affordable - 2 * format::kChunksPerMapBlock) / page_chunks);
+      TRY_ASSIGN(uint64_t affordable, affordable_chunks(txn));
+      wanted_pages = std::min(wanted_pages, affordable / page_chunks);
       if (wanted_pages != 0) {
         auto run = m_allocator->allocate_pages(txn, wanted_pages, page_chunks);
         if (run) {
@@ -273,15 +282,8 @@ Result<void> Filesystem::allocate_range(journal::Transaction& txn, Inode& inode,
       uint64_t limit = std::min((end_block + kBlocksPerChunk - 1) / kBlocksPerChunk * kBlocksPerChunk,
                                 next_start / kBlocksPerChunk * kBlocksPerChunk);
       uint64_t wanted = (limit - chunk_start) / kBlocksPerChunk;
-      // Each chunk-map block the allocation changes costs one 4 KiB undo
-      // record: stay inside what the journal has left.
-      uint64_t budget = txn.journal_bytes_free() > kJournalReserveBytes
-                            ? txn.journal_bytes_free() - kJournalReserveBytes
-                            : 0;
-      uint64_t affordable = (budget / (format::undo_record_bytes(kBlockSize))) * format::kChunksPerMapBlock;
-      if (affordable <= format::kChunksPerMapBlock * 2)
-        return Error(ENOSPC, "allocation too large for one transaction");
-      wanted = std::min(wanted, affordable - 2 * format::kChunksPerMapBlock);
+      TRY_ASSIGN(uint64_t affordable, affordable_chunks(txn));
+      wanted = std::min(wanted, affordable);
       uint64_t gigabyte_blocks = kBlocksPerChunk * format::kChunksPerGigabyte;
       uint64_t alignment = (wanted % format::kChunksPerGigabyte == 0 && chunk_start % gigabyte_blocks == 0)
                                ? format::kChunksPerGigabyte

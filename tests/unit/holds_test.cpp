@@ -22,15 +22,9 @@
 #include "fs/format/format.h"
 #include "fs/region/region.h"
 #include "support/data_pattern.h"
+#include "support/extent_equal.h"
 #include "support/memory_view.h"
 #include "support/result_checks.h"
-
-namespace pkfs::format {
-// Extent lists compare in these tests.
-inline bool operator==(const Extent& a, const Extent& b) {
-  return a.file_block == b.file_block && a.region_block == b.region_block && a.block_count == b.block_count;
-}
-}  // namespace pkfs::format
 
 namespace {
 

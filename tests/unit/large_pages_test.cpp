@@ -23,16 +23,9 @@
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
 #include "fs/region/region.h"
+#include "support/extent_equal.h"
 #include "support/memory_view.h"
 #include "support/result_checks.h"
-
-namespace pkfs::format {
-// Extent lists compare in these tests (the same inline definition as in
-// holds_test.cpp).
-inline bool operator==(const Extent& a, const Extent& b) {
-  return a.file_block == b.file_block && a.region_block == b.region_block && a.block_count == b.block_count;
-}
-}  // namespace pkfs::format
 
 namespace {
 
