@@ -660,9 +660,11 @@ void Allocator::zero_claim() {
   uint64_t end = m_claim.run.first_chunk + m_claim.run.chunk_count;
   for (uint64_t chunk = m_claim.run.first_chunk; chunk < end; ++chunk) {
     std::lock_guard stores(m_claim_stores);
-    if (m_claim.taken) return;
+    if (m_claim.taken) return;  // finish_claim records nothing: no persist owed
     m_region.zero(chunk * kChunkSize, kChunkSize, 1);
   }
+  // Before finish_claim's transaction records the run known zero.
+  m_region.persist(m_claim.run.first_chunk * kChunkSize, m_claim.run.chunk_count * kChunkSize);
 }
 
 Result<uint64_t> Allocator::finish_claim(journal::Transaction& txn) {

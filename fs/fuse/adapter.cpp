@@ -202,10 +202,12 @@ bool valid_offset(off_t offset) { return offset >= 0; }
 bool resent() { return takeover::current_request_resent(); }
 
 // A re-sent request that creates `name` found it taken: the entry for it.
-bool answer_existing(Request& r, fuse_ino_t parent, const char* name, const Error& error) {
+// With `expected` (a link), only if the name holds that inode.
+bool answer_existing(Request& r, fuse_ino_t parent, const char* name, const Error& error,
+                     fuse_ino_t expected = 0) {
   if (!resent() || error.code() != EEXIST) return false;
   auto attr = r.fs().lookup(parent, name);
-  if (!attr) return false;
+  if (!attr || (expected != 0 && attr->ino != expected)) return false;
   r.adapter().log(std::string(r.operation()) + " of " + name +
                   " was re-sent after a restart and had been done");
   r.entry(attr.value());
@@ -409,7 +411,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* 
   serve(req, "link", [&](Request& r) {
     auto attr = r.fs().link(ino, new_parent, new_name);
     if (!attr) {
-      if (answer_existing(r, new_parent, new_name, attr.error())) return;
+      if (answer_existing(r, new_parent, new_name, attr.error(), ino)) return;
       return r.fail(attr.error());
     }
     r.entry(attr.value());

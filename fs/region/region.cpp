@@ -468,7 +468,6 @@ class FileRegion final : public Region {
     if (m_info.kind == Kind::kTmpfs && !m_read_only &&
         ::fallocate(m_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                     static_cast<off_t>(length)) == 0) {
-      persist(offset, length);
       return;
     }
     Region::zero(offset, length, threads);
@@ -651,7 +650,6 @@ void Region::persist(uint64_t /*offset*/, uint64_t /*length*/) {
 
 void Region::zero(uint64_t offset, uint64_t length, unsigned threads) {
   zero_memory(m_base + offset, length, threads);
-  persist(offset, length);
 }
 
 Result<Info> probe(const std::string& path) { return probe_path(path, nullptr); }

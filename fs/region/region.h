@@ -109,8 +109,8 @@ class Region {
   // this is an ordering fence; fault-injecting test regions count calls.
   virtual void persist(uint64_t offset, uint64_t length);
 
-  // Makes [offset, offset+length) read as zeros, as stores followed by
-  // persist() would, by the cheapest means the backing has. On tmpfs: a hole
+  // Makes [offset, offset+length) read as zeros, by the cheapest means the
+  // backing has; the caller persists the range (as after its own stores). On tmpfs: a hole
   // punched in the file (the memory goes back to the system, and the kernel
   // hands out a zeroed page at the next fault, as in a fresh sparse region).
   // Elsewhere: zero_memory's streaming stores. A hole in a hugetlbfs file

@@ -23,10 +23,10 @@ pkfs_mount
 pkfs_on_exit '[ -n "$CLIENT_PID" ] && kill $CLIENT_PID'
 PROBE_PID=""
 pkfs_on_exit '[ -n "$PROBE_PID" ] && kill $PROBE_PID'
-mkdir "$MNT/work"
+mkdir "$MNT/busy"
 
 pkfs_log "planned hand-overs under a running client"
-takeover_client "$MNT/work" "$WORK/stop" "$WORK/result"
+takeover_client "$MNT/busy" "$WORK/stop" "$WORK/result"
 sleep 0.5
 stalls=()
 seen=()
@@ -62,16 +62,16 @@ pkfs_log "stall, longest gap between two writes of a client (ms): ${seen[*]}; me
 pkfs_log "refusal: another protocol version"
 pkfs_expect_fail "incompatible hand-over protocol version 99" env PKFS_TAKEOVER_TEST_VERSION=99 "$PKFS" --takeover "$MNT" -f
 kill -0 "$PKFS_PID" || pkfs_fail "the daemon died after refusing a foreign successor"
-echo still > "$MNT/work/still" && [ "$(cat "$MNT/work/still")" = still ] || pkfs_fail "mount does not serve after a refusal"
+echo still > "$MNT/busy/still" && [ "$(cat "$MNT/busy/still")" = still ] || pkfs_fail "mount does not serve after a refusal"
 
 pkfs_log "refusal: the successor's validation fails; the old daemon resumes"
-exec 8<"$MNT/work/log"
+exec 8<"$MNT/busy/log"
 pkfs_expect_fail "region validation failed" env PKFS_TAKEOVER_TEST_FAIL=validate "$PKFS" --takeover "$MNT" -f
 kill -0 "$PKFS_PID" || pkfs_fail "the old daemon did not resume"
 grep -q "hand-over failed: region validation failed (test); resuming" "$PKFS_LOG" || pkfs_fail "no resume in the log: $(cat "$PKFS_LOG")"
 head -c 9 <&8 | grep -q 00000000 || pkfs_fail "a descriptor opened before the failed hand-over does not read"
 exec 8<&-
-echo resumed > "$MNT/work/resumed" && [ "$(cat "$MNT/work/resumed")" = resumed ] || pkfs_fail "no service after resuming"
+echo resumed > "$MNT/busy/resumed" && [ "$(cat "$MNT/busy/resumed")" = resumed ] || pkfs_fail "no service after resuming"
 
 pkfs_log "refusal: a second successor while one takes over"
 old_pid=$PKFS_PID
