@@ -98,17 +98,26 @@ Result<Target> resolve_target(const std::string& argument, TargetAccess access) 
     options.access = region::Access::kReadOnly;
     options.locking = region::Locking::kNone;
   }
-  auto opened = region::open(argument, options);
-  if (!opened) {
-    if (access == TargetAccess::kReadWrite && !target.lock_holder.empty()) {
-      return Error(EBUSY, argument + " is in use by " + target.lock_holder +
-                              "; give a path inside its mount instead of the region");
-    }
-    return std::move(opened).error();
-  }
   core::OpenOptions fs_options;
   fs_options.read_only = access == TargetAccess::kReadOnly;
-  auto fs = core::Filesystem::open(std::move(opened).value(), fs_options);
+  Result<std::unique_ptr<core::Filesystem>> fs = Error(EIO, "not opened");
+  // A read-only look at a region a live daemon holds can catch one of its
+  // transactions in flight (EROFS: the journal needs recovery), e.g. the
+  // background zeroer's right after a mount. Transactions take
+  // milliseconds: look again for up to a second before giving up.
+  for (int attempt = 0;; ++attempt) {
+    auto opened = region::open(argument, options);
+    if (!opened) {
+      if (access == TargetAccess::kReadWrite && !target.lock_holder.empty()) {
+        return Error(EBUSY, argument + " is in use by " + target.lock_holder +
+                                "; give a path inside its mount instead of the region");
+      }
+      return std::move(opened).error();
+    }
+    fs = core::Filesystem::open(std::move(opened).value(), fs_options);
+    if (fs || fs.error().code() != EROFS || target.lock_holder.empty() || attempt == 100) break;
+    ::usleep(10 * 1000);
+  }
   if (!fs) {
     const Error& error = fs.error();
     std::string hint = error.code() == ENODATA ? " (not a pkfs region)" : "";
