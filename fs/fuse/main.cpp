@@ -489,7 +489,8 @@ Result<std::optional<takeover::Incoming>> incoming_connection(const Options& opt
     if (!got) return got.error().with_context("cannot take over " + options.mountpoint);
     return std::optional<takeover::Incoming>(std::move(got).value());
   }
-  return takeover::take_from_systemd(options.mountpoint);
+  return takeover::take_from_systemd(options.mountpoint,
+                                     [](const std::string& line) { g_logger.warning(line); });
 }
 
 // Tests only (builds with PKFS_TESTS; see CMakeLists.txt): make a successor
@@ -498,7 +499,8 @@ Result<std::optional<takeover::Incoming>> incoming_connection(const Options& opt
 std::optional<std::string> test_hook_failure() {
 #ifdef PKFS_TEST_HOOKS
   if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) {
-    ::usleep(static_cast<useconds_t>(std::min<unsigned long>(std::strtoul(delay, nullptr, 10), 10000) * 1000));
+    ::usleep(
+        static_cast<useconds_t>(std::min<unsigned long>(std::strtoul(delay, nullptr, 10), 10000) * 1000));
   }
   const char* fail = std::getenv("PKFS_TAKEOVER_TEST_FAIL");
   if (fail != nullptr && std::strcmp(fail, "validate") == 0)

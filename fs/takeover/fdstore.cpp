@@ -2,7 +2,10 @@
 // a service's FUSE connection (see handover.h). The store holds descriptors
 // only, so the Params go with the connection as a sealed memfd.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -55,7 +58,26 @@ Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Param
   return success();
 }
 
-std::optional<Incoming> take_from_systemd(const std::string& mountpoint) {
+namespace {
+
+// Why a stored /dev/fuse descriptor cannot be served, or "" when it can. A
+// connection whose filesystem was unmounted (say `umount -l` after the
+// daemon died) is aborted: the kernel's poll on it reports POLLERR, and
+// adopting it would serve nobody.
+std::string unusable_connection(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::string("fstat: ") + std::strerror(errno);
+  if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 10 || minor(st.st_rdev) != 229)
+    return "it is not /dev/fuse";
+  pollfd entry{fd, POLLIN, 0};
+  if (::poll(&entry, 1, 0) < 0) return std::string("poll: ") + std::strerror(errno);
+  if (entry.revents & (POLLERR | POLLHUP | POLLNVAL)) return "the connection is closed (the mount is gone)";
+  return "";
+}
+
+}  // namespace
+
+std::optional<Incoming> take_from_systemd(const std::string& mountpoint, Log log) {
   char** names = nullptr;
   int count = sd_listen_fds_with_names(1, &names);
   if (count <= 0 || names == nullptr) return std::nullopt;
@@ -68,13 +90,25 @@ std::optional<Incoming> take_from_systemd(const std::string& mountpoint) {
     std::free(names[i]);
   }
   std::free(names);
-  if (fuse_fd < 0 || params_fd < 0) return std::nullopt;
+  if (fuse_fd < 0 && params_fd < 0) return std::nullopt;
   Incoming incoming;
-  if (::pread(params_fd, &incoming.params, sizeof incoming.params, 0) !=
-      static_cast<ssize_t>(sizeof incoming.params)) {
+  std::string trouble;
+  if (fuse_fd < 0 || params_fd < 0) {
+    trouble = "only one of " + fuse_name + " and " + params_name + " is stored";
+  } else if (::pread(params_fd, &incoming.params, sizeof incoming.params, 0) !=
+             static_cast<ssize_t>(sizeof incoming.params)) {
+    trouble = "its parameters do not read back";
+  } else {
+    trouble = unusable_connection(fuse_fd);
+  }
+  if (params_fd >= 0) ::close(params_fd);
+  if (!trouble.empty()) {
+    // Dropped from the store too, or every later restart would meet it.
+    if (fuse_fd >= 0) ::close(fuse_fd);
+    remove_from_systemd(mountpoint);
+    log("the FUSE connection in systemd's fd store cannot be served (" + trouble + "); mounting afresh");
     return std::nullopt;
   }
-  ::close(params_fd);
   incoming.fd = fuse_fd;
   incoming.mode = core::Takeover::kUnknown;
   incoming.source = "systemd's fd store";

@@ -151,8 +151,11 @@ void release_keeper(const std::string& mountpoint);
 // pkfs-fuse-<hash> and pkfs-params-<hash>. No-op otherwise.
 Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Params& params, Log log);
 // A restarted service: the stored pair for `mountpoint` from LISTEN_FDS, if
-// any (nothing when not started by systemd with stored descriptors).
-std::optional<Incoming> take_from_systemd(const std::string& mountpoint);
+// any (nothing when not started by systemd with stored descriptors). A pair
+// that cannot be served (a connection whose mount is gone, a half pair) is
+// closed, removed from the store and logged, and nothing is returned: the
+// service then mounts afresh.
+std::optional<Incoming> take_from_systemd(const std::string& mountpoint, Log log);
 // At a clean unmount: removes the pair from the store (FDSTOREREMOVE=1).
 void remove_from_systemd(const std::string& mountpoint);
 

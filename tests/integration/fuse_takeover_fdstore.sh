@@ -10,7 +10,9 @@
 # restarting service gets them: the new daemon takes the connection over
 # instead of mounting, the open file goes on working, and at the clean
 # unmount the daemon asks for the descriptors to be dropped
-# (FDSTOREREMOVE=1). fsck is clean.
+# (FDSTOREREMOVE=1). Then a restart with a stored connection whose mount
+# is gone (kill -9, then `umount -l`): the service drops the dead pair from
+# the store and mounts afresh. fsck is clean.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/mount.sh"
 
@@ -118,7 +120,69 @@ except socket.timeout:
 if removed != set(names):
     fail("FDSTOREREMOVE for %s, want %s" % (sorted(removed), names))
 print("[fuse_takeover_fdstore] stored %s; restarted from them; removed at unmount" % ", ".join(names))
+
+# A stored connection whose mount is gone: the daemon dies, the mount is
+# lazily unmounted (the kernel aborts the connection although the store
+# still holds its descriptor), and the service is restarted with the dead
+# pair. It must drop the pair from the store and mount afresh, not exit.
+def collect(want_store, timeout=10):
+    got_store, got_remove = {}, set()
+    manager.settimeout(timeout)
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(got_store) < want_store:
+        try:
+            message, fds = receive()
+        except socket.timeout:
+            break
+        fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+        if fields.get("FDSTORE") == "1" and fds:
+            got_store[fields["FDNAME"]] = fds[0]
+        if fields.get("FDSTOREREMOVE") == "1":
+            got_remove.add(fields["FDNAME"])
+    return got_store, got_remove
+
+log3 = open(os.path.join(work, "daemon.3.log"), "w")
+third = subprocess.Popen([pkfs, region, mnt, "-f"], env=env, stderr=log3)
+procs.append(third)
+for _ in range(200):
+    if os.path.ismount(mnt):
+        break
+    time.sleep(0.05)
+os.listdir(mnt)  # INIT, after which the descriptors are stored
+dead, _ = collect(2)
+if sorted(dead) != names:
+    fail("the third daemon stored %s, want %s" % (sorted(dead), names))
+third.send_signal(signal.SIGKILL)
+third.wait()
+subprocess.run(["fusermount3", "-u", "-z", mnt], check=True)
+def as_dead_listen_fds():
+    os.dup2(dead[names[0]], 3)
+    os.dup2(dead[names[1]], 4)
+log4 = open(os.path.join(work, "daemon.4.log"), "w")
+fourth = subprocess.Popen(
+    ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
+    env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
+    stderr=log4, preexec_fn=as_dead_listen_fds, close_fds=False, cwd="/")
+procs.append(fourth)
+fresh, removed = collect(2)
+text = open(os.path.join(work, "daemon.4.log")).read()
+if fourth.poll() is not None:
+    fail("the service restarted with a dead connection exited: " + text)
+if "cannot be served" not in text:
+    fail("no word of the dead connection in the log: " + text)
+if removed != set(names):
+    fail("the dead pair was not removed from the store (FDSTOREREMOVE for %s)" % sorted(removed))
+if sorted(fresh) != names:
+    fail("the fresh mount stored %s, want %s" % (sorted(fresh), names))
+if open(os.path.join(mnt, "before")).read() != "before\n":
+    fail("the fresh mount lost a file")
+subprocess.run(["fusermount3", "-u", mnt], check=True)
+if fourth.wait(timeout=20) != 0:
+    fail("the fresh daemon exited with %d: %s" % (fourth.returncode, open(os.path.join(work, "daemon.4.log")).read()))
+print("[fuse_takeover_fdstore] a dead stored connection was dropped from the store and the service mounted afresh")
 PY
-grep -q "is clean" "$WORK/daemon.2.log" || pkfs_fail "the restarted daemon did not mark the region clean: $(cat "$WORK/daemon.2.log")"
+for n in 2 4; do
+  grep -q "is clean" "$WORK/daemon.$n.log" || pkfs_fail "daemon $n did not mark the region clean: $(cat "$WORK/daemon.$n.log")"
+done
 "$PKFS_BIN_DIR/fsck/fsck.pkfs" "$REGION" >"$WORK/fsck.out" 2>&1 || pkfs_fail "fsck: $(cat "$WORK/fsck.out")"
 pkfs_log "ok"
