@@ -953,7 +953,7 @@ class ChangeAfterReads {
  private:
   static constexpr greg_t kTrapFlag = 0x100;
 
-  static void on_fault(int, siginfo_t* info, void* context) {
+  static void on_fault(int /*signal*/, siginfo_t* info, void* context) {
     auto* at = static_cast<std::byte*>(info->si_addr);
     if (at < s_page || at >= s_page + 4096) {
       ::signal(SIGSEGV, SIG_DFL);  // a real crash: let it happen
@@ -963,7 +963,7 @@ class ChangeAfterReads {
     s_covered = at == s_target;
     static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] |= kTrapFlag;
   }
-  static void on_trap(int, siginfo_t*, void* context) {
+  static void on_trap(int /*signal*/, siginfo_t* /*info*/, void* context) {
     static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] &= ~kTrapFlag;
     if (s_covered && !s_changed) s_reads_left = s_reads_left - 1;
     if (s_covered && !s_changed && s_reads_left == 0) {

@@ -266,6 +266,7 @@ TEST_CASE("fragmented free space: guest RAM in several page-aligned extents, and
   // Fill the small-file area, then the three guest pages with 2 MiB files.
   sized(*r.fs, "filler", small_chunks * kChunkSize);
   std::vector<Ino> pieces;
+  pieces.reserve(24);
   for (int i = 0; i < 24; ++i) pieces.push_back(sized(*r.fs, "piece" + std::to_string(i), kChunkSize));
   CHECK(offset_of(extents_of(*r.fs, pieces[0])[0]) == 16 * kMiB);
   // Half of page 1 and half of page 2 free: a page's worth, no whole page.

@@ -546,7 +546,7 @@ class ScopedMount {
  public:
   ScopedMount(const char* type, const std::string& data) : m_dir("/tmp") {
     if (m_dir.ok()) m_mounted = ::mount("none", m_dir.path().c_str(), type, 0, data.c_str()) == 0;
-    if (!m_mounted) m_error = std::strerror(errno);
+    if (!m_mounted) m_error = std::strerror(errno);  // NOLINT(concurrency-mt-unsafe): no other thread
   }
   ~ScopedMount() {
     if (m_mounted) ::umount2(m_dir.path().c_str(), MNT_DETACH);
