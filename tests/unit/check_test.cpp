@@ -1148,7 +1148,8 @@ Bytes with_open_transaction(const Populated& p) {
   return open;
 }
 
-TEST_CASE("an open transaction is checked as rolled back; a damaged undo record is found and repaired", "[repair]") {
+TEST_CASE("an open transaction is checked as rolled back; a damaged undo record is found and repaired",
+          "[repair]") {
   const Populated& p = populated();
   Bytes open = with_open_transaction(p);
   // A transaction a kill left open is no damage: the check reads the region
