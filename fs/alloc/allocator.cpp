@@ -365,16 +365,56 @@ Result<BlockRun> Allocator::allocate_pages(journal::Transaction& txn, uint64_t w
   return take_chunks(txn, start, pages * page_chunks);
 }
 
+namespace {
+
+// Adds the whole pages of `page_chunks` chunks that start on a page
+// boundary inside the free run [first, first + count) to `usage`.
+void count_run_pages(Allocator::PageUsage& usage, uint64_t first, uint64_t count, uint64_t page_chunks) {
+  uint64_t aligned = (first + page_chunks - 1) / page_chunks * page_chunks;
+  uint64_t end = first + count;
+  uint64_t pages = aligned >= end ? 0 : (end - aligned) / page_chunks;
+  usage.free_pages += pages;
+  usage.largest_run_pages = std::max(usage.largest_run_pages, pages);
+}
+
+}  // namespace
+
 Allocator::PageUsage Allocator::page_usage(uint64_t page_chunks) const {
   PageUsage usage;
   if (page_chunks == 0) return usage;
-  for (const FreeRun& run : m_index->by_start) {
-    uint64_t aligned = (run.first + page_chunks - 1) / page_chunks * page_chunks;
-    uint64_t end = run.first + run.count;
-    uint64_t pages = aligned >= end ? 0 : (end - aligned) / page_chunks;
-    usage.free_pages += pages;
-    usage.largest_run_pages = std::max(usage.largest_run_pages, pages);
+  for (const FreeRun& run : m_index->by_start) count_run_pages(usage, run.first, run.count, page_chunks);
+  return usage;
+}
+
+Result<Allocator::PageUsage> Allocator::page_usage_in_region(const region::Region& region,
+                                                             const format::Layout& layout) {
+  PageUsage usage;
+  if (layout.page_bytes <= kChunkSize) return usage;
+  const uint64_t page_chunks = layout.page_bytes / kChunkSize;
+  uint64_t run_first = 0, run_count = 0;
+  for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
+    const auto map =
+        region::copy_from_region<ChunkMapBlock>(region.base() + layout.chunk_map_offset + block * kBlockSize);
+    std::string what;
+    if (!format::chunk_map_block_valid(map, block, &what)) {
+      return Error(EUCLEAN, "chunk map block " + std::to_string(block) + ": " + what);
+    }
+    for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
+      const uint64_t chunk = block * kChunksPerMapBlock + i;
+      // Past chunk_count the map says kChunkMeta; the metadata area and the
+      // backup chunk are never free, whatever a changed map says.
+      const bool is_free = !layout.meta_chunk(chunk) &&
+                           (map.state[i] == format::kChunkFreeZero || map.state[i] == format::kChunkFreeDirty);
+      if (is_free) {
+        if (run_count == 0) run_first = chunk;
+        ++run_count;
+        continue;
+      }
+      if (run_count != 0) count_run_pages(usage, run_first, run_count, page_chunks);
+      run_count = 0;
+    }
   }
+  if (run_count != 0) count_run_pages(usage, run_first, run_count, page_chunks);
   return usage;
 }
 

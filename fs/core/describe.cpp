@@ -7,6 +7,9 @@
 #include <ctime>
 #include <string>
 
+#include "fs/alloc/allocator.h"
+#include "fs/format/format.h"
+
 namespace pkfs::core {
 namespace {
 
@@ -22,6 +25,12 @@ std::string time_text(int64_t ns) {
 
 std::string mib(uint64_t bytes) {
   return std::to_string(bytes) + " (" + std::to_string(bytes >> 20) + " MiB)";
+}
+
+// "1 GiB", "4 MiB": a large page (a power of two over 2 MiB).
+std::string page_text(uint64_t bytes) {
+  return bytes % (uint64_t{1} << 30) == 0 ? std::to_string(bytes >> 30) + " GiB"
+                                          : std::to_string(bytes >> 20) + " MiB";
 }
 
 }  // namespace
@@ -59,6 +68,21 @@ std::vector<std::pair<std::string, std::string>> describe(Filesystem& fs) {
     add("Used bytes", mib(total - free));
     add("Inodes in use", std::to_string(usage->files - usage->free_files));
     add("Inodes free", std::to_string(usage->free_files));
+  }
+  // A large-page layout keeps its pages from the first unreserved one on
+  // whole for guest RAM: how many of them a file of guest RAM can still
+  // get (FORMAT.md, "Large-page layout"). Free bytes may be more than that
+  // many pages when pages are partly used. Chunk layouts have no such line.
+  if (sb.page_bytes != 0) {
+    auto layout = format::layout_from_superblock(sb, info.size_bytes);
+    auto pages = layout ? alloc::Allocator::page_usage_in_region(fs.region(), *layout)
+                        : Result<alloc::Allocator::PageUsage>(layout.error());
+    if (pages) {
+      add("Free whole pages", std::to_string(pages->free_pages) + " of " + std::to_string(layout->guest_pages) +
+                                  " (" + page_text(layout->page_bytes) + " each)");
+    } else {
+      add("Free whole pages", "unknown: " + pages.error().message());
+    }
   }
   ZeroingStatus zeroing = fs.zeroing_status();
   add("Free bytes known zero", mib(zeroing.free_zero_bytes));

@@ -6,8 +6,12 @@
 // sizes are numbers (the "(N MiB)" for people is dropped), yes/no is a
 // boolean, "never" and "<none>" are null, paths get a "_hex" twin when they
 // are not UTF-8 (fs/base/json.h), and everything else is a string.
+// "Free whole pages: N of M (1 GiB each)" (large-page layouts only) becomes
+// two numbers, free_whole_pages and whole_pages (the size is page_size).
 #include "fs/ctl/info_json.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -64,6 +68,14 @@ std::string info_json(const InfoLines& lines) {
       const std::string prefix = "in use by ";
       if (value.compare(0, prefix.size(), prefix) == 0)
         out.key("lock_holder").string(value.substr(prefix.size()));
+    } else if (name == "free_whole_pages") {
+      uint64_t free_pages = 0, pages = 0;
+      if (std::sscanf(value.c_str(), "%" SCNu64 " of %" SCNu64, &free_pages, &pages) == 2) {
+        out.key(name).number(free_pages);
+        out.key("whole_pages").number(pages);
+      } else {
+        out.key(name).string(value);  // "unknown: why"
+      }
     } else if (value == "never" || value == "<none>") {
       out.key(name).null();
     } else if (name == "filesystem_label") {
