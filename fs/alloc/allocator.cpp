@@ -403,8 +403,8 @@ Result<Allocator::PageUsage> Allocator::page_usage_in_region(const region::Regio
       const uint64_t chunk = block * kChunksPerMapBlock + i;
       // Past chunk_count the map says kChunkMeta; the metadata area and the
       // backup chunk are never free, whatever a changed map says.
-      const bool is_free = !layout.meta_chunk(chunk) &&
-                           (map.state[i] == format::kChunkFreeZero || map.state[i] == format::kChunkFreeDirty);
+      const bool is_free = !layout.meta_chunk(chunk) && (map.state[i] == format::kChunkFreeZero ||
+                                                         map.state[i] == format::kChunkFreeDirty);
       if (is_free) {
         if (run_count == 0) run_first = chunk;
         ++run_count;

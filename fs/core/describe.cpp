@@ -78,8 +78,9 @@ std::vector<std::pair<std::string, std::string>> describe(Filesystem& fs) {
     auto pages = layout ? alloc::Allocator::page_usage_in_region(fs.region(), *layout)
                         : Result<alloc::Allocator::PageUsage>(layout.error());
     if (pages) {
-      add("Free whole pages", std::to_string(pages->free_pages) + " of " + std::to_string(layout->guest_pages) +
-                                  " (" + page_text(layout->page_bytes) + " each)");
+      add("Free whole pages", std::to_string(pages->free_pages) + " of " +
+                                  std::to_string(layout->guest_pages) + " (" + page_text(layout->page_bytes) +
+                                  " each)");
     } else {
       add("Free whole pages", "unknown: " + pages.error().message());
     }
