@@ -548,7 +548,6 @@ class Filesystem {
   void record_error(int code, Ino ino, const char* what);
 
   Attr attr_of(const format::Inode& inode) const;
-  static int64_t now_ns();
 
   std::unique_ptr<region::Region> m_region;
   format::Layout m_layout{};

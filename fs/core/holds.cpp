@@ -173,9 +173,7 @@ Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder, const H
   TRY(note(make_mappable(ino, mapping_page_size()), ino, "make mappable"));
   inode = inode_copy(ino);
 
-  Hold hold{};
-  hold.tag = format::kHoldTag;
-  hold.version = 1;
+  auto hold = format::stamped<Hold>();
   hold.ino = ino;
   hold.generation = inode.generation;
   hold.pid = holder.pid;

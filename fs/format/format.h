@@ -32,6 +32,9 @@ inline constexpr uint64_t kChunkSize = 2ull << 20;                    // allocat
 inline constexpr uint64_t kBlocksPerChunk = kChunkSize / kBlockSize;  // 512
 inline constexpr uint64_t kGigabyte = 1ull << 30;
 inline constexpr uint64_t kChunksPerGigabyte = kGigabyte / kChunkSize;  // 512
+// The smallest backing: below it there is no room for the superblock,
+// journal and allocator metadata plus any data. region::open refuses (and
+// never creates) a smaller one.
 inline constexpr uint64_t kMinRegionBytes = 16ull << 20;
 // Extents address regions in 32-bit block numbers: 16 TiB at most.
 inline constexpr uint64_t kMaxRegionBytes = (1ull << 32) * kBlockSize;
@@ -359,6 +362,52 @@ PKFS_ASSERT_ON_REGION(Hold);
 #undef PKFS_ASSERT_ON_REGION
 
 // ---------------------------------------------------------------------------
+// Stamps: the tag and version that start every structure but the superblock
+// (magic and format_version) and XattrEntryHeader. Written here only: every
+// other layer makes a structure with stamped<T>() and checks one with
+// stamp_ok(), so a new version of a structure is one line below.
+
+template <typename T>
+struct Stamp;  // kTag and kVersion of T; only the structures below have one
+#define PKFS_STAMP(T, kTagOfT, kVersionOfT)                       \
+  template <>                                                     \
+  struct Stamp<T> {                                               \
+    static constexpr uint32_t kTag = kTagOfT;                     \
+    static constexpr decltype(T::version) kVersion = kVersionOfT; \
+  }
+PKFS_STAMP(JournalHeader, kJournalTag, 1);
+PKFS_STAMP(UndoRecordHeader, kUndoTag, 1);
+PKFS_STAMP(Inode, kInodeTag, 1);
+PKFS_STAMP(ExtentBlock, kExtentBlockTag, 1);
+PKFS_STAMP(Dirent, kDirentTag, 1);
+PKFS_STAMP(ChunkMapBlock, kChunkMapTag, 1);
+PKFS_STAMP(SplitHeader, kSplitHeaderTag, 1);
+PKFS_STAMP(XattrBlock, kXattrBlockTag, 1);
+PKFS_STAMP(Hold, kHoldTag, 1);
+#undef PKFS_STAMP
+
+// Sets T's tag and version in `value` and nothing else (fsck restores a
+// damaged stamp this way, keeping the fields).
+template <typename T>
+void stamp(T& value) {
+  value.tag = Stamp<T>::kTag;
+  value.version = Stamp<T>::kVersion;
+}
+// A zeroed T carrying its tag and version: what every new structure starts
+// as, before its fields are set and it is sealed.
+template <typename T>
+T stamped() {
+  T value{};
+  stamp(value);
+  return value;
+}
+// Whether `value` carries T's tag and version.
+template <typename T>
+bool stamp_ok(const T& value) {
+  return value.tag == Stamp<T>::kTag && value.version == Stamp<T>::kVersion;
+}
+
+// ---------------------------------------------------------------------------
 // Checksums.
 
 uint64_t xxh3(const void* data, size_t length, uint64_t seed = kChecksumSeed);
@@ -509,6 +558,10 @@ bool dirent_is_free(const Dirent& dirent);
 bool hold_is_free(const Hold& hold);
 
 std::string_view dirent_name(const Dirent& dirent);
+// A sealed directory entry: in directory `parent_ino`, `name` names `ino`,
+// a file of `file_type` (DT_REG, DT_DIR, ...). REQUIRES: `name` is 1 to
+// kNameMax bytes (callers check names first; anything else aborts).
+Dirent make_dirent(uint64_t parent_ino, uint64_t ino, uint8_t file_type, std::string_view name);
 std::string uuid_to_string(const uint8_t (&uuid)[16]);
 bool uuid_from_string(std::string_view text, uint8_t (&uuid)[16]);
 

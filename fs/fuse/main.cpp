@@ -163,12 +163,6 @@ void usage(FILE* out) {
                "  -V, --version      print the version\n");
 }
 
-// strerror() for a daemon with threads.
-std::string errno_text(int code) {
-  char buffer[128];
-  return strerror_r(code, buffer, sizeof buffer);  // the GNU strerror_r returns the text
-}
-
 bool starts_with(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
@@ -498,7 +492,8 @@ Result<std::optional<takeover::Incoming>> incoming_connection(const Options& opt
 std::optional<std::string> test_hook_failure() {
 #ifdef PKFS_TEST_HOOKS
   if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) {
-    ::usleep(static_cast<useconds_t>(std::min<unsigned long>(std::strtoul(delay, nullptr, 10), 10000) * 1000));
+    ::usleep(
+        static_cast<useconds_t>(std::min<unsigned long>(std::strtoul(delay, nullptr, 10), 10000) * 1000));
   }
   const char* fail = std::getenv("PKFS_TAKEOVER_TEST_FAIL");
   if (fail != nullptr && std::strcmp(fail, "validate") == 0)

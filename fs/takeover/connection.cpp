@@ -91,7 +91,7 @@ Connection::~Connection() {
 }
 
 Result<void> Connection::install_io(int fd) {
-  if (m_wake_fd < 0) return Error(errno, std::string("eventfd: ") + std::strerror(errno));
+  if (m_wake_fd < 0) return Error::from_errno(errno, "eventfd");
   if (g_connection != nullptr) return Error(EBUSY, "a FUSE connection is already served by this process");
   g_connection = this;
   install_kick_handler();
@@ -324,7 +324,7 @@ Result<void> Connection::notify_resend() {
   header.error = kFuseNotifyResend;
   header.unique = 0;
   if (::write(fd(), &header, sizeof header) != static_cast<ssize_t>(sizeof header)) {
-    return Error(errno, std::string("FUSE_NOTIFY_RESEND: ") + std::strerror(errno));
+    return Error::from_errno(errno, "FUSE_NOTIFY_RESEND");
   }
   return success();
 }

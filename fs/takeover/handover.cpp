@@ -21,11 +21,6 @@
 namespace pkfs::takeover {
 namespace {
 
-std::string errno_text(int code) {
-  char buffer[128];
-  return strerror_r(code, buffer, sizeof buffer);
-}
-
 uint64_t fnv1a64(const std::string& text) {
   uint64_t hash = 0xcbf29ce484222325ull;
   for (unsigned char c : text) {
