@@ -4,6 +4,10 @@
 // them, their checksums, and the one compatibility decision that mount, mkfs
 // and fsck share. Nothing else in pkfs knows an offset inside a structure.
 // Must not touch the region itself: callers read and write these structs.
+// A reference from one structure to another is its byte offset from the
+// start of the region, a plain u64 (never a pointer: the next mount may map
+// the region elsewhere); 0 means "none" (offset 0 is the superblock, which
+// nothing references).
 #pragma once
 
 #include <array>
@@ -46,15 +50,6 @@ inline constexpr uint64_t kRootIno = 1;
 inline constexpr uint64_t kChecksumSeed = 0;  // XXH3-64 seed of every checksum
 inline constexpr uint64_t kMinJournalBytes = 512 * 1024;
 inline constexpr uint64_t kMaxInodes = (1ull << 32) - 2;  // usable inodes (slot 0 is never used)
-
-// Strong type for a byte offset inside the region: never a pointer, because
-// the next mount may map the region at another address. 0 means "none" for
-// every optional reference (offset 0 is the superblock, never referenced).
-struct RegionOffset {
-  uint64_t value = 0;
-  constexpr bool is_null() const { return value == 0; }
-  friend constexpr bool operator==(RegionOffset, RegionOffset) = default;
-};
 
 // Tags: four ASCII bytes read as a little-endian u32, so a hex dump shows them.
 constexpr uint32_t make_tag(const char (&s)[5]) {
@@ -221,8 +216,8 @@ struct Inode {
   int64_t btime_ns;                // 0x48
   uint64_t rdev;                   // 0x50 character/block devices
   uint64_t parent;                 // 0x58 directories: parent directory ino
-  uint64_t xattr_block;            // 0x60 RegionOffset of an XattrBlock, or 0
-  uint64_t extent_block;           // 0x68 RegionOffset of the first ExtentBlock, or 0
+  uint64_t xattr_block;            // 0x60 region offset of an XattrBlock, or 0
+  uint64_t extent_block;           // 0x68 region offset of the first ExtentBlock, or 0
   uint32_t extent_count;           // 0x70 inline and overflow extents together
   uint32_t reserved0;              // 0x74
   uint64_t trim_block;             // 0x78 with kInodeTrimming: free extents from here on
@@ -240,7 +235,7 @@ struct ExtentBlock {
   uint16_t version;                  // 0x004 1
   uint16_t count;                    // 0x006 extents used, 1..kExtentsPerBlock
   uint64_t owner_ino;                // 0x008
-  uint64_t next;                     // 0x010 RegionOffset of the next block, or 0
+  uint64_t next;                     // 0x010 region offset of the next block, or 0
   Extent extents[kExtentsPerBlock];  // 0x018
   uint64_t checksum;                 // 0xff8
 };
