@@ -1,7 +1,9 @@
-// fs/core/holds.cpp: holds of directly mapped files (see filesystem.h and
+// fs/core/holds.cpp: holds of directly mapped files (see holds.h, filesystem.h and
 // FORMAT.md, "Holds"): the hold table, holder liveness, and what a hold
 // changes for unlink and reclaim. The EBUSY rules for shrinking and punching
 // live with the data operations (data.cpp).
+#include "fs/core/holds.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
