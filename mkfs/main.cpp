@@ -95,7 +95,7 @@ Result<region::Info> planned_region(const std::string& path, uint64_t size) {
                               ", which is neither hugetlbfs nor tmpfs; pkfs regions live in a file on "
                               "hugetlbfs or tmpfs, or on a device-dax character device (/dev/daxN.M)");
   }
-  if (size < region::kMinimumRegionBytes) {
+  if (size < format::kMinRegionBytes) {
     return Error(EINVAL, path + ": too small to format: " + std::to_string(size) +
                              " bytes, pkfs needs at least 16 MiB");
   }

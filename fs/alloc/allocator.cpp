@@ -85,9 +85,7 @@ Allocator::~Allocator() = default;
 
 void Allocator::format(region::Region& region, const format::Layout& layout, bool data_known_zero) {
   for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
-    ChunkMapBlock map{};
-    map.tag = format::kChunkMapTag;
-    map.version = 1;
+    auto map = format::stamped<ChunkMapBlock>();
     map.first_chunk = block * kChunksPerMapBlock;
     for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
       uint64_t chunk = map.first_chunk + i;
@@ -262,9 +260,7 @@ Result<void> Allocator::set_chunk_states(journal::Transaction& txn, uint64_t fir
     // region are overwritten, never sealed into a valid block.
     std::vector<uint8_t> old_states(m_states.data() + chunk, m_states.data() + block_end);
     std::memset(&m_states[chunk], state, block_end - chunk);
-    ChunkMapBlock map{};
-    map.tag = format::kChunkMapTag;
-    map.version = 1;
+    auto map = format::stamped<ChunkMapBlock>();
     map.first_chunk = block * kChunksPerMapBlock;
     std::memcpy(map.state, &m_states[block * kChunksPerMapBlock], kChunksPerMapBlock);
     format::seal(map);
@@ -464,9 +460,7 @@ Result<uint64_t> Allocator::split_new_chunk(journal::Transaction& txn) {
     }
   }
   take_from_claim(chunk, 1);
-  SplitHeader header{};
-  header.tag = format::kSplitHeaderTag;
-  header.version = 1;
+  auto header = format::stamped<SplitHeader>();
   header.used_blocks = 1;
   header.chunk_index = chunk;
   header.bitmap[0] = 1;

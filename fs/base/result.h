@@ -1,6 +1,7 @@
 // fs/base/result.h: errors as values for every pkfs layer.
 //
-// Owns: Error (an errno value plus a human message) and Result<T>. Modelled on
+// Owns: Error (an errno value plus a human message), Result<T> and
+// errno_text, the one errno-to-text of pkfs. Modelled on
 // LevelDB's Status and SerenityOS's ErrorOr. Must not depend on anything in
 // pkfs; every layer may include it.
 #pragma once
@@ -13,6 +14,14 @@
 
 namespace pkfs {
 
+// The text of an errno value ("No such file or directory"), or "unknown
+// error N". strerrordesc_np, unlike strerror, is safe in the daemon's
+// threads, and its text does not depend on the locale.
+inline std::string errno_text(int code) {
+  const char* text = strerrordesc_np(code);
+  return text != nullptr ? text : "unknown error " + std::to_string(code);
+}
+
 // An errno value with context. `code` is always a positive errno (EUCLEAN for
 // corrupt region data, ENOSPC, ...); `message` is a full sentence fragment for
 // humans, e.g. "inode 12: checksum mismatch".
@@ -20,9 +29,7 @@ class [[nodiscard]] Error {
  public:
   Error(int code, std::string message) : m_code(code), m_message(std::move(message)) {}
   static Error from_errno(int code, const std::string& context) {
-    // strerrordesc_np, unlike strerror, is safe in the daemon's threads.
-    const char* text = strerrordesc_np(code);
-    return Error(code, context + ": " + (text != nullptr ? text : "unknown error " + std::to_string(code)));
+    return Error(code, context + ": " + errno_text(code));
   }
 
   int code() const { return m_code; }

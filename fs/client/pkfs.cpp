@@ -19,40 +19,24 @@
 #include <string>
 #include <vector>
 
+#include "fs/base/fd.h"
+#include "fs/base/result.h"
 #include "fs/client/protocol.h"
 
 namespace {
 
 using namespace pkfs::control;
+using pkfs::errno_text;
+using pkfs::UniqueFd;
 
 thread_local std::string t_last_error;
 
 // Records the failure and returns -1 with errno = code.
 int fail(int code, const std::string& message) {
-  const char* text = strerrordesc_np(code);
-  t_last_error = message + ": " + (text != nullptr ? text : "error " + std::to_string(code));
+  t_last_error = message + ": " + errno_text(code);
   errno = code;
   return -1;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : m_fd(fd) {}
-  ~Fd() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return m_fd; }
-  void reset(int fd) {
-    if (m_fd >= 0) ::close(m_fd);
-    m_fd = fd;
-  }
-  void release() { m_fd = -1; }
-
- private:
-  int m_fd;
-};
 
 // Reads the control socket path of the file open at `fd`.
 int control_path_of(int fd, const std::string& path, std::string& out) {
@@ -77,7 +61,7 @@ struct Trust {
 
 // Reads all of /proc/self/mountinfo (procfs reports no size).
 int read_mountinfo(std::string& text) {
-  Fd file(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  UniqueFd file(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) return errno;
   text.clear();
   char buffer[65536];
@@ -136,9 +120,9 @@ int generation_of(int fd, const std::string& path, uint64_t& generation) {
   char buffer[32];
   ssize_t got = ::fgetxattr(fd, kGenerationXattr, buffer, sizeof buffer - 1);
   if (got < 0) {
-    const char* text = strerrordesc_np(errno);
+    std::string why = errno_text(errno);
     return fail(EPERM, path + ": the daemon of this pkfs mount does not answer " +
-                           std::string(kGenerationXattr) + " (" + (text != nullptr ? text : "error") +
+                           std::string(kGenerationXattr) + " (" + why +
                            "), so its replies cannot be checked");
   }
   if (!parse_generation(std::string_view(buffer, static_cast<size_t>(got)), generation)) {
@@ -155,7 +139,7 @@ int connect_trusted(const std::string& socket_path, const Trust& trust, const st
     fail(-socket, what + ": cannot reach the pkfs daemon at " + socket_path);
     return -1;
   }
-  Fd connection(socket);
+  UniqueFd connection(socket);
   ucred peer{};
   socklen_t size = sizeof peer;
   if (::getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) {
@@ -168,19 +152,17 @@ int connect_trusted(const std::string& socket_path, const Trust& trust, const st
                     "): not the pkfs daemon of this file; nothing was sent to it");
     return -1;
   }
-  int kept = connection.get();
-  connection.release();
-  return kept;
+  return connection.release();
 }
 
 // One request/reply exchange with a trusted daemon. On success `reply`
 // holds the header, `payload` the rest, `fd` the descriptor (or -1).
 // Returns 0 or -1 (errno set).
 int exchange(const std::string& socket_path, const Trust& trust, const Request& request, int send_fd,
-             Reply& reply, std::vector<std::byte>& payload, Fd& received_fd, const std::string& what) {
+             Reply& reply, std::vector<std::byte>& payload, UniqueFd& received_fd, const std::string& what) {
   int socket = connect_trusted(socket_path, trust, what);
   if (socket < 0) return -1;
-  Fd connection(socket);
+  UniqueFd connection(socket);
   // Never wait forever for a daemon that does not answer (a map may fill
   // and move a large file first: minutes at most).
   timeval timeout{300, 0};
@@ -250,7 +232,7 @@ int release(const std::string& socket_path, const Trust& trust, uint64_t hold_id
   request.arg1 = ino;
   Reply reply;
   std::vector<std::byte> payload;
-  Fd ignored;
+  UniqueFd ignored;
   return exchange(socket_path, trust, request, -1, reply, payload, ignored, what);
 }
 
@@ -272,7 +254,7 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
       return fail(EINVAL, name + ": prot must be PROT_READ or PROT_READ|PROT_WRITE");
     }
     bool writable = (prot & PROT_WRITE) != 0;
-    Fd file(::open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
+    UniqueFd file(::open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
     if (file.get() < 0) return fail(errno, name);
     struct stat st {};
     if (::fstat(file.get(), &st) != 0) return fail(errno, name);
@@ -292,7 +274,7 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     request.arg0 = kAccessRead | (writable ? kAccessWrite : 0);
     Reply reply;
     std::vector<std::byte> payload;
-    Fd region;
+    UniqueFd region;
     if (exchange(socket_path, trust, request, file.get(), reply, payload, region, name) != 0) return -1;
 
     MapReply info;

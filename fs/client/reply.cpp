@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/base/result.h"
 #include "fs/client/protocol.h"
 
 namespace pkfs::control {
@@ -282,9 +283,8 @@ int check_region_facts(const RegionFacts& facts, const std::string& region_path,
     return 0;
   }
   if (facts.path_errno != 0) {
-    const char* text = strerrordesc_np(facts.path_errno);
-    return bad("is not the region " + region_path + ", which cannot be found: " +
-               (text != nullptr ? text : "error " + number(static_cast<uint64_t>(facts.path_errno))));
+    return bad("is not the region " + region_path +
+               ", which cannot be found: " + errno_text(facts.path_errno));
   }
   if (facts.path_dev != facts.dev || facts.path_ino != facts.ino) {
     return bad("(device " + hex(facts.dev) + ", inode " + number(facts.ino) + ") is not the region " +

@@ -194,9 +194,7 @@ Result<void> Filesystem::store_extents(journal::Transaction& txn, Inode& inode,
   size_t inline_count = std::min(extents.size(), size_t{format::kInlineExtents});
   std::copy_n(extents.begin(), inline_count, inode.extents);
   for (size_t i = 0; i < chain.size(); ++i) {
-    ExtentBlock block{};
-    block.tag = format::kExtentBlockTag;
-    block.version = 1;
+    auto block = format::stamped<ExtentBlock>();
     block.owner_ino = inode.ino;
     size_t first = format::kInlineExtents + i * format::kExtentsPerBlock;
     size_t count = std::min(size_t{format::kExtentsPerBlock}, extents.size() - first);

@@ -25,12 +25,6 @@ Result<void> check_name(std::string_view name) {
   return success();
 }
 
-int64_t Filesystem::now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return from_timespec(ts);
-}
-
 Result<Superblock> read_superblock(const region::Region& region, bool backup) {
   if (region.size() < format::kMinRegionBytes) {
     return Error(ENODATA, "region of " + std::to_string(region.size()) + " bytes is too small to hold pkfs");
@@ -377,9 +371,7 @@ Result<Ino> Filesystem::allocate_inode(journal::Transaction& txn, uint32_t mode,
   const Inode& old = inode_ref(ino);
   const Inode& parent_inode = inode_ref(parent);
   int64_t now = now_ns();
-  Inode inode{};
-  inode.tag = format::kInodeTag;
-  inode.version = 1;
+  auto inode = format::stamped<Inode>();
   inode.ino = ino;
   inode.generation = old.tag == format::kInodeTag ? old.generation + 1 : 1;
   inode.mode = mode;
@@ -424,15 +416,7 @@ Result<uint64_t> Filesystem::add_entry(journal::Transaction& txn, Ino parent, st
     return Error(ENOSPC,
                  "no free directory entry slot (" + std::to_string(m_layout.dirent_count) + " in use)");
   }
-  Dirent dirent{};
-  dirent.tag = format::kDirentTag;
-  dirent.version = 1;
-  dirent.file_type = static_cast<uint8_t>(IFTODT(mode));
-  dirent.name_length = static_cast<uint8_t>(name.size());
-  dirent.parent_ino = parent;
-  dirent.ino = child;
-  std::memcpy(dirent.name, name.data(), name.size());
-  format::seal(dirent);
+  Dirent dirent = format::make_dirent(parent, child, static_cast<uint8_t>(IFTODT(mode)), name);
   TRY(txn.put(dirent_offset(slot), dirent));
   if (!from_free_list) {
     Superblock sb = superblock();
@@ -498,9 +482,7 @@ Result<void> Filesystem::reclaim(Ino ino) {
   if (inode.xattr_block != 0) {
     TRY(m_allocator->free(*txn, {static_cast<uint32_t>(inode.xattr_block / format::kBlockSize), 1}));
   }
-  Inode freed{};
-  freed.tag = format::kInodeTag;
-  freed.version = 1;
+  auto freed = format::stamped<Inode>();
   freed.ino = ino;
   freed.generation = inode.generation;
   TRY(put_inode(*txn, freed));
@@ -577,9 +559,7 @@ std::vector<InheritedReferences> Filesystem::export_references() const {
 }
 
 void Filesystem::record_error(int code, Ino ino, const char* what) {
-  if (m_log)
-    m_log(std::string("error ") + strerrordesc_np(code) + " in " + what + " (inode " + std::to_string(ino) +
-          ")");
+  if (m_log) m_log("error " + errno_text(code) + " in " + what + " (inode " + std::to_string(ino) + ")");
   if (m_read_only || m_closed) return;
   auto txn = m_journal->begin();
   Superblock sb = superblock();

@@ -4,7 +4,8 @@
 // at open from the region); every metadata operation as one journal
 // transaction (or a chain of them whose every prefix is consistent, for
 // frees too large for one; see FORMAT.md, "Crash consistency").
-// Knows no FUSE type: fs/fuse adapts this API.
+// Knows no FUSE type: fs/fuse adapts this API. The types of holds are in
+// holds.h, those of freeze and verify in freeze.h.
 //
 // Locking: one reader-writer lock, m_mutex. Operations that change the
 // region or DRAM indexes hold it exclusively; lookup, getattr, read,
@@ -31,13 +32,14 @@
 
 #include "fs/alloc/allocator.h"
 #include "fs/base/result.h"
+#include "fs/core/freeze.h"
+#include "fs/core/holds.h"
+#include "fs/core/ino.h"
 #include "fs/format/format.h"
 #include "fs/journal/journal.h"
 #include "fs/region/region.h"
 
 namespace pkfs::core {
-
-using Ino = uint64_t;
 
 struct Attr {
   Ino ino = 0;
@@ -81,30 +83,6 @@ struct DirEntry {
   Ino ino;
   uint32_t mode;         // file type bits (S_IFMT) of the entry
   uint64_t next_cookie;  // pass to readdir to continue after this entry
-};
-
-// A process that maps a file of the region directly (fs/client); see
-// FORMAT.md, "Holds". `start_ticks` (/proc/PID/stat field 22) tells a
-// recycled pid from the holder.
-struct Holder {
-  uint32_t pid = 0;
-  uint32_t uid = 0;
-  uint64_t start_ticks = 0;
-};
-
-// How many holds one holder may have (acquire_hold). 0 means no limit.
-// A process is a pid with its start time (Holder::start_ticks); uid 0 is
-// exempt from the per-uid limit, not from the per-process one.
-struct HoldLimits {
-  uint32_t per_process = 0;
-  uint32_t per_uid = 0;
-};
-
-struct HoldInfo {
-  uint64_t id = 0;  // hold table slot
-  Ino ino = 0;
-  uint64_t generation = 0;
-  Holder holder;
 };
 
 struct StatFs {
@@ -196,117 +174,6 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
 // since mkfs; the fallback when the primary is unreadable). Errors as
 // format::verify_superblock.
 Result<format::Superblock> read_superblock(const region::Region& region, bool backup = false);
-
-// The start time of process `pid` in clock ticks after boot (field 22 of
-// /proc/PID/stat), what Holder::start_ticks records. Errors: ESRCH when
-// there is no such process (or it is a zombie), EIO when stat is unreadable.
-Result<uint64_t> process_start_ticks(uint32_t pid);
-
-// This boot's id (/proc/sys/kernel/random/boot_id as 16 bytes); all zero
-// when it cannot be read.
-std::array<uint8_t, 16> current_boot_id();
-
-// The default liveness check of a hold: taken in this boot, and its pid runs
-// a process (not a zombie) that started at `start_ticks`.
-bool holder_alive(const format::Hold& hold);
-
-// ===== Freeze and verify: types (see Filesystem::freeze) =================
-// The hidden attribute holding a file's freeze record. Kernel xattr names
-// carry a namespace prefix (user., trusted., ...), but FUSE forwards any
-// name, so core's public xattr calls refuse (set) or hide (get, list,
-// remove) every name starting with "pkfs.".
-inline constexpr std::string_view kFreezeXattr = "pkfs.freeze";
-inline constexpr std::string_view kReservedXattrPrefix = "pkfs.";
-bool is_reserved_xattr(std::string_view name);
-
-struct FreezeProgress {
-  uint64_t files_done = 0;
-  uint64_t files_total = 0;
-  uint64_t bytes_done = 0;
-  uint64_t bytes_total = 0;
-  std::string last_path;  // the file finished last, or empty
-};
-
-// What freeze hashes, and so what verify can check (see FORMAT.md, "Freeze
-// records"). The kexec blackout must grow with metadata, not with guest RAM:
-// files up to whole_max_bytes (state files: IOMMU page tables, device state)
-// are hashed whole; larger ones (guest RAM) by `samples` pages of 4 KiB, one
-// drawn at random from each of `samples` equal strata of the file, unless
-// `full` asks for whole-content hashes of them too.
-inline constexpr uint64_t kDefaultWholeMaxBytes = uint64_t{8} << 20;
-inline constexpr uint32_t kDefaultFreezeSamples = 1024;
-inline constexpr uint32_t kMaxFreezeSamples = uint32_t{1} << 20;
-
-struct FreezeOptions {
-  // Paths inside the filesystem ("/vm/ram"); a directory means every regular
-  // file below it. Empty: every regular file.
-  std::vector<std::string> paths;
-  // Bytes hashed per work item: 64 KiB to 1 GiB, a power of two; default 4 MiB.
-  uint64_t chunk_bytes = uint64_t{4} << 20;
-  // Files of at most this many bytes are hashed whole; default 8 MiB. Larger
-  // ones are sampled. UINT64_MAX hashes every file whole without samples
-  // (the records of builds before sampling).
-  uint64_t whole_max_bytes = kDefaultWholeMaxBytes;
-  // Pages sampled per larger file: 1 to kMaxFreezeSamples; default 1024
-  // (4 MiB hashed per file, whatever its size).
-  uint32_t samples = kDefaultFreezeSamples;
-  // Also hash larger files whole, so that `verify` with `full` can check
-  // every byte of them later. Costs one pass over all guest RAM.
-  bool full = false;
-  // Hashing threads; 0 means one per CPU (at most 64).
-  unsigned threads = 0;
-  // Called from the calling thread about every 100 ms and once at the end.
-  std::function<void(const FreezeProgress&)> progress;
-};
-
-struct VerifyOptions {
-  std::vector<std::string> paths;  // as FreezeOptions::paths
-  // Check sampled files whole too, against the whole-content hash a freeze
-  // with `full` recorded; a file frozen with samples only is kSampledOnly.
-  // Without it, a sampled file is checked at its sampled pages only.
-  bool full = false;
-  unsigned threads = 0;
-  std::function<void(const FreezeProgress&)> progress;
-};
-
-enum class FileCheckStatus {
-  kOk,             // freeze: recorded; verify: content matches the record
-  kCorrupt,        // verify: content differs from the record
-  kChanged,        // verify: size or mtime differ from the record (written since)
-  kMissingRecord,  // verify: no (readable) freeze record
-  kError,          // the file could not be read or its record not written
-  kSampledOnly,    // verify with `full`: sampled pages match, but no whole-content hash was recorded
-};
-const char* file_check_status_name(FileCheckStatus status);  // "OK", "CORRUPT", ...
-
-struct FileCheck {
-  std::string path;
-  Ino ino = 0;
-  uint64_t size = 0;
-  FileCheckStatus status = FileCheckStatus::kOk;
-  uint64_t hash = 0;     // the content hash computed now (0 when not hashed)
-  bool sampled = false;  // only sampled pages were hashed (hash is their hash)
-  std::string detail;    // why, for anything but kOk
-};
-
-struct FreezeReport {
-  std::vector<FileCheck> files;
-  uint64_t bytes_hashed = 0;
-  int64_t freeze_time_ns = 0;
-};
-
-struct VerifyReport {
-  std::vector<FileCheck> files;
-  uint64_t bytes_hashed = 0;
-  int64_t freeze_time_ns = 0;   // of the last whole-filesystem freeze, or 0
-  uint64_t frozen_files = 0;    // files that freeze recorded, per the root record
-  uint64_t missing_frozen = 0;  // of those, how many carry no record from that freeze now
-  uint64_t count(FileCheckStatus status) const;
-  // No kCorrupt, kError or missing frozen file (kSampledOnly is not a fault
-  // of the region: pkfsctl verify --full reports it separately).
-  bool intact() const;
-};
-// ===== end of freeze and verify types ======================================
 
 class Filesystem {
  public:
@@ -428,7 +295,7 @@ class Filesystem {
   // size: 4 KiB on tmpfs and memory, 2 MiB or 1 GiB on hugetlbfs/device-dax).
   uint64_t mapping_page_size() const;
 
-  // ===== Freeze and verify (freeze.cpp) ===================================
+  // Freeze and verify (freeze.cpp; the types are in freeze.h).
   // Checksums that prove a region came through a kexec intact. freeze()
   // records, with each chosen regular file, XXH3 checksums of its content
   // (whole, or sampled pages of a large file: see FreezeOptions) in the
@@ -444,27 +311,6 @@ class Filesystem {
   // record are kChanged and are not hashed. Costs what the records ask for:
   // O(metadata + small files + samples) unless options.full.
   Result<VerifyReport> verify(const VerifyOptions& options);
-
- private:
-  struct HashJob;
-  // Every regular file under `paths` (all of them when empty), by path,
-  // each inode once. REQUIRES: m_mutex held.
-  Result<std::vector<std::pair<std::string, Ino>>> collect_files(const std::vector<std::string>& paths);
-  Result<Ino> resolve_path(const std::string& path);
-  // Hashes jobs in parallel; fills each job's result. REQUIRES: m_mutex held.
-  void hash_files(std::vector<HashJob>& jobs, unsigned threads,
-                  const std::function<void(const FreezeProgress&)>& progress);
-  // Xattr access below the public calls (xattr.cpp), which use them too;
-  // these take any name, reserved ones included. REQUIRES: m_mutex held
-  // (exclusively to store). store: `flags` as setxattr; ctime is bumped only
-  // with Ctime::kTouch.
-  enum class Ctime { kTouch, kKeep };
-  Result<std::optional<std::string>> find_xattr_locked(Ino ino, std::string_view name);
-  Result<void> store_xattr_locked(Ino ino, std::string_view name, std::string_view value, int flags,
-                                  Ctime ctime);
-
- public:
-  // ===== end of freeze and verify ==========================================
 
  private:
   struct Directory;
@@ -538,7 +384,24 @@ class Filesystem {
   // unchanged). REQUIRES: m_mutex exclusive, a regular file, no trim mark.
   Result<void> make_mappable(Ino ino, uint64_t page_bytes);
 
-  // Xattr block (xattr.cpp).
+  // Freeze and verify (freeze.cpp).
+  struct HashJob;
+  // Every regular file under `paths` (all of them when empty), by path,
+  // each inode once. REQUIRES: m_mutex held.
+  Result<std::vector<std::pair<std::string, Ino>>> collect_files(const std::vector<std::string>& paths);
+  Result<Ino> resolve_path(const std::string& path);
+  // Hashes jobs in parallel; fills each job's result. REQUIRES: m_mutex held.
+  void hash_files(std::vector<HashJob>& jobs, unsigned threads,
+                  const std::function<void(const FreezeProgress&)>& progress);
+
+  // Xattrs (xattr.cpp): access below the public calls, which use it too;
+  // these take any name, reserved ones included. REQUIRES: m_mutex held
+  // (exclusively to store). store: `flags` as setxattr; ctime is bumped only
+  // with Ctime::kTouch.
+  enum class Ctime { kTouch, kKeep };
+  Result<std::optional<std::string>> find_xattr_locked(Ino ino, std::string_view name);
+  Result<void> store_xattr_locked(Ino ino, std::string_view name, std::string_view value, int flags,
+                                  Ctime ctime);
   // A validated copy of the inode's xattr block; empty when it has none.
   Result<std::optional<format::XattrBlock>> xattr_block(const format::Inode& inode) const;
 
@@ -548,7 +411,6 @@ class Filesystem {
   void record_error(int code, Ino ino, const char* what);
 
   Attr attr_of(const format::Inode& inode) const;
-  static int64_t now_ns();
 
   std::unique_ptr<region::Region> m_region;
   format::Layout m_layout{};

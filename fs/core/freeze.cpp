@@ -20,6 +20,8 @@
 // scribbles over many pages) in O(files), not O(bytes). A single flipped
 // byte in guest RAM is caught only by a whole-content check, which is on
 // request (freeze and verify with `full`).
+#include "fs/core/freeze.h"
+
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>

@@ -1,7 +1,9 @@
-// fs/core/holds.cpp: holds of directly mapped files (see filesystem.h and
+// fs/core/holds.cpp: holds of directly mapped files (see holds.h, filesystem.h and
 // FORMAT.md, "Holds"): the hold table, holder liveness, and what a hold
 // changes for unlink and reclaim. The EBUSY rules for shrinking and punching
 // live with the data operations (data.cpp).
+#include "fs/core/holds.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -173,9 +175,7 @@ Result<uint64_t> Filesystem::acquire_hold(Ino ino, const Holder& holder, const H
   TRY(note(make_mappable(ino, mapping_page_size()), ino, "make mappable"));
   inode = inode_copy(ino);
 
-  Hold hold{};
-  hold.tag = format::kHoldTag;
-  hold.version = 1;
+  auto hold = format::stamped<Hold>();
   hold.ino = ino;
   hold.generation = inode.generation;
   hold.pid = holder.pid;

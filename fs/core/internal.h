@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "fs/base/clock.h"
 #include "fs/core/filesystem.h"
 
 namespace pkfs::core {

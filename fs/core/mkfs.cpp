@@ -3,7 +3,6 @@
 #include <sys/random.h>
 
 #include <cstring>
-#include <ctime>
 
 #include "fs/core/internal.h"
 
@@ -16,9 +15,7 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
   if (region.read_only()) return Error(EROFS, "region is read-only");
   TRY_ASSIGN(format::Layout layout, format::compute_layout(region.size(), options.layout));
   if (options.label.size() > 63) return Error(EINVAL, "label longer than 63 bytes");
-  timespec now_ts{};
-  clock_gettime(CLOCK_REALTIME, &now_ts);
-  int64_t now = from_timespec(now_ts);
+  int64_t now = now_ns();
 
   Superblock sb = format::make_superblock(layout);
   if (options.uuid) {
@@ -46,9 +43,7 @@ Result<format::Layout> format_region(region::Region& region, const FormatOptions
   // inode and dirent tables need no clearing: a 1 TiB region formats in
   // milliseconds.
   std::memset(base + layout.inode_table_offset, 0, 2 * sizeof(Inode));
-  Inode root{};
-  root.tag = format::kInodeTag;
-  root.version = 1;
+  auto root = format::stamped<Inode>();
   root.ino = format::kRootIno;
   root.generation = 1;
   root.mode = S_IFDIR | (options.root_mode & 07777);

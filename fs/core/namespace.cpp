@@ -216,15 +216,8 @@ Result<void> Filesystem::rename(Ino parent, std::string_view name, Ino new_paren
     std::string old_name(format::dirent_name(dirent));
     TRY_ASSIGN(Directory * from, directory(old_dir));
     TRY_ASSIGN(Directory * to, directory(dir));
-    Dirent updated{};
-    updated.tag = format::kDirentTag;
-    updated.version = 1;
-    updated.file_type = static_cast<uint8_t>(IFTODT(inode_ref(child).mode));
-    updated.name_length = static_cast<uint8_t>(entry_name.size());
-    updated.parent_ino = dir;
-    updated.ino = child;
-    std::memcpy(updated.name, entry_name.data(), entry_name.size());
-    format::seal(updated);
+    Dirent updated =
+        format::make_dirent(dir, child, static_cast<uint8_t>(IFTODT(inode_ref(child).mode)), entry_name);
     TRY(txn->put(dirent_offset(at), updated));
     Ino old_child = dirent.ino;
     std::string new_name_key(entry_name);

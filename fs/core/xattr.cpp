@@ -163,9 +163,7 @@ Result<void> Filesystem::store_xattr_locked(Ino ino, std::string_view name, std:
   } else {
     entries.push_back({std::string(name), std::string(value)});
   }
-  XattrBlock block{};
-  block.tag = format::kXattrBlockTag;
-  block.version = 1;
+  auto block = format::stamped<XattrBlock>();
   block.owner_ino = ino;
   if (!pack(entries, block)) return Error(ENOSPC, "no room left in the inode's attribute block (4 KiB)");
   format::seal(block);
@@ -200,9 +198,7 @@ Result<void> Filesystem::removexattr(Ino ino, std::string_view name) {
     inode.xattr_block = 0;
     inode.allocated_blocks -= 1;
   } else {
-    XattrBlock block{};
-    block.tag = format::kXattrBlockTag;
-    block.version = 1;
+    auto block = format::stamped<XattrBlock>();
     block.owner_ino = ino;
     pack(entries, block);
     format::seal(block);

@@ -125,7 +125,7 @@ int run_exec(const std::vector<std::string>& files, const std::vector<std::strin
   ::execvp(argv[0], argv.data());
   int err = errno;
   release_all();
-  fail("cannot run " + command[0] + ": " + std::strerror(err) + " (holds released)");
+  fail("cannot run " + command[0] + ": " + errno_text(err) + " (holds released)");
   return 127;
 }
 

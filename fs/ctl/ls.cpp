@@ -127,11 +127,11 @@ int run_mounted(const Target& target, bool long_format) {
   }
   const std::string& root = target.argument;
   struct stat st {};
-  if (::lstat(root.c_str(), &st) != 0) return fail(root + ": " + std::strerror(errno));
+  if (::lstat(root.c_str(), &st) != 0) return fail(root + ": " + errno_text(errno));
   std::vector<Entry> entries;
   if (S_ISDIR(st.st_mode)) {
     DIR* dir = ::opendir(root.c_str());
-    if (dir == nullptr) return fail(root + ": " + std::strerror(errno));
+    if (dir == nullptr) return fail(root + ": " + errno_text(errno));
     while (dirent* d = ::readdir(dir)) {
       std::string name = d->d_name;
       if (name == "." || name == "..") continue;
@@ -163,7 +163,7 @@ int run_mounted(const Target& target, bool long_format) {
   int status = kExitOk;
   for (Entry& entry : entries) {
     if (::lstat(entry.path.c_str(), &st) != 0) {
-      std::fprintf(stderr, "pkfsctl ls: %s: %s\n", entry.path.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "pkfsctl ls: %s: %s\n", entry.path.c_str(), errno_text(errno).c_str());
       status = kExitFailure;
       continue;
     }

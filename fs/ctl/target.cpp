@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fs/base/fd.h"
 #include "fs/region/region.h"
 
 namespace pkfs::ctl {
@@ -21,10 +22,7 @@ using namespace control;
 Result<std::vector<std::byte>> request_reply(const std::string& socket_path, const Request& request, int fd) {
   int socket = connect_socket(socket_path);
   if (socket < 0) return Error::from_errno(-socket, "cannot reach the pkfs daemon at " + socket_path);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{socket};
+  UniqueFd closer(socket);
   if (int err = send_message(socket, &request, sizeof request, fd); err != 0) {
     return Error::from_errno(err, "sending to the pkfs daemon");
   }

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+
+#include "fs/base/bytes.h"
 
 namespace pkfs::format {
 
@@ -33,6 +36,14 @@ void set_what(std::string* what, std::string text) {
   if (what != nullptr) *what = std::move(text);
 }
 
+// Whether `value` carries T's stamp; else "bad tag" or "unknown version".
+template <typename T>
+bool stamp_valid(const T& value, std::string* what) {
+  if (value.tag != Stamp<T>::kTag) return set_what(what, "bad tag"), false;
+  if (!stamp_ok(value)) return set_what(what, "unknown version"), false;
+  return true;
+}
+
 bool known_file_type(uint32_t mode) {
   switch (mode & S_IFMT) {
     case S_IFREG:
@@ -44,26 +55,6 @@ bool known_file_type(uint32_t mode) {
     case S_IFSOCK: return true;
     default: return false;
   }
-}
-
-// Whether `length` bytes are all zero, ORed together 8 at a time: mount
-// checks every free inode slot and the padding of every name this way, and a
-// loop over single bytes cost it several ms per 100,000 files.
-bool bytes_zero(const uint8_t* bytes, size_t length) {
-  uint64_t any = 0;
-  size_t i = 0;
-  for (; i + sizeof any <= length; i += sizeof any) {
-    uint64_t word;
-    std::memcpy(&word, bytes + i, sizeof word);
-    any |= word;
-  }
-  for (; i < length; ++i) any |= bytes[i];
-  return any == 0;
-}
-
-template <typename T>
-bool all_zero(const T& value) {
-  return bytes_zero(reinterpret_cast<const uint8_t*>(&value), sizeof(T));
 }
 
 }  // namespace
@@ -355,8 +346,8 @@ bool dirent_is_free(const Dirent& dirent) { return dirent.tag == 0 && all_zero(d
 bool hold_is_free(const Hold& hold) { return hold.tag == 0 && all_zero(hold); }
 
 bool inode_valid(const Inode& inode, uint64_t slot, std::string* what) {
-  if (inode.tag != kInodeTag) return set_what(what, "bad tag"), false;
-  if (inode.version != 1) return set_what(what, "unknown version " + std::to_string(inode.version)), false;
+  if (inode.tag != Stamp<Inode>::kTag) return set_what(what, "bad tag"), false;
+  if (!stamp_ok(inode)) return set_what(what, "unknown version " + std::to_string(inode.version)), false;
   if (!checksum_ok(inode)) return set_what(what, "checksum mismatch"), false;
   if (inode.ino != slot) return set_what(what, "slot holds inode number " + std::to_string(inode.ino)), false;
   if ((inode.flags & ~kInodeFlagsKnown) != 0) return set_what(what, "unknown flags"), false;
@@ -380,8 +371,7 @@ bool inode_valid(const Inode& inode, uint64_t slot, std::string* what) {
 }
 
 bool dirent_valid(const Dirent& dirent, std::string* what) {
-  if (dirent.tag != kDirentTag) return set_what(what, "bad tag"), false;
-  if (dirent.version != 1) return set_what(what, "unknown version"), false;
+  if (!stamp_valid(dirent, what)) return false;
   if (!checksum_ok(dirent)) return set_what(what, "checksum mismatch"), false;
   if (dirent.name_length == 0) return set_what(what, "empty name"), false;
   if (dirent.ino == 0 || dirent.parent_ino == 0) return set_what(what, "null inode number"), false;
@@ -391,16 +381,14 @@ bool dirent_valid(const Dirent& dirent, std::string* what) {
       std::memchr(name.data(), '\0', name.size()) != nullptr) {
     return set_what(what, "name contains '/' or NUL"), false;
   }
-  if (!bytes_zero(reinterpret_cast<const uint8_t*>(dirent.name) + dirent.name_length,
-                  sizeof(dirent.name) - dirent.name_length)) {
+  if (!all_zero(dirent.name + dirent.name_length, sizeof(dirent.name) - dirent.name_length)) {
     return set_what(what, "name padding is not zero"), false;
   }
   return true;
 }
 
 bool extent_block_valid(const ExtentBlock& block, std::string* what) {
-  if (block.tag != kExtentBlockTag) return set_what(what, "bad tag"), false;
-  if (block.version != 1) return set_what(what, "unknown version"), false;
+  if (!stamp_valid(block, what)) return false;
   if (!checksum_ok(block)) return set_what(what, "checksum mismatch"), false;
   if (block.count == 0 || block.count > kExtentsPerBlock)
     return set_what(what, "extent count out of range"), false;
@@ -409,8 +397,7 @@ bool extent_block_valid(const ExtentBlock& block, std::string* what) {
 }
 
 bool chunk_map_block_valid(const ChunkMapBlock& block, uint64_t index, std::string* what) {
-  if (block.tag != kChunkMapTag) return set_what(what, "bad tag"), false;
-  if (block.version != 1) return set_what(what, "unknown version"), false;
+  if (!stamp_valid(block, what)) return false;
   if (!checksum_ok(block)) return set_what(what, "checksum mismatch"), false;
   if (block.first_chunk != index * kChunksPerMapBlock)
     return set_what(what, "first chunk does not match its place"), false;
@@ -421,8 +408,7 @@ bool chunk_map_block_valid(const ChunkMapBlock& block, uint64_t index, std::stri
 }
 
 bool split_header_valid(const SplitHeader& header, uint64_t chunk, std::string* what) {
-  if (header.tag != kSplitHeaderTag) return set_what(what, "bad tag"), false;
-  if (header.version != 1) return set_what(what, "unknown version"), false;
+  if (!stamp_valid(header, what)) return false;
   if (!checksum_ok(header)) return set_what(what, "checksum mismatch"), false;
   if (header.chunk_index != chunk) return set_what(what, "chunk index does not match its place"), false;
   if ((header.bitmap[0] & 1) == 0) return set_what(what, "header block not marked in use"), false;
@@ -433,8 +419,7 @@ bool split_header_valid(const SplitHeader& header, uint64_t chunk, std::string* 
 }
 
 bool xattr_block_valid(const XattrBlock& block, std::string* what) {
-  if (block.tag != kXattrBlockTag) return set_what(what, "bad tag"), false;
-  if (block.version != 1) return set_what(what, "unknown version"), false;
+  if (!stamp_valid(block, what)) return false;
   if (!checksum_ok(block)) return set_what(what, "checksum mismatch"), false;
   if (block.used_bytes > kXattrPayloadBytes) return set_what(what, "used bytes out of range"), false;
   // Walk the entries: each must fit, and they must fill exactly used_bytes.
@@ -453,8 +438,7 @@ bool xattr_block_valid(const XattrBlock& block, std::string* what) {
 }
 
 bool hold_valid(const Hold& hold, std::string* what) {
-  if (hold.tag != kHoldTag) return set_what(what, "bad tag"), false;
-  if (hold.version != 1) return set_what(what, "unknown version"), false;
+  if (!stamp_valid(hold, what)) return false;
   if (!checksum_ok(hold)) return set_what(what, "checksum mismatch"), false;
   if (hold.ino == 0) return set_what(what, "null inode number"), false;
   return true;
@@ -462,6 +446,18 @@ bool hold_valid(const Hold& hold, std::string* what) {
 
 std::string_view dirent_name(const Dirent& dirent) {
   return std::string_view(dirent.name, dirent.name_length);
+}
+
+Dirent make_dirent(uint64_t parent_ino, uint64_t ino, uint8_t file_type, std::string_view name) {
+  if (name.empty() || name.size() > kNameMax) std::abort();  // broken invariant: names are checked first
+  auto dirent = stamped<Dirent>();
+  dirent.file_type = file_type;
+  dirent.name_length = static_cast<uint8_t>(name.size());
+  dirent.parent_ino = parent_ino;
+  dirent.ino = ino;
+  std::memcpy(dirent.name, name.data(), name.size());
+  seal(dirent);
+  return dirent;
 }
 
 std::string uuid_to_string(const uint8_t (&uuid)[16]) {

@@ -4,6 +4,10 @@
 // them, their checksums, and the one compatibility decision that mount, mkfs
 // and fsck share. Nothing else in pkfs knows an offset inside a structure.
 // Must not touch the region itself: callers read and write these structs.
+// A reference from one structure to another is its byte offset from the
+// start of the region, a plain u64 (never a pointer: the next mount may map
+// the region elsewhere); 0 means "none" (offset 0 is the superblock, which
+// nothing references).
 #pragma once
 
 #include <array>
@@ -32,6 +36,9 @@ inline constexpr uint64_t kChunkSize = 2ull << 20;                    // allocat
 inline constexpr uint64_t kBlocksPerChunk = kChunkSize / kBlockSize;  // 512
 inline constexpr uint64_t kGigabyte = 1ull << 30;
 inline constexpr uint64_t kChunksPerGigabyte = kGigabyte / kChunkSize;  // 512
+// The smallest backing: below it there is no room for the superblock,
+// journal and allocator metadata plus any data. region::open refuses (and
+// never creates) a smaller one.
 inline constexpr uint64_t kMinRegionBytes = 16ull << 20;
 // Extents address regions in 32-bit block numbers: 16 TiB at most.
 inline constexpr uint64_t kMaxRegionBytes = (1ull << 32) * kBlockSize;
@@ -43,15 +50,6 @@ inline constexpr uint64_t kRootIno = 1;
 inline constexpr uint64_t kChecksumSeed = 0;  // XXH3-64 seed of every checksum
 inline constexpr uint64_t kMinJournalBytes = 512 * 1024;
 inline constexpr uint64_t kMaxInodes = (1ull << 32) - 2;  // usable inodes (slot 0 is never used)
-
-// Strong type for a byte offset inside the region: never a pointer, because
-// the next mount may map the region at another address. 0 means "none" for
-// every optional reference (offset 0 is the superblock, never referenced).
-struct RegionOffset {
-  uint64_t value = 0;
-  constexpr bool is_null() const { return value == 0; }
-  friend constexpr bool operator==(RegionOffset, RegionOffset) = default;
-};
 
 // Tags: four ASCII bytes read as a little-endian u32, so a hex dump shows them.
 constexpr uint32_t make_tag(const char (&s)[5]) {
@@ -218,8 +216,8 @@ struct Inode {
   int64_t btime_ns;                // 0x48
   uint64_t rdev;                   // 0x50 character/block devices
   uint64_t parent;                 // 0x58 directories: parent directory ino
-  uint64_t xattr_block;            // 0x60 RegionOffset of an XattrBlock, or 0
-  uint64_t extent_block;           // 0x68 RegionOffset of the first ExtentBlock, or 0
+  uint64_t xattr_block;            // 0x60 region offset of an XattrBlock, or 0
+  uint64_t extent_block;           // 0x68 region offset of the first ExtentBlock, or 0
   uint32_t extent_count;           // 0x70 inline and overflow extents together
   uint32_t reserved0;              // 0x74
   uint64_t trim_block;             // 0x78 with kInodeTrimming: free extents from here on
@@ -237,7 +235,7 @@ struct ExtentBlock {
   uint16_t version;                  // 0x004 1
   uint16_t count;                    // 0x006 extents used, 1..kExtentsPerBlock
   uint64_t owner_ino;                // 0x008
-  uint64_t next;                     // 0x010 RegionOffset of the next block, or 0
+  uint64_t next;                     // 0x010 region offset of the next block, or 0
   Extent extents[kExtentsPerBlock];  // 0x018
   uint64_t checksum;                 // 0xff8
 };
@@ -357,6 +355,52 @@ PKFS_ASSERT_ON_REGION(XattrEntryHeader);
 PKFS_ASSERT_ON_REGION(XattrBlock);
 PKFS_ASSERT_ON_REGION(Hold);
 #undef PKFS_ASSERT_ON_REGION
+
+// ---------------------------------------------------------------------------
+// Stamps: the tag and version that start every structure but the superblock
+// (magic and format_version) and XattrEntryHeader. Written here only: every
+// other layer makes a structure with stamped<T>() and checks one with
+// stamp_ok(), so a new version of a structure is one line below.
+
+template <typename T>
+struct Stamp;  // kTag and kVersion of T; only the structures below have one
+#define PKFS_STAMP(T, kTagOfT, kVersionOfT)                       \
+  template <>                                                     \
+  struct Stamp<T> {                                               \
+    static constexpr uint32_t kTag = kTagOfT;                     \
+    static constexpr decltype(T::version) kVersion = kVersionOfT; \
+  }
+PKFS_STAMP(JournalHeader, kJournalTag, 1);
+PKFS_STAMP(UndoRecordHeader, kUndoTag, 1);
+PKFS_STAMP(Inode, kInodeTag, 1);
+PKFS_STAMP(ExtentBlock, kExtentBlockTag, 1);
+PKFS_STAMP(Dirent, kDirentTag, 1);
+PKFS_STAMP(ChunkMapBlock, kChunkMapTag, 1);
+PKFS_STAMP(SplitHeader, kSplitHeaderTag, 1);
+PKFS_STAMP(XattrBlock, kXattrBlockTag, 1);
+PKFS_STAMP(Hold, kHoldTag, 1);
+#undef PKFS_STAMP
+
+// Sets T's tag and version in `value` and nothing else (fsck restores a
+// damaged stamp this way, keeping the fields).
+template <typename T>
+void stamp(T& value) {
+  value.tag = Stamp<T>::kTag;
+  value.version = Stamp<T>::kVersion;
+}
+// A zeroed T carrying its tag and version: what every new structure starts
+// as, before its fields are set and it is sealed.
+template <typename T>
+T stamped() {
+  T value{};
+  stamp(value);
+  return value;
+}
+// Whether `value` carries T's tag and version.
+template <typename T>
+bool stamp_ok(const T& value) {
+  return value.tag == Stamp<T>::kTag && value.version == Stamp<T>::kVersion;
+}
 
 // ---------------------------------------------------------------------------
 // Checksums.
@@ -509,6 +553,10 @@ bool dirent_is_free(const Dirent& dirent);
 bool hold_is_free(const Hold& hold);
 
 std::string_view dirent_name(const Dirent& dirent);
+// A sealed directory entry: in directory `parent_ino`, `name` names `ino`,
+// a file of `file_type` (DT_REG, DT_DIR, ...). REQUIRES: `name` is 1 to
+// kNameMax bytes (callers check names first; anything else aborts).
+Dirent make_dirent(uint64_t parent_ino, uint64_t ino, uint8_t file_type, std::string_view name);
 std::string uuid_to_string(const uint8_t (&uuid)[16]);
 bool uuid_from_string(std::string_view text, uint8_t (&uuid)[16]);
 

@@ -100,11 +100,6 @@ bool identify(int fd, dev_t& dev, ino_t& ino, uint16_t* type = nullptr) {
   return true;
 }
 
-std::string errno_text(int code) {
-  const char* text = strerrordesc_np(code);
-  return text != nullptr ? text : "error " + std::to_string(code);
-}
-
 // Whether `path` is a directory only root (the daemon) may change entries
 // of: a real directory owned by root, not writable by group or others
 // unless sticky. Empty when so, else why not.
@@ -584,7 +579,7 @@ void ControlServer::run() {
     }
     size_t first_pidfd = fds.size();
     if (!maintaining) {
-      for (const auto& [holder, pidfd] : watched) fds.push_back({pidfd->fd, POLLIN, 0});
+      for (const auto& [holder, pidfd] : watched) fds.push_back({pidfd->get(), POLLIN, 0});
     }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()).count();
     int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait + 1, 0, 60000)));

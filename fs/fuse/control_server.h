@@ -41,6 +41,7 @@
 #include <thread>
 #include <utility>
 
+#include "fs/base/fd.h"
 #include "fs/base/result.h"
 #include "fs/client/protocol.h"
 #include "fs/core/filesystem.h"
@@ -126,13 +127,7 @@ class ControlServer {
 
  private:
   // A pidfd, closed with its last owner.
-  struct PidFd {
-    explicit PidFd(int descriptor) : fd(descriptor) {}
-    ~PidFd() { ::close(fd); }
-    PidFd(const PidFd&) = delete;
-    PidFd& operator=(const PidFd&) = delete;
-    int fd;
-  };
+  using PidFd = UniqueFd;
 
   // The event loop (one thread): accepts, reads requests, watches holders
   // and deadlines; never blocks and never releases a client's file.

@@ -163,12 +163,6 @@ void usage(FILE* out) {
                "  -V, --version      print the version\n");
 }
 
-// strerror() for a daemon with threads.
-std::string errno_text(int code) {
-  char buffer[128];
-  return strerror_r(code, buffer, sizeof buffer);  // the GNU strerror_r returns the text
-}
-
 bool starts_with(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }

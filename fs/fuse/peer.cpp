@@ -177,33 +177,6 @@ bool acl_permits(const Peer& peer, uint32_t owner, uint32_t group, const std::ve
 
 }  // namespace
 
-Peer::~Peer() {
-  if (m_pidfd >= 0) ::close(m_pidfd);
-}
-
-Peer::Peer(Peer&& other) noexcept
-    : pid(other.pid),
-      uid(other.uid),
-      gid(other.gid),
-      groups(std::move(other.groups)),
-      start_ticks(other.start_ticks),
-      m_pidfd(std::exchange(other.m_pidfd, -1)),
-      m_unknown_reason(std::move(other.m_unknown_reason)) {}
-
-Peer& Peer::operator=(Peer&& other) noexcept {
-  if (this != &other) {
-    if (m_pidfd >= 0) ::close(m_pidfd);
-    pid = other.pid;
-    uid = other.uid;
-    gid = other.gid;
-    groups = std::move(other.groups);
-    start_ticks = other.start_ticks;
-    m_pidfd = std::exchange(other.m_pidfd, -1);
-    m_unknown_reason = std::move(other.m_unknown_reason);
-  }
-  return *this;
-}
-
 Peer Peer::identify(int connection) { return identify(connection, true); }
 
 Peer Peer::test_identify_without_peerpidfd(int connection) { return identify(connection, false); }
@@ -251,7 +224,7 @@ Peer Peer::identify(int connection, bool use_peerpidfd) {
       return peer;
     }
   }
-  peer.m_pidfd = pidfd;
+  peer.m_pidfd.reset(pidfd);
   auto ticks = core::process_start_ticks(peer.pid);
   if (!ticks || ticks.value() == 0) {
     peer.m_unknown_reason = "the process that connected (pid " + std::to_string(cred.pid) + ") has exited";
@@ -280,7 +253,7 @@ Peer Peer::identify(int connection, bool use_peerpidfd) {
   return peer;
 }
 
-bool Peer::alive() const { return known() && m_pidfd >= 0 && !pidfd_exited(m_pidfd); }
+bool Peer::alive() const { return known() && m_pidfd.get() >= 0 && !pidfd_exited(m_pidfd.get()); }
 
 bool Peer::in_group(uint32_t group) const {
   return gid == group || std::find(groups.begin(), groups.end(), group) != groups.end();

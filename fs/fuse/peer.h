@@ -26,15 +26,16 @@
 #include <string>
 #include <vector>
 
+#include "fs/base/fd.h"
+
 namespace pkfs::fuse {
 
 // A caller of the control socket. Movable, not copyable: owns the pidfd.
 class Peer {
  public:
   Peer() = default;
-  ~Peer();
-  Peer(Peer&& other) noexcept;
-  Peer& operator=(Peer&& other) noexcept;
+  Peer(Peer&& other) noexcept = default;
+  Peer& operator=(Peer&& other) noexcept = default;
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
 
@@ -65,7 +66,7 @@ class Peer {
  private:
   static Peer identify(int connection, bool use_peerpidfd);
 
-  int m_pidfd = -1;
+  UniqueFd m_pidfd;
   std::string m_unknown_reason;
 };
 

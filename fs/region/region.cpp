@@ -34,6 +34,8 @@
 #include <mutex>
 #include <utility>
 
+#include "fs/base/fd.h"
+#include "fs/format/format.h"
 #include "fs/region/zero.h"
 
 namespace pkfs::region {
@@ -52,11 +54,6 @@ constexpr const char* kSupported =
     "(/dev/daxN.M)";
 
 std::string bytes_text(uint64_t bytes) { return std::to_string(bytes) + " bytes"; }
-
-std::string errno_text(int code) {
-  const char* text = strerrordesc_np(code);  // thread-safe, unlike strerror
-  return text != nullptr ? text : "error " + std::to_string(code);
-}
 
 // First line of a small text file (sysfs, procfs), or nullopt.
 std::optional<std::string> read_line(const std::string& path) {
@@ -109,22 +106,6 @@ std::string parent_directory(const std::string& path) {
   if (slash == 0) return "/";
   return path.substr(0, slash);
 }
-
-// Owns a file descriptor until release().
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : m_fd(fd) {}
-  ~UniqueFd() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return m_fd; }
-  int release() { return std::exchange(m_fd, -1); }
-
- private:
-  int m_fd;
-};
 
 // ---------------------------------------------------------------------------
 // The per-process register of open regions. It exists only because of the
@@ -299,7 +280,7 @@ Result<Info> probe_path(const std::string& path, struct stat* st_out) {
 }
 
 Result<void> check_geometry(const std::string& path, uint64_t size, uint64_t page_size) {
-  if (size < kMinimumRegionBytes) {
+  if (size < format::kMinRegionBytes) {
     return Error(EINVAL,
                  path + ": too small to format: " + bytes_text(size) + ", pkfs needs at least 16 MiB");
   }
@@ -694,7 +675,7 @@ MemoryRegion::MemoryRegion(uint64_t size_bytes) {
   void* mapped = ::mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) {
     std::fprintf(stderr, "pkfs: MemoryRegion: mmap of %llu bytes failed: %s\n",
-                 static_cast<unsigned long long>(size_bytes), std::strerror(errno));
+                 static_cast<unsigned long long>(size_bytes), errno_text(errno).c_str());
     std::abort();
   }
   m_base = static_cast<std::byte*>(mapped);

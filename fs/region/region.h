@@ -3,7 +3,9 @@
 // Owns: opening (or creating) the backing of a region, detecting its kind
 // (hugetlbfs file, device-dax character device, file on tmpfs), mapping it
 // MAP_SHARED at an address aligned to 2 MiB, the single-user lock, and the
-// persist(range) barrier. Knows nothing of the on-region format.
+// persist(range) barrier. Knows nothing of the on-region format but its
+// minimum size (format::kMinRegionBytes), below which open() refuses a
+// backing and creates none.
 #pragma once
 
 #include <cstddef>
@@ -31,10 +33,6 @@ const char* kind_name(Kind kind);
 // kernel: only device-dax on a memmap= carve-out does (hugetlbfs and tmpfs
 // pages belong to the old kernel's page allocator).
 bool survives_kexec(Kind kind);
-
-// The smallest region open() accepts (and creates): below this there is no
-// room for the superblock, journal and allocator metadata plus any data.
-inline constexpr uint64_t kMinimumRegionBytes = uint64_t{16} << 20;
 
 struct Info {
   std::string path;

@@ -81,17 +81,16 @@ bool current_request_resent() { return t_resent; }
 
 Connection::Connection(fuse_session* session, unsigned workers, Log log)
     : m_session(session), m_worker_count(std::max(1u, workers)), m_log(std::move(log)) {
-  m_wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  m_wake_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 }
 
 Connection::~Connection() {
   quiesce();
-  if (m_wake_fd >= 0) ::close(m_wake_fd);
   if (g_connection == this) g_connection = nullptr;
 }
 
 Result<void> Connection::install_io(int fd) {
-  if (m_wake_fd < 0) return Error(errno, std::string("eventfd: ") + std::strerror(errno));
+  if (m_wake_fd.get() < 0) return Error::from_errno(errno, "eventfd");
   if (g_connection != nullptr) return Error(EBUSY, "a FUSE connection is already served by this process");
   g_connection = this;
   install_kick_handler();
@@ -272,11 +271,11 @@ void Connection::quiesce() {
 bool Connection::wait() {
   for (;;) {
     if (fuse_session_exited(m_session) || (m_running.load() == 0 && !m_workers.empty())) return true;
-    pollfd fds{m_wake_fd, POLLIN, 0};
+    pollfd fds{m_wake_fd.get(), POLLIN, 0};
     int ready = ::poll(&fds, 1, 100);  // a signal's fuse_session_exit wakes no one: look again
     if (ready > 0) {
       uint64_t count = 0;
-      if (::read(m_wake_fd, &count, sizeof count) < 0) {
+      if (::read(m_wake_fd.get(), &count, sizeof count) < 0) {
         // Nothing to do: the counter is only a doorbell.
       }
       if (fuse_session_exited(m_session) || (m_running.load() == 0 && !m_workers.empty())) return true;
@@ -287,7 +286,7 @@ bool Connection::wait() {
 
 void Connection::wake() {
   uint64_t one = 1;
-  if (::write(m_wake_fd, &one, sizeof one) < 0) {
+  if (::write(m_wake_fd.get(), &one, sizeof one) < 0) {
     // The counter cannot overflow in practice; nothing else can fail.
   }
 }
@@ -324,7 +323,7 @@ Result<void> Connection::notify_resend() {
   header.error = kFuseNotifyResend;
   header.unique = 0;
   if (::write(fd(), &header, sizeof header) != static_cast<ssize_t>(sizeof header)) {
-    return Error(errno, std::string("FUSE_NOTIFY_RESEND: ") + std::strerror(errno));
+    return Error::from_errno(errno, "FUSE_NOTIFY_RESEND");
   }
   return success();
 }

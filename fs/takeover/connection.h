@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs/base/fd.h"
 #include "fs/base/result.h"
 #include "fs/takeover/protocol.h"
 
@@ -95,7 +96,7 @@ class Connection {
   std::vector<std::thread> m_workers;
   std::atomic<bool> m_stopping{false};
   std::atomic<int> m_running{0};
-  int m_wake_fd = -1;
+  UniqueFd m_wake_fd;
 
   mutable std::mutex m_mutex;
   InitRecord m_init;

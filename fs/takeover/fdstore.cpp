@@ -37,11 +37,11 @@ bool under_systemd() {
 Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Params& params, Log log) {
   if (!under_systemd()) return success();
   int memfd = ::memfd_create("pkfs-params", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (memfd < 0) return Error(errno, std::string("memfd_create: ") + std::strerror(errno));
+  if (memfd < 0) return Error::from_errno(errno, "memfd_create");
   if (::write(memfd, &params, sizeof params) != static_cast<ssize_t>(sizeof params)) {
     int code = errno;
     ::close(memfd);
-    return Error(code, std::string("memfd write: ") + std::strerror(code));
+    return Error::from_errno(code, "memfd write");
   }
   (void)::fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
   std::string fuse_message = "FDSTORE=1\nFDNAME=" + store_name(mountpoint, "fuse");
@@ -51,7 +51,7 @@ Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Param
   ::close(memfd);
   if (result <= 0) {
     return Error(result < 0 ? -result : EIO, "systemd's fd store did not take the FUSE connection (" +
-                                                 std::string(std::strerror(result < 0 ? -result : EIO)) +
+                                                 errno_text(result < 0 ? -result : EIO) +
                                                  "; does the unit set FileDescriptorStoreMax=?)");
   }
   log("the FUSE connection is in systemd's fd store (" + store_name(mountpoint, "fuse") + ")");

@@ -21,11 +21,6 @@
 namespace pkfs::takeover {
 namespace {
 
-std::string errno_text(int code) {
-  char buffer[128];
-  return strerror_r(code, buffer, sizeof buffer);
-}
-
 uint64_t fnv1a64(const std::string& text) {
   uint64_t hash = 0xcbf29ce484222325ull;
   for (unsigned char c : text) {
@@ -316,8 +311,9 @@ Result<std::unique_ptr<Listener>> Listener::start(const std::string& mountpoint,
                                                   Log log) {
   std::unique_ptr<Listener> listener(new Listener(connection, std::move(log)));
   listener->m_path = socket_path(mountpoint, "handover");
-  TRY_ASSIGN(listener->m_listen_fd, bind_socket(listener->m_path));
-  listener->m_stop_fd = ::eventfd(0, EFD_CLOEXEC);
+  TRY_ASSIGN(int listen_fd, bind_socket(listener->m_path));
+  listener->m_listen_fd.reset(listen_fd);
+  listener->m_stop_fd.reset(::eventfd(0, EFD_CLOEXEC));
   Listener* self = listener.get();
   listener->m_thread = std::thread([self] { self->run(); });
   return listener;
@@ -326,13 +322,13 @@ Result<std::unique_ptr<Listener>> Listener::start(const std::string& mountpoint,
 Listener::~Listener() {
   if (m_thread.joinable()) {
     uint64_t one = 1;
-    if (::write(m_stop_fd, &one, sizeof one) < 0) {
+    if (::write(m_stop_fd.get(), &one, sizeof one) < 0) {
       // An eventfd write of 1 cannot fail here.
     }
     m_thread.join();
   }
-  if (m_listen_fd >= 0) ::close(m_listen_fd);
-  if (m_stop_fd >= 0) ::close(m_stop_fd);
+  m_listen_fd.reset();
+  m_stop_fd.reset();
   // Only our own socket: after a hand-over the path is the successor's.
   if (!m_path.empty()) ::unlink(m_path.c_str());
   std::lock_guard lock(m_mutex);
@@ -341,13 +337,13 @@ Listener::~Listener() {
 
 void Listener::run() {
   for (;;) {
-    pollfd fds[2] = {{m_listen_fd, POLLIN, 0}, {m_stop_fd, POLLIN, 0}};
+    pollfd fds[2] = {{m_listen_fd.get(), POLLIN, 0}, {m_stop_fd.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (fds[1].revents != 0) return;
-    int client = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    int client = ::accept4(m_listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
     handle(client);
   }

@@ -52,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs/base/fd.h"
 #include "fs/base/result.h"
 #include "fs/core/filesystem.h"
 #include "fs/takeover/connection.h"
@@ -119,8 +120,8 @@ class Listener {
   Connection& m_connection;
   Log m_log;
   std::string m_path;
-  int m_listen_fd = -1;
-  int m_stop_fd = -1;
+  UniqueFd m_listen_fd;
+  UniqueFd m_stop_fd;
   std::thread m_thread;
   std::mutex m_mutex;
   std::optional<int> m_pending;

@@ -25,6 +25,8 @@
 #include <optional>
 #include <string>
 
+#include "fs/format/format.h"
+
 namespace {
 
 using namespace pkfs;
@@ -426,7 +428,7 @@ TEST_CASE("creating a region smaller than 16 MiB fails and creates nothing", "[r
     return;
   }
   std::string path = dir.file("region");
-  for (uint64_t size : {uint64_t{0}, 8 * kMiB, kMinimumRegionBytes - 4096}) {
+  for (uint64_t size : {uint64_t{0}, 8 * kMiB, format::kMinRegionBytes - 4096}) {
     auto opened = open(path, create_options(size));
     REQUIRE_FALSE(opened.ok());
     CHECK(opened.error().code() == EINVAL);
