@@ -1,4 +1,4 @@
-// fs/core/repair.cpp: repair of a damaged region (fsck.pkfs -y and -p).
+// fs/fsck/repair.cpp: repair of a damaged region (fsck.pkfs -y and -p).
 //
 // Owns: repair_region. Like check.cpp it parses the region on its own,
 // through format:: validators, never through core::Filesystem (which refuses
@@ -29,11 +29,11 @@
 #include <unordered_set>
 
 #include "fs/alloc/allocator.h"
-#include "fs/core/check.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
 #include "fs/journal/journal.h"
 
-namespace pkfs::core {
+namespace pkfs::fsck {
 namespace {
 
 using format::ChunkMapBlock;
@@ -52,6 +52,10 @@ using format::Superblock;
 using format::XattrBlock;
 
 constexpr uint64_t kProgressStep = 65536;
+
+// Thrown by a progress report whose callback asked to stop; never leaves
+// repair_region.
+struct Cancelled {};
 constexpr const char* kLostFound = "lost+found";
 
 bool all_zero(const void* data, size_t length) {
@@ -149,8 +153,18 @@ class Repairer {
     return value;
   }
 
-  void act(const std::string& code, std::string message, bool safe) {
-    m_report.actions.push_back({code, std::move(message), safe});
+  // Every problem repair finds goes through here, with what was (or would
+  // be) done. Whether -p may do it is the problem table's word; only codes
+  // the table marks Preen::kPerFix say it per call.
+  void act(Code code, std::string message) {
+    const ProblemInfo& info = problem_info(code);
+    if (info.preen == Preen::kPerFix) std::abort();  // broken invariant: the call must say
+    m_report.actions.push_back({info.name, std::move(message), info.preen == Preen::kYes});
+  }
+  void act(Code code, std::string message, Preen preen) {
+    const ProblemInfo& info = problem_info(code);
+    if (info.preen != Preen::kPerFix) std::abort();  // broken invariant: the table decides
+    m_report.actions.push_back({info.name, std::move(message), preen == Preen::kYes});
   }
 
   // Unsafe actions under -p: nothing past journal recovery is written.
@@ -164,8 +178,11 @@ class Repairer {
     m_writes[offset].assign(bytes, bytes + sizeof value);
   }
 
+  // A callback that asks to stop unwinds the model building to
+  // repair_region, which answers ECANCELED; nothing past step 1 is written
+  // yet (see Progress in fsck.h).
   void progress(int pass, uint64_t done, uint64_t total) const {
-    if (m_progress) m_progress(pass, done, total);
+    if (m_progress && !m_progress(pass, done, total)) throw Cancelled{};
   }
 
   uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
@@ -236,8 +253,7 @@ class Repairer {
     if (!primary_layout) {
       m_layout = *backup_layout;
       extend_high_water(sb);
-      act("SUPERBLOCK_CHECKSUM", "primary superblock: " + primary_trouble + "; restored from the backup",
-          false);
+      act(Code::kSuperblockChecksum, "primary superblock: " + primary_trouble + "; restored from the backup");
       if (preen_blocked()) {
         m_stop = true;
         return success();
@@ -260,11 +276,10 @@ class Repairer {
           backup_label == sizeof backup.label ||
           !all_zero(backup.label + backup_label, sizeof backup.label - backup_label);
       if (backup_differs) {
-        act(backup_layout ? "BACKUP_SUPERBLOCK_MISMATCH" : "BACKUP_SUPERBLOCK_CHECKSUM",
+        act(backup_layout ? Code::kBackupSuperblockMismatch : Code::kBackupSuperblockChecksum,
             "backup superblock at " + std::to_string(m_layout.backup_offset) + ": " +
                 (backup_layout ? std::string("differs from the primary") : backup_trouble) +
-                "; rewritten from the primary",
-            true);
+                "; rewritten from the primary");
         m_rewrite_backup = true;
       }
     }
@@ -272,22 +287,22 @@ class Repairer {
     const size_t label_length = strnlen(sb.label, sizeof sb.label);
     if (label_length == sizeof sb.label ||
         !all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
-      act("SUPERBLOCK_INVALID", "superblock: label is not NUL-terminated and padded; truncated", false);
+      act(Code::kSuperblockInvalid, "superblock: label is not NUL-terminated and padded; truncated",
+          Preen::kNo);
       sb.label[std::min(label_length, sizeof sb.label - 1)] = 0;
       std::memset(sb.label + strnlen(sb.label, sizeof sb.label), 0,
                   sizeof sb.label - strnlen(sb.label, sizeof sb.label));
     }
     if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
-      act("SUPERBLOCK_INVALID", "superblock: reserved fields are not zero; zeroed", true);
+      act(Code::kSuperblockInvalid, "superblock: reserved fields are not zero; zeroed", Preen::kYes);
       sb.reserved0 = 0;
       std::memset(sb.reserved1, 0, sizeof sb.reserved1);
     }
     if (sb.state & format::kStateError) {
-      act("SUPERBLOCK_ERRORS",
+      act(Code::kSuperblockErrors,
           "superblock: the region has recorded " + std::to_string(sb.error_count) + " errors (first: " +
               std::string(sb.first_error_what, strnlen(sb.first_error_what, sizeof sb.first_error_what)) +
-              "); cleared once the region is repaired",
-          true);
+              "); cleared once the region is repaired");
     }
     m_was_clean =
         (primary_layout && (primary.state & format::kStateClean) && !(primary.state & format::kStateError));
@@ -313,10 +328,9 @@ class Repairer {
       ++dirents;
     }
     if (inodes != sb.inode_high_water || dirents != sb.dirent_high_water) {
-      act("SUPERBLOCK_FALLBACK",
-          "backup superblock: high-water marks raised to " + std::to_string(inodes) + " inodes and " +
-              std::to_string(dirents) + " entries over the slots in use above them",
-          false);
+      act(Code::kSuperblockFallback, "backup superblock: high-water marks raised to " +
+                                         std::to_string(inodes) + " inodes and " + std::to_string(dirents) +
+                                         " entries over the slots in use above them");
     }
     sb.inode_high_water = inodes;
     sb.dirent_high_water = dirents;
@@ -345,10 +359,10 @@ class Repairer {
       // Only an exact restore of the tag keeps the commit words: a header
       // whose other fields are wrong is rewritten empty.
       const bool exact = restored && how.rfind("tag", 0) == 0;
-      const char* code = header.tag != format::kJournalTag || header.version != 1 ? "JOURNAL_TAG"
-                         : !format::checksum_ok(header)                           ? "JOURNAL_CHECKSUM"
-                                                                                  : "JOURNAL_INVALID";
-      act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"), false);
+      const Code code = header.tag != format::kJournalTag || header.version != 1 ? Code::kJournalTag
+                        : !format::checksum_ok(header)                           ? Code::kJournalChecksum
+                                                                                 : Code::kJournalInvalid;
+      act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"));
       if (preen_blocked()) {
         m_stop = true;
         return success();
@@ -366,8 +380,8 @@ class Repairer {
     if (m_journal->needs_recovery()) {
       auto recovery = m_journal->recover();
       if (!recovery) {
-        act("UNDO_RECORD_INVALID",
-            recovery.error().message() + "; the transaction is discarded and the journal rewritten", false);
+        act(Code::kUndoRecordInvalid,
+            recovery.error().message() + "; the transaction is discarded and the journal rewritten");
         if (preen_blocked()) {
           m_stop = true;
           return success();
@@ -379,10 +393,9 @@ class Repairer {
       } else {
         m_report.recovered_sequence = recovery->sequence;
         m_report.recovered_records = recovery->records;
-        act("JOURNAL_OPEN",
-            "journal: transaction " + std::to_string(recovery->sequence) + " was open; rolled back (" +
-                std::to_string(recovery->records) + " records)",
-            true);
+        act(Code::kJournalOpen, "journal: transaction " + std::to_string(recovery->sequence) +
+                                    " was open; rolled back (" + std::to_string(recovery->records) +
+                                    " records)");
         // The roll back may have restored the superblock's fields.
         if (auto sb = format::verify_superblock(read<Superblock>(0)); sb) {
           Superblock restored = read<Superblock>(0);
@@ -413,7 +426,7 @@ class Repairer {
   void load_inodes() {
     const uint64_t high = m_sb.inode_high_water;
     if (!all_zero(m_region.base() + inode_offset(0), sizeof(Inode))) {
-      act("INODE_INVALID", "inode slot 0 (never used) is not zero; zeroed", true);
+      act(Code::kInodeInvalid, "inode slot 0 (never used) is not zero; zeroed", Preen::kYes);
       write(inode_offset(0), Inode{});
     }
     for (uint64_t ino = 1; ino < high; ++ino) {
@@ -426,8 +439,8 @@ class Repairer {
         free_form.generation = inode.generation;
         format::seal(free_form);
         if (std::memcmp(&free_form, &inode, sizeof inode) != 0) {
-          act("INODE_INVALID", "free inode " + std::to_string(ino) + ": not in the free form; rewritten",
-              true);
+          act(Code::kInodeInvalid, "free inode " + std::to_string(ino) + ": not in the free form; rewritten",
+              Preen::kYes);
           write(inode_offset(ino), free_form);
         }
         continue;
@@ -437,13 +450,13 @@ class Repairer {
         auto salvaged = salvage(
             inode, format::kInodeTag, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
         if (salvaged && !format::inode_is_free(*salvaged)) {
-          act(inode.tag != format::kInodeTag ? "INODE_TAG" : "INODE_CHECKSUM",
-              describe(ino) + ": " + what + "; " + how, false);
+          act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
+              describe(ino) + ": " + what + "; " + how);
           inode = *salvaged;
           write(inode_offset(ino), inode);
         } else {
-          act(inode.tag != format::kInodeTag ? "INODE_TAG" : "INODE_CHECKSUM",
-              describe(ino) + ": " + what + "; cleared (its entries are removed, its space freed)", false);
+          act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
+              describe(ino) + ": " + what + "; cleared (its entries are removed, its space freed)");
           write(inode_offset(ino), free_inode(ino, inode.generation + 1));
           continue;
         }
@@ -454,8 +467,8 @@ class Repairer {
     }
     auto root = m_inodes.find(format::kRootIno);
     if (root == m_inodes.end() || !S_ISDIR(root->second.inode.mode)) {
-      act(root == m_inodes.end() ? "ROOT_MISSING" : "ROOT_NOT_DIRECTORY",
-          "inode 1 (the root directory) is missing or not a directory; a new empty root is made", false);
+      act(root == m_inodes.end() ? Code::kRootMissing : Code::kRootNotDirectory,
+          "inode 1 (the root directory) is missing or not a directory; a new empty root is made");
       Model& model = m_inodes[format::kRootIno];
       uint64_t generation = root == m_inodes.end() ? 1 : model.inode.generation + 1;
       model = Model{};
@@ -493,7 +506,7 @@ class Repairer {
                device = S_ISCHR(inode.mode) || S_ISBLK(inode.mode);
     auto fix = [&](bool bad, const std::string& what, auto&& apply) {
       if (!bad) return;
-      act("INODE_INVALID", who + ": " + what, false);
+      act(Code::kInodeInvalid, who + ": " + what, Preen::kNo);
       apply();
       m_dirty_inodes.insert(ino);
     };
@@ -540,13 +553,14 @@ class Repairer {
     const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
     std::vector<Extent> extents(inode.extents, inode.extents + inline_count);
     bool changed = false;
+    bool rewrite_chain = false;  // only the chain's unused entries change
 
     // The chain, up to the first block that cannot be used.
     std::unordered_set<uint64_t> seen;
     for (uint64_t next = inode.extent_block; next != 0;) {
       std::string where = who + ": extent block at " + std::to_string(next);
       if (!seen.insert(next).second || next % kBlockSize != 0 || !in_data_area(next / kBlockSize, 1)) {
-        act("EXTENT_CHAIN", where + ": cycle or outside the data area; the chain is cut there", false);
+        act(Code::kExtentChain, where + ": cycle or outside the data area; the chain is cut there");
         changed = true;
         break;
       }
@@ -558,46 +572,49 @@ class Repairer {
             block, format::kExtentBlockTag,
             [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
         if (!salvaged || salvaged->owner_ino != ino) {
-          act(block.tag != format::kExtentBlockTag ? "EXTENT_BLOCK_TAG" : "EXTENT_BLOCK_CHECKSUM",
-              where + ": " + what + "; the chain is cut there (the extents it held are lost)", false);
+          act(block.tag != format::kExtentBlockTag ? Code::kExtentBlockTag : Code::kExtentBlockChecksum,
+              where + ": " + what + "; the chain is cut there (the extents it held are lost)");
           changed = true;
           break;
         }
-        act(block.tag != format::kExtentBlockTag ? "EXTENT_BLOCK_TAG" : "EXTENT_BLOCK_CHECKSUM",
-            where + ": " + what + "; " + how, false);
+        act(block.tag != format::kExtentBlockTag ? Code::kExtentBlockTag : Code::kExtentBlockChecksum,
+            where + ": " + what + "; " + how);
         block = *salvaged;
         changed = true;
       }
       if (block.owner_ino != ino) {
-        act("EXTENT_BLOCK_OWNER",
-            where + ": owned by inode " + std::to_string(block.owner_ino) + "; the chain is cut there",
-            false);
+        act(Code::kExtentBlockOwner,
+            where + ": owned by inode " + std::to_string(block.owner_ino) + "; the chain is cut there");
         changed = true;
         break;
       }
       if (!claim_blocks(next / kBlockSize, 1, ino)) {
-        act("EXTENT_SPACE", where + ": claimed by an earlier inode; the chain is cut there", false);
+        act(Code::kExtentSpace, where + ": claimed by an earlier inode; the chain is cut there", Preen::kNo);
         changed = true;
         break;
       }
       model.chain.push_back(next);
-      extents.insert(extents.end(), block.extents,
-                     block.extents + std::min<uint32_t>(block.count, format::kExtentsPerBlock));
+      const uint32_t used = std::min<uint32_t>(block.count, format::kExtentsPerBlock);
+      if (!all_zero(block.extents + used, (format::kExtentsPerBlock - used) * sizeof(Extent))) {
+        // The chain is written again from the model, unused entries zero.
+        act(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero; zeroed");
+        rewrite_chain = true;
+      }
+      extents.insert(extents.end(), block.extents, block.extents + used);
       if (block.next != 0 && block.count != format::kExtentsPerBlock) changed = true;  // compacted below
       if (extents.size() > inode.extent_count) break;
       next = block.next;
     }
     if (extents.size() != inode.extent_count) {
       if (!changed)
-        act("EXTENT_COUNT",
-            who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
-                std::to_string(extents.size()) + " extents were found; set to what was found",
-            false);
+        act(Code::kExtentCount, who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
+                                    std::to_string(extents.size()) +
+                                    " extents were found; set to what was found");
       if (extents.size() > inode.extent_count) extents.resize(inode.extent_count);
       changed = true;
     }
     if (!S_ISREG(inode.mode) && !S_ISLNK(inode.mode) && !extents.empty()) {
-      act("INODE_EXTENTS", who + ": a non-file owns extents; they are freed", false);
+      act(Code::kInodeExtents, who + ": a non-file owns extents; they are freed");
       extents.clear();
       changed = true;
     }
@@ -606,7 +623,7 @@ class Repairer {
     // first, so one extent with a damaged file_block costs only itself.
     if (!std::is_sorted(extents.begin(), extents.end(),
                         [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; })) {
-      act("EXTENT_ORDER", who + ": extents are not sorted; sorted", false);
+      act(Code::kExtentOrder, who + ": extents are not sorted; sorted");
       std::stable_sort(extents.begin(), extents.end(),
                        [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; });
       changed = true;
@@ -638,8 +655,8 @@ class Repairer {
         trouble = "its space is claimed by an earlier inode or is a split chunk's header";
       }
       if (!trouble.empty()) {
-        act(trouble.find("claimed") != std::string::npos ? "SPACE_CLAIMED_TWICE" : "EXTENT_INVALID",
-            where + ": " + trouble + "; removed (the range reads as zeros)", false);
+        act(trouble.find("claimed") != std::string::npos ? Code::kSpaceClaimedTwice : Code::kExtentInvalid,
+            where + ": " + trouble + "; removed (the range reads as zeros)");
         changed = true;
         continue;
       }
@@ -650,16 +667,17 @@ class Repairer {
     // The xattr block.
     if (inode.xattr_block != 0) {
       const std::string where = who + ": xattr block at " + std::to_string(inode.xattr_block);
-      std::string trouble, code = "XATTR_BLOCK_INVALID";
+      std::string trouble;
+      Code code = Code::kXattrBlockInvalid;
       std::optional<XattrBlock> rewritten;
       if (!in_data_area(inode.xattr_block / kBlockSize, 1)) {
         trouble = "lies outside the data area";
-        code = "XATTR_BLOCK_RANGE";
+        code = Code::kXattrBlockRange;
       } else {
         auto block = read<XattrBlock>(inode.xattr_block);
         std::string what;
         if (!format::xattr_block_valid(block, &what)) {
-          code = block.tag != format::kXattrBlockTag ? "XATTR_BLOCK_TAG" : "XATTR_BLOCK_CHECKSUM";
+          code = block.tag != format::kXattrBlockTag ? Code::kXattrBlockTag : Code::kXattrBlockChecksum;
           std::string how;
           auto salvaged = salvage(
               block, format::kXattrBlockTag, [](const XattrBlock& b) { return format::xattr_block_valid(b); },
@@ -667,7 +685,7 @@ class Repairer {
           if (!salvaged) {
             trouble = what;
           } else {
-            act(code, where + ": " + what + "; " + how, false);
+            act(code, where + ": " + what + "; " + how);
             block = *salvaged;
             rewritten = block;
           }
@@ -679,7 +697,7 @@ class Repairer {
         if (trouble.empty() &&
             (block.reserved0 != 0 ||
              !all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes))) {
-          act("XATTR_BLOCK_INVALID", where + ": reserved bytes are not zero; zeroed", false);
+          act(Code::kXattrBlockInvalid, where + ": reserved bytes are not zero; zeroed");
           block.reserved0 = 0;
           std::memset(block.payload + block.used_bytes, 0, format::kXattrPayloadBytes - block.used_bytes);
           format::seal(block);
@@ -687,11 +705,11 @@ class Repairer {
         }
         if (trouble.empty() && !claim_blocks(inode.xattr_block / kBlockSize, 1, ino)) {
           trouble = "claimed by an earlier inode";
-          code = "XATTR_BLOCK_SPACE";
+          code = Code::kXattrBlockSpace;
         }
       }
       if (!trouble.empty()) {
-        act(code, where + ": " + trouble + "; removed (the file's extended attributes are lost)", false);
+        act(code, where + ": " + trouble + "; removed (the file's extended attributes are lost)");
         inode.xattr_block = 0;
         m_dirty_inodes.insert(ino);
       } else if (rewritten) {
@@ -701,7 +719,7 @@ class Repairer {
 
     if (S_ISLNK(inode.mode) && (kept.size() != 1 || kept[0].file_block != 0 || kept[0].block_count != 1 ||
                                 inode.size == 0 || inode.size > format::kSymlinkMax)) {
-      act("SYMLINK_INVALID", who + ": symlink without a valid target block; cleared", false);
+      act(Code::kSymlinkInvalid, who + ": symlink without a valid target block; cleared");
       release(kept, model.chain, inode);
       m_cleared.insert(ino);
       return;
@@ -719,16 +737,14 @@ class Repairer {
       model.chain.pop_back();
       changed = true;
     }
-    model.extents_changed = changed;
-    if (changed) m_dirty_inodes.insert(ino);
+    model.extents_changed = changed || rewrite_chain;
+    if (model.extents_changed) m_dirty_inodes.insert(ino);
     uint64_t blocks = model.chain.size() + (inode.xattr_block != 0 ? 1 : 0);
     for (const Extent& extent : model.extents) blocks += extent.block_count;
     if (inode.allocated_blocks != blocks) {
       if (!changed)
-        act("INODE_BLOCKS",
-            who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) + ", it owns " +
-                std::to_string(blocks) + "; corrected",
-            true);
+        act(Code::kInodeBlocks, who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) +
+                                    ", it owns " + std::to_string(blocks) + "; corrected");
       inode.allocated_blocks = blocks;
       m_dirty_inodes.insert(ino);
     }
@@ -826,55 +842,52 @@ class Repairer {
         std::string how;
         auto salvaged = salvage(
             dirent, format::kDirentTag, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
-        const char* code = dirent.tag != format::kDirentTag ? "DIRENT_TAG" : "DIRENT_CHECKSUM";
+        const Code code = dirent.tag != format::kDirentTag ? Code::kDirentTag : Code::kDirentChecksum;
         if (!salvaged) {
-          act(code, where + ": " + what + "; cleared", false);
+          act(code, where + ": " + what + "; cleared");
           m_free_dirent_slots.push_back(slot);
           write(dirent_offset(slot), Dirent{});
           continue;
         }
-        act(code, where + " (\"" + std::string(format::dirent_name(*salvaged)) + "\"): " + what + "; " + how,
-            false);
+        act(code, where + " (\"" + std::string(format::dirent_name(*salvaged)) + "\"): " + what + "; " + how);
         dirent = *salvaged;
         rewrite = true;
       }
       std::string name(format::dirent_name(dirent));
       where += " (\"" + name + "\" in " + describe(dirent.parent_ino) + ")";
-      auto clear = [&](const char* code, const std::string& why) {
-        act(code, where + ": " + why + "; cleared", false);
+      auto clear = [&](Code code, const std::string& why) {
+        act(code, where + ": " + why + "; cleared");
         m_free_dirent_slots.push_back(slot);
         write(dirent_offset(slot), Dirent{});
       };
       auto parent = m_inodes.find(dirent.parent_ino);
       auto child = m_inodes.find(dirent.ino);
       if (parent == m_inodes.end() || !S_ISDIR(parent->second.inode.mode)) {
-        clear("DIRENT_PARENT",
+        clear(Code::kDirentParent,
               "its directory, inode " + std::to_string(dirent.parent_ino) + ", is not a directory in use");
         continue;
       }
       if (child == m_inodes.end()) {
-        clear("DIRENT_CHILD", "names inode " + std::to_string(dirent.ino) + ", which is not in use");
+        clear(Code::kDirentChild, "names inode " + std::to_string(dirent.ino) + ", which is not in use");
         continue;
       }
       if (dirent.ino == format::kRootIno) {
-        clear("DIR_ENTRIES", "names the root directory");
+        clear(Code::kDirEntries, "names the root directory");
         continue;
       }
       if (!names.insert(std::to_string(dirent.parent_ino) + "/" + name).second) {
-        clear("DIRENT_DUPLICATE", "the directory has another entry of that name");
+        clear(Code::kDirentDuplicate, "the directory has another entry of that name");
         continue;
       }
       const uint8_t type = static_cast<uint8_t>(IFTODT(child->second.inode.mode));
       if (dirent.file_type != type) {
-        act("DIRENT_TYPE",
-            where + ": file type " + std::to_string(dirent.file_type) + " does not match the inode; set to " +
-                std::to_string(type),
-            false);
+        act(Code::kDirentType, where + ": file type " + std::to_string(dirent.file_type) +
+                                   " does not match the inode; set to " + std::to_string(type));
         dirent.file_type = type;
         rewrite = true;
       }
       if (dirent.reserved0 != 0) {
-        act("DIRENT_INVALID", where + ": reserved field is not zero; zeroed", false);
+        act(Code::kDirentInvalid, where + ": reserved field is not zero; zeroed");
         dirent.reserved0 = 0;
         rewrite = true;
       }
@@ -900,10 +913,8 @@ class Repairer {
       Entry& other = m_entries[it->second];
       Entry& loser = (other.parent != child.parent && entry.parent == child.parent) ? other : entry;
       if (&loser == &other) it->second = i;
-      act("DIR_ENTRIES",
-          "directory entry " + std::to_string(loser.slot) + " (\"" + loser.name +
-              "\"): a second entry for directory " + describe(entry.child) + "; cleared",
-          false);
+      act(Code::kDirEntries, "directory entry " + std::to_string(loser.slot) + " (\"" + loser.name +
+                                 "\"): a second entry for directory " + describe(entry.child) + "; cleared");
       clear_entry(loser);
     }
     // Reachability from the root.
@@ -996,7 +1007,7 @@ class Repairer {
     }
     for (const Entry& entry : m_entries) {
       if (entry.live && entry.parent == format::kRootIno && entry.name == kLostFound) {
-        act("LOST_FOUND", "/lost+found exists but is not a directory; cannot reconnect", false);
+        act(Code::kLostFound, "/lost+found exists but is not a directory; cannot reconnect");
         return 0;
       }
     }
@@ -1012,7 +1023,7 @@ class Repairer {
     }
     if (ino == 0) {
       if (m_sb.inode_high_water >= m_layout.inode_count) {
-        act("LOST_FOUND", "no free inode for /lost+found; cannot reconnect", false);
+        act(Code::kLostFound, "no free inode for /lost+found; cannot reconnect");
         return 0;
       }
       ino = m_sb.inode_high_water++;
@@ -1023,7 +1034,7 @@ class Repairer {
     m_inodes[ino].inode = new_directory(ino, generation, format::kRootIno, 0700);
     m_dirty_inodes.insert(ino);
     if (!add_entry(format::kRootIno, kLostFound, ino)) return 0;
-    act("LOST_FOUND", "/lost+found created (inode " + std::to_string(ino) + ")", false);
+    act(Code::kLostFound, "/lost+found created (inode " + std::to_string(ino) + ")");
     m_lost_found_created = true;
     return m_lost_found = ino;
   }
@@ -1048,8 +1059,8 @@ class Repairer {
       }
       if (slot == UINT64_MAX) {
         if (m_sb.dirent_high_water >= m_layout.dirent_count) {
-          act("LOST_FOUND", "no free directory entry slot; cannot reconnect inode " + std::to_string(child),
-              false);
+          act(Code::kLostFound,
+              "no free directory entry slot; cannot reconnect inode " + std::to_string(child));
           return false;
         }
         slot = m_sb.dirent_high_water++;
@@ -1080,8 +1091,8 @@ class Repairer {
       if (other.live && other.parent == lf && other.name == name)
         name += "." + std::to_string(m_entries.size());
     }
-    act(S_ISDIR(m_inodes[ino].inode.mode) ? "DIR_CYCLE" : "UNREACHABLE",
-        describe(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name, false);
+    act(S_ISDIR(m_inodes[ino].inode.mode) ? Code::kDirCycle : Code::kUnreachable,
+        describe(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name);
     if (index) {
       Entry* entry = &m_entries[*index];
       entry->parent = lf;
@@ -1120,8 +1131,9 @@ class Repairer {
       const uint64_t count = entries.count(ino) ? entries[ino] : 0;
       bool orphan = inode.flags & format::kInodeOrphan;
       if (orphan && count != 0) {
-        act("LINK_COUNT",
-            who + ": orphan flag set but " + std::to_string(count) + " entries name it; flag cleared", false);
+        act(Code::kLinkCount,
+            who + ": orphan flag set but " + std::to_string(count) + " entries name it; flag cleared",
+            Preen::kNo);
         inode.flags &= static_cast<uint16_t>(~format::kInodeOrphan);
         orphan = false;
         m_dirty_inodes.insert(ino);
@@ -1130,28 +1142,26 @@ class Repairer {
         uint64_t parent =
             ino == format::kRootIno ? format::kRootIno : (entry_parent.count(ino) ? entry_parent[ino] : 0);
         if (!orphan && inode.parent != parent && parent != 0) {
-          act("DIR_PARENT",
-              who + ": parent field is " + std::to_string(inode.parent) + ", its entry lies in " +
-                  std::to_string(parent) + "; corrected",
-              true);
+          act(Code::kDirParent, who + ": parent field is " + std::to_string(inode.parent) +
+                                    ", its entry lies in " + std::to_string(parent) + "; corrected");
           inode.parent = parent;
           m_dirty_inodes.insert(ino);
         }
         uint64_t wanted = orphan ? 0 : 2 + (subdirs.count(ino) ? subdirs[ino] : 0);
         if (inode.nlink != wanted) {
           if (!quiet)
-            act("LINK_COUNT",
+            act(Code::kLinkCount,
                 who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
                     std::to_string(wanted) + "; corrected",
-                true);
+                Preen::kYes);
           inode.nlink = static_cast<uint32_t>(wanted);
           m_dirty_inodes.insert(ino);
         }
       } else if (inode.nlink != count) {
-        act("LINK_COUNT",
+        act(Code::kLinkCount,
             who + ": nlink is " + std::to_string(inode.nlink) + " but " + std::to_string(count) +
                 " entries name it; corrected",
-            true);
+            Preen::kYes);
         inode.nlink = static_cast<uint32_t>(std::min<uint64_t>(count, UINT32_MAX));
         m_dirty_inodes.insert(ino);
       }
@@ -1169,18 +1179,16 @@ class Repairer {
       std::string what;
       const std::string where = "hold " + std::to_string(slot);
       if (!format::hold_valid(hold, &what) || hold.flags != 0) {
-        act(hold.tag != format::kHoldTag ? "HOLD_TAG"
-            : format::checksum_ok(hold)  ? "HOLD_INVALID"
-                                         : "HOLD_CHECKSUM",
-            where + ": " + (what.empty() ? "reserved flags are set" : what) + "; cleared", false);
+        act(hold.tag != format::kHoldTag ? Code::kHoldTag
+            : format::checksum_ok(hold)  ? Code::kHoldInvalid
+                                         : Code::kHoldChecksum,
+            where + ": " + (what.empty() ? "reserved flags are set" : what) + "; cleared");
         write(offset, Hold{});
         continue;
       }
       if (!m_inodes.count(hold.ino)) {
-        act("HOLD_INODE",
-            where + " (pid " + std::to_string(hold.pid) + "): names inode " + std::to_string(hold.ino) +
-                ", which is not in use; cleared",
-            true);
+        act(Code::kHoldInode, where + " (pid " + std::to_string(hold.pid) + "): names inode " +
+                                  std::to_string(hold.ino) + ", which is not in use; cleared");
         write(offset, Hold{});
       }
     }
@@ -1197,8 +1205,8 @@ class Repairer {
       std::string what;
       bool rewrite = false;
       if (!format::chunk_map_block_valid(map, block, &what)) {
-        act(map.tag != format::kChunkMapTag ? "CHUNK_MAP_TAG" : "CHUNK_MAP_CHECKSUM",
-            "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents", false);
+        act(map.tag != format::kChunkMapTag ? Code::kChunkMapTag : Code::kChunkMapChecksum,
+            "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents");
         // States that cannot be trusted: nothing is known zero.
         ChunkMapBlock fresh{};
         fresh.tag = format::kChunkMapTag;
@@ -1210,8 +1218,8 @@ class Repairer {
         rewrite = true;
       }
       if (map.reserved0 != 0) {
-        act("CHUNK_MAP_INVALID",
-            "chunk map block " + std::to_string(block) + ": reserved field is not zero; zeroed", true);
+        act(Code::kChunkMapInvalid,
+            "chunk map block " + std::to_string(block) + ": reserved field is not zero; zeroed");
         map.reserved0 = 0;
         rewrite = true;
       }
@@ -1249,13 +1257,12 @@ class Repairer {
   void describe_state_change(uint64_t chunk, uint8_t from, uint8_t to) {
     const std::string where = "chunk " + std::to_string(chunk);
     if (to == format::kChunkFreeDirty && from == format::kChunkFreeZero) {
-      act("CHUNK_NOT_ZERO", where + ": marked known zero but holds data; marked dirty", true);
+      act(Code::kChunkNotZero, where + ": marked known zero but holds data; marked dirty");
     } else if (to == format::kChunkFreeDirty && (from == format::kChunkUsed || from == format::kChunkSplit)) {
-      act("SPACE_LEAKED", where + ": marked in use but nothing owns it; freed (dirty)", true);
+      act(Code::kSpaceLeaked, where + ": marked in use but nothing owns it; freed (dirty)");
     } else {
-      act("CHUNK_STATE",
-          where + ": state " + std::to_string(from) + " should be " + std::to_string(to) + "; corrected",
-          true);
+      act(Code::kChunkState,
+          where + ": state " + std::to_string(from) + " should be " + std::to_string(to) + "; corrected");
     }
   }
 
@@ -1285,17 +1292,17 @@ class Repairer {
         unmarked += has && !had;
       }
       if (leaked)
-        act("SPACE_LEAKED",
-            where + ": " + std::to_string(leaked) + " blocks marked in use that nothing owns; freed", true);
+        act(Code::kSpaceLeaked,
+            where + ": " + std::to_string(leaked) + " blocks marked in use that nothing owns; freed");
       if (unmarked)
-        act("EXTENT_SPACE", where + ": " + std::to_string(unmarked) + " blocks in use marked free; marked",
-            true);
+        act(Code::kExtentSpace,
+            where + ": " + std::to_string(unmarked) + " blocks in use marked free; marked", Preen::kYes);
     } else if (read<ChunkMapBlock>(m_layout.chunk_map_offset +
                                    chunk / format::kChunksPerMapBlock * kBlockSize)
                    .state[chunk % format::kChunksPerMapBlock] == format::kChunkSplit) {
       format::split_header_valid(current, chunk, &what);
-      act(current.tag != format::kSplitHeaderTag ? "SPLIT_HEADER_TAG" : "SPLIT_HEADER_CHECKSUM",
-          where + ": " + what + "; rebuilt from the extents", false);
+      act(current.tag != format::kSplitHeaderTag ? Code::kSplitHeaderTag : Code::kSplitHeaderChecksum,
+          where + ": " + what + "; rebuilt from the extents");
     }
     write(offset, header);
   }
@@ -1414,7 +1421,11 @@ class Repairer {
 Result<RepairReport> repair_region(region::Region& region, const RepairOptions& options,
                                    const Progress& progress) {
   Repairer repairer(region, options, progress);
-  return repairer.run();
+  try {
+    return repairer.run();
+  } catch (const Cancelled&) {
+    return Error(ECANCELED, "cancelled");
+  }
 }
 
-}  // namespace pkfs::core
+}  // namespace pkfs::fsck
