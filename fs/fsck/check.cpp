@@ -19,9 +19,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "fs/alloc/allocator.h"
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
+#include "fs/fsck/model.h"
 #include "fs/journal/journal.h"
 
 namespace pkfs::fsck {
@@ -50,31 +50,11 @@ constexpr size_t kMaxProblemsPerCode = 100;
 constexpr size_t kNotReached = SIZE_MAX;
 constexpr size_t kRoot = SIZE_MAX - 1;
 
-// Slots or chunks between two progress reports.
-constexpr uint64_t kProgressStep = 65536;
-
 // A chunk whose state could not be read (its chunk-map block is bad): space
 // checks skip it rather than report guesses.
 constexpr uint8_t kStateUnknown = 0xff;
 
 enum class Slot : uint8_t { kFree, kInUse, kBad };
-
-// Thrown by a progress report whose callback asked to stop; never leaves
-// check_region.
-struct Cancelled {};
-
-bool all_zero(const void* data, size_t length) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < length; ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
-}
-
-template <typename T>
-bool all_zero(const T& value) {
-  return all_zero(&value, sizeof value);
-}
 
 bool is_device(uint32_t mode) { return S_ISCHR(mode) || S_ISBLK(mode); }
 
@@ -102,16 +82,13 @@ struct Owner {
   const char* what = "";
 };
 
-// A split chunk as its header describes it, and which blocks references
-// claimed. A bitmap, not an owner per block: a large region holds millions
-// of split chunks; owners are looked up again only for blocks claimed twice.
+// A split chunk as its header describes it. Which of its blocks references
+// claimed is in Model's Claims; owners are looked up again only for blocks
+// claimed twice.
 struct SplitChunk {
   bool header_ok = false;
   uint64_t bitmap[kBlocksPerChunk / 64] = {};
-  uint64_t claimed[kBlocksPerChunk / 64] = {};
   bool bit(uint64_t index) const { return (bitmap[index / 64] >> (index % 64)) & 1; }
-  bool is_claimed(uint64_t index) const { return (claimed[index / 64] >> (index % 64)) & 1; }
-  void claim(uint64_t index) { claimed[index / 64] |= uint64_t{1} << (index % 64); }
 };
 
 // A valid directory entry whose parent and child are in use.
@@ -122,10 +99,10 @@ struct Entry {
   std::string name;
 };
 
-class Checker {
+class Checker : public Model {
  public:
   Checker(const region::Region& region, const CheckOptions& options, const Progress& progress)
-      : m_region(region), m_options(options), m_progress(progress) {}
+      : Model(region, progress), m_options(options) {}
 
   Result<CheckReport> run() {
     TRY(check_superblocks());
@@ -135,7 +112,9 @@ class Checker {
     // mount will see, the region with the transaction's undo records laid
     // over it (in DRAM; the region is never written), from the superblocks
     // on, since transactions change them too.
-    if (load_rollback()) {
+    if (auto rollback = load_rollback()) {
+      m_report.rolled_back_sequence = rollback->first;
+      m_report.rolled_back_records = rollback->second;
       m_report.problems.clear();
       m_code_counts.clear();
       TRY(check_superblocks());
@@ -156,94 +135,6 @@ class Checker {
   // ---------------------------------------------------------------------
   // Reading and reporting.
 
-  template <typename T>
-  T read(uint64_t offset) const {
-    T value;
-    std::memcpy(&value, m_region.base() + offset, sizeof value);
-    if (!m_rollback.empty()) roll_back_into(reinterpret_cast<std::byte*>(&value), offset, sizeof value);
-    return value;
-  }
-
-  // A callback that asks to stop unwinds the walk to check_region, which
-  // answers ECANCELED (see Progress in fsck.h).
-  void report_progress(int pass, uint64_t done, uint64_t total) const {
-    if (m_progress && !m_progress(pass, done, total)) throw Cancelled{};
-  }
-
-  // One undo record of the interrupted transaction: its old bytes, at
-  // `image` in m_rollback_bytes, as the rollback's undo filter leaves them.
-  struct Undo {
-    uint64_t target = 0;
-    uint64_t image = 0;
-    uint64_t length = 0;
-  };
-
-  // Lays the undo records from `first` on over [offset, offset+length) read
-  // into `out`, newest first as the rollback applies them, so the oldest
-  // image wins.
-  void roll_back_into(std::byte* out, uint64_t offset, uint64_t length, size_t first = 0) const {
-    for (size_t i = m_rollback.size(); i-- > first;) {
-      const Undo& undo = m_rollback[i];
-      uint64_t from = std::max(offset, undo.target),
-               to = std::min(offset + length, undo.target + undo.length);
-      if (from < to) {
-        std::memcpy(out + (from - offset), m_rollback_bytes.data() + undo.image + (from - undo.target),
-                    to - from);
-      }
-    }
-  }
-  bool rolled_back(uint64_t offset, uint64_t length) const {
-    for (const Undo& undo : m_rollback)
-      if (undo.target < offset + length && offset < undo.target + undo.length) return true;
-    return false;
-  }
-
-  // Collects the undo records of an interrupted transaction the way a mount
-  // finds them (journal::scan_undo_records: the first torn, stale or foreign
-  // record ends the log) and adjusts them with the allocator's undo filter
-  // as the mount's rollback does. Returns false, and leaves the header's
-  // problems to check_journal, when there is nothing a mount could roll back.
-  bool load_rollback() {
-    const auto header = read<JournalHeader>(m_layout.journal_offset);
-    if (header.tag != format::kJournalTag || header.version != 1 || !format::checksum_ok(header) ||
-        header.journal_bytes != m_layout.journal_bytes || header.open_sequence == 0 ||
-        header.open_sequence != header.last_sequence) {
-      return false;
-    }
-    const uint64_t journal_offset = m_layout.journal_offset, journal_bytes = m_layout.journal_bytes;
-    std::vector<Undo> records;
-    std::vector<std::byte> bytes;
-    bool refused = false;
-    journal::scan_undo_records(
-        m_region.base() + journal_offset, journal_bytes, header.open_sequence,
-        [&](const journal::UndoRecord& record) {
-          if (!record.checksum_ok) return false;
-          if (!journal::undo_target_ok(record, m_region.size(), journal_offset, journal_bytes)) {
-            refused = true;  // a mount refuses it too; check_journal cannot say why
-            return false;
-          }
-          records.push_back({record.target, bytes.size(), record.length});
-          bytes.insert(bytes.end(), record.old_bytes, record.old_bytes + record.length);
-          return true;
-        });
-    if (refused) return false;
-    m_rollback = std::move(records);
-    m_rollback_bytes = std::move(bytes);
-    // The undo filter, newest record first as the rollback applies them: each
-    // sees the bytes in place with the newer records already restored.
-    std::vector<std::byte> current;
-    for (size_t i = m_rollback.size(); i-- > 0;) {
-      const Undo& undo = m_rollback[i];
-      current.assign(m_region.base() + undo.target, m_region.base() + undo.target + undo.length);
-      roll_back_into(current.data(), undo.target, undo.length, i + 1);
-      alloc::Allocator::adjust_undo_image(m_layout, undo.target, m_rollback_bytes.data() + undo.image,
-                                          undo.length, current.data());
-    }
-    m_report.rolled_back_sequence = header.open_sequence;
-    m_report.rolled_back_records = m_rollback.size();
-    return true;
-  }
-
   void problem(Code code, std::string message) {
     if (m_resolving) return;  // the second walk only looks up owners
     size_t& count = m_code_counts[code];
@@ -262,7 +153,6 @@ class Checker {
     return std::move(m_report);
   }
 
-  uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
   Inode inode_at(uint64_t ino) const { return read<Inode>(inode_offset(ino)); }
 
   Slot slot_of(uint64_t ino) const { return ino < m_slots.size() ? m_slots[ino] : Slot::kFree; }
@@ -292,29 +182,6 @@ class Checker {
     return path;
   }
 
-  // describe() before the tree walk: the path through whatever valid
-  // entries name the inode and its directories (built on first use).
-  std::string describe_early(uint64_t ino) {
-    if (!m_early_names_loaded) {
-      m_early_names_loaded = true;
-      for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-        const auto dirent = read<Dirent>(m_layout.dirent_table_offset + slot * sizeof(Dirent));
-        if (!format::dirent_valid(dirent)) continue;
-        m_early_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
-      }
-    }
-    std::string path;
-    uint64_t at = ino;
-    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
-      auto it = m_early_names.find(at);
-      if (it == m_early_names.end()) return "inode " + std::to_string(ino);
-      path = "/" + it->second.second + path;
-      at = it->second.first;
-    }
-    if (at != format::kRootIno || path.empty()) return "inode " + std::to_string(ino);
-    return "inode " + std::to_string(ino) + " (" + path + ")";
-  }
-
   // "inode 12 (/a/b)", or "inode 12" when no path leads to it.
   std::string describe(uint64_t ino) const {
     std::string path = path_of(ino);
@@ -322,15 +189,11 @@ class Checker {
     return "inode " + std::to_string(ino) + " (" + path + ")";
   }
 
-  bool in_data_area(uint64_t first_block, uint64_t count) const {
-    return m_layout.in_data_area(first_block, count);
-  }
-
   // ---------------------------------------------------------------------
   // Pass 1: superblocks.
 
   Result<void> check_superblocks() {
-    report_progress(1, 0, 1);
+    progress(1, 0, 1);
     if (m_region.size() < format::kMinRegionBytes) {
       return Error(ENODATA,
                    "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
@@ -403,13 +266,12 @@ class Checker {
 
   // Fields the validators leave alone: padding and reserved words.
   void check_superblock_fields(const Superblock& sb, const std::string& which) {
-    const size_t label_length = strnlen(sb.label, sizeof sb.label);
-    if (label_length == sizeof sb.label) {
+    if (!label_terminated(sb)) {
       problem(Code::kSuperblockInvalid, which + ": label is not NUL-terminated");
-    } else if (!all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
+    } else if (!label_padded(sb)) {
       problem(Code::kSuperblockInvalid, which + ": label is not NUL-padded");
     }
-    if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
+    if (!reserved_zero(sb)) {
       problem(Code::kSuperblockInvalid, which + ": reserved fields are not zero");
     }
   }
@@ -457,7 +319,7 @@ class Checker {
   // Pass 2: journal.
 
   void check_journal() {
-    report_progress(2, 0, 1);
+    progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
     bool tag_ok = header.tag == format::kJournalTag;
     if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
@@ -467,7 +329,7 @@ class Checker {
                                                                        : "checksum mismatch"));
       return;
     }
-    if (header.reserved0 != 0 || header.reserved1 != 0 || !all_zero(header.reserved2)) {
+    if (!reserved_zero(header)) {
       problem(Code::kJournalInvalid, "journal header: reserved fields are not zero");
     }
     if (header.journal_bytes != m_layout.journal_bytes) {
@@ -518,7 +380,7 @@ class Checker {
   void load_space() {
     const uint64_t chunks = m_layout.chunk_count;
     m_states.assign(chunks, kStateUnknown);
-    m_chunk_claimed.assign(chunks, false);
+    m_claims.reset(chunks);
     for (uint64_t block = 0; block < m_layout.chunk_map_blocks; ++block) {
       const auto map = read<ChunkMapBlock>(m_layout.chunk_map_offset + block * kBlockSize);
       std::string what;
@@ -600,8 +462,8 @@ class Checker {
           trouble = "block " + std::to_string(block) + " is free in its split chunk's bitmap";
         continue;
       }
-      note_claim(block, split.is_claimed(bit), ino, what);
-      split.claim(bit);
+      note_claim(block, m_claims.block_claimed(block), ino, what);
+      m_claims.claim_block(block);
     }
     return trouble;
   }
@@ -620,8 +482,8 @@ class Checker {
         }
         continue;
       }
-      note_claim(chunk * kBlocksPerChunk, m_chunk_claimed[chunk], ino, what);
-      m_chunk_claimed[chunk] = true;
+      note_claim(chunk * kBlocksPerChunk, m_claims.chunk_owner(chunk) != 0, ino, what);
+      m_claims.set_chunk_owner(chunk, ino);
     }
     return trouble;
   }
@@ -671,7 +533,7 @@ class Checker {
   void scan_inodes() {
     if (!all_zero(inode_at(0))) problem(Code::kInodeInvalid, "inode slot 0 (never used) is not zero");
     for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
-      if ((ino - 1) % kProgressStep == 0) report_progress(3, ino - 1, m_slots.size());
+      if ((ino - 1) % kProgressStep == 0) progress(3, ino - 1, m_slots.size());
       const Inode inode = inode_at(ino);
       std::string what;
       if (format::inode_is_free(inode)) {
@@ -695,7 +557,7 @@ class Checker {
       }
       if (!format::inode_valid(inode, ino, &what)) {
         problem(rejection_code(Code::kInodeTag, inode.tag == format::kInodeTag, format::checksum_ok(inode)),
-                describe_early(ino) + ": " + what);
+                describe_by_names(ino) + ": " + what);
         m_slots[ino] = Slot::kBad;
         m_tree_trusted = false;
         m_space_trusted = false;
@@ -727,15 +589,15 @@ class Checker {
     m_children.assign(slots, {});
     // (parent, hash of name, entry): sorted afterwards to find duplicates.
     std::vector<std::tuple<uint64_t, size_t, size_t>> names;
-    report_progress(4, 0, m_sb.dirent_high_water);
+    progress(4, 0, m_sb.dirent_high_water);
     for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-      if (slot % kProgressStep == 0 && slot != 0) report_progress(4, slot, m_sb.dirent_high_water);
+      if (slot % kProgressStep == 0 && slot != 0) progress(4, slot, m_sb.dirent_high_water);
       // In place (every slot is read at each check), unless the interrupted
       // transaction changed it: then as the rollback will leave it.
       const uint64_t offset = m_layout.dirent_table_offset + slot * sizeof(Dirent);
       Dirent rolled;
       const Dirent* in_place = reinterpret_cast<const Dirent*>(m_region.base() + offset);
-      if (!m_rollback.empty() && rolled_back(offset, sizeof(Dirent))) {
+      if (rolled_back(offset, sizeof(Dirent))) {
         rolled = read<Dirent>(offset);
         in_place = &rolled;
       }
@@ -1118,18 +980,17 @@ class Checker {
   void check_space() {
     const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count;
     for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
-      if ((chunk - first_data) % kProgressStep == 0)
-        report_progress(5, chunk - first_data, end_data - first_data);
+      if ((chunk - first_data) % kProgressStep == 0) progress(5, chunk - first_data, end_data - first_data);
       if (m_layout.meta_chunk(chunk)) continue;  // the backup chunk
       uint8_t state = m_states[chunk];
-      if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
+      if (state == format::kChunkUsed && m_claims.chunk_owner(chunk) == 0 && m_space_trusted) {
         problem(Code::kSpaceLeaked,
                 "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
       } else if (state == format::kChunkSplit && m_space_trusted && m_splits[chunk].header_ok) {
         const SplitChunk& split = m_splits[chunk];
         uint64_t leaked = 0, first_leaked = 0;
         for (uint64_t bit = 1; bit < kBlocksPerChunk; ++bit) {
-          if (split.bit(bit) && !split.is_claimed(bit)) {
+          if (split.bit(bit) && !m_claims.block_claimed(chunk * kBlocksPerChunk + bit)) {
             if (leaked++ == 0) first_leaked = chunk * kBlocksPerChunk + bit;
           }
         }
@@ -1138,11 +999,9 @@ class Checker {
                                           " blocks are marked in use but nothing owns them (first: block " +
                                           std::to_string(first_leaked) + ")");
         }
-      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero &&
-                 !rolled_back(m_layout.chunk_map_offset + chunk / format::kChunksPerMapBlock * kBlockSize,
-                              kBlockSize)) {
-        // (A chunk the interrupted transaction allocated comes back free
-        // but dirty at mount, whatever its rolled-back map entry says.)
+      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero) {
+        // (A chunk an interrupted transaction allocated reads free and
+        // dirty here, as the undo filter leaves it at mount.)
         const std::byte* bytes = m_region.base() + chunk * kChunkSize;
         for (uint64_t offset = 0; offset < kChunkSize; offset += sizeof(uint64_t)) {
           uint64_t word;
@@ -1162,7 +1021,7 @@ class Checker {
   // Pass 6: holds.
 
   void check_holds() {
-    report_progress(6, 0, m_layout.hold_count);
+    progress(6, 0, m_layout.hold_count);
     for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
       const auto hold = read<Hold>(m_layout.hold_table_offset + slot * sizeof(Hold));
       if (format::hold_is_free(hold)) continue;
@@ -1182,16 +1041,10 @@ class Checker {
     }
   }
 
-  const region::Region& m_region;
   const CheckOptions m_options;
-  const Progress& m_progress;
   CheckReport m_report;
-  std::vector<Undo> m_rollback;             // the interrupted transaction's undo records, oldest first
-  std::vector<std::byte> m_rollback_bytes;  // their old bytes, after the undo filter
   std::map<Code, size_t> m_code_counts;
   bool m_stop = false;
-  Superblock m_sb{};
-  Layout m_layout{};
 
   std::vector<Slot> m_slots;  // inode slots [0, inode_high_water)
   // Derived checks (link counts, leaks) would only echo an unreadable
@@ -1199,9 +1052,8 @@ class Checker {
   bool m_tree_trusted = true;
   bool m_space_trusted = true;
 
-  std::vector<uint8_t> m_states;      // chunk -> ChunkState or kStateUnknown
-  std::vector<bool> m_chunk_claimed;  // kChunkUsed chunk -> a whole-chunk extent covers it
-  bool m_resolving = false;           // the second walk of name_double_claims
+  std::vector<uint8_t> m_states;  // chunk -> ChunkState or kStateUnknown
+  bool m_resolving = false;       // the second walk of name_double_claims
   uint64_t m_unnamed_double_claims = 0;
   std::map<uint64_t, std::vector<Owner>> m_double_claims;  // first block or chunk's block -> owners
   std::unordered_map<uint64_t, SplitChunk> m_splits;
@@ -1215,8 +1067,6 @@ class Checker {
   std::vector<uint64_t> m_dir_entry_parent;     // directory -> directory of its (first) entry, 0: none
   std::vector<size_t> m_reached;                // inode -> entry the walk came by, kRoot, or kNotReached
   std::unordered_set<uint64_t> m_cycle_reported;
-  bool m_early_names_loaded = false;
-  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_early_names;  // ino -> (parent, name)
 };
 
 }  // namespace

@@ -31,6 +31,7 @@
 #include "fs/alloc/allocator.h"
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
+#include "fs/fsck/model.h"
 #include "fs/journal/journal.h"
 
 namespace pkfs::fsck {
@@ -51,49 +52,12 @@ using format::SplitHeader;
 using format::Superblock;
 using format::XattrBlock;
 
-constexpr uint64_t kProgressStep = 65536;
-
-// Thrown by a progress report whose callback asked to stop; never leaves
-// repair_region.
-struct Cancelled {};
 constexpr const char* kLostFound = "lost+found";
-
-bool all_zero(const void* data, size_t length) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < length; ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
-}
 
 int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-// A structure its validator rejects may still be recoverable:
-//  - only its tag or version is wrong and restoring them makes the checksum
-//    match: the rest is exactly what was written;
-//  - tag and version are right, only the checksum fails, and the resealed
-//    structure passes every range check: the fields are kept as found (as
-//    e2fsck does for a metadata block whose checksum alone is wrong).
-// Returns the salvaged structure and how, or nothing.
-template <typename T, typename Valid>
-std::optional<T> salvage(T value, uint32_t tag, Valid valid, std::string* how) {
-  if (value.tag != tag || value.version != 1) {
-    value.tag = tag;
-    value.version = 1;
-    if (format::checksum_ok(value) && valid(value)) {
-      *how = "tag restored (the checksum matches)";
-      return value;
-    }
-    return std::nullopt;
-  }
-  format::seal(value);
-  if (!valid(value)) return std::nullopt;
-  *how = "checksum resealed (the fields are sane)";
-  return value;
 }
 
 struct ChainBlock {
@@ -102,7 +66,7 @@ struct ChainBlock {
 };
 
 // An inode in use, as the repair will leave it.
-struct Model {
+struct InodeModel {
   Inode inode{};
   std::vector<Extent> extents;
   std::vector<uint64_t> chain;  // extent block offsets, in chain order
@@ -118,17 +82,16 @@ struct Entry {
   bool live = true;  // false: to be cleared
 };
 
-class Repairer {
+class Repairer : public Model {
  public:
   Repairer(region::Region& region, const RepairOptions& options, const Progress& progress)
-      : m_region(region), m_options(options), m_progress(progress) {}
+      : Model(region, progress), m_target(region), m_options(options) {}
 
   Result<RepairReport> run() {
     TRY(fix_superblocks());
     if (m_stop) return finish();
     TRY(fix_journal());
     if (m_stop) return finish();
-    load_dirent_names();
     load_inodes();
     load_extents();
     load_dirents();
@@ -145,13 +108,6 @@ class Repairer {
  private:
   // ---------------------------------------------------------------------
   // Reading, reporting, pending writes.
-
-  template <typename T>
-  T read(uint64_t offset) const {
-    T value;
-    std::memcpy(&value, m_region.base() + offset, sizeof value);
-    return value;
-  }
 
   // Every problem repair finds goes through here, with what was (or would
   // be) done. Whether -p may do it is the problem table's word; only codes
@@ -176,34 +132,6 @@ class Repairer {
   void write(uint64_t offset, const T& value) {
     const auto* bytes = reinterpret_cast<const std::byte*>(&value);
     m_writes[offset].assign(bytes, bytes + sizeof value);
-  }
-
-  // A callback that asks to stop unwinds the model building to
-  // repair_region, which answers ECANCELED; nothing past step 1 is written
-  // yet (see Progress in fsck.h).
-  void progress(int pass, uint64_t done, uint64_t total) const {
-    if (m_progress && !m_progress(pass, done, total)) throw Cancelled{};
-  }
-
-  uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
-  uint64_t dirent_offset(uint64_t slot) const { return m_layout.dirent_table_offset + slot * sizeof(Dirent); }
-
-  bool in_data_area(uint64_t first_block, uint64_t count) const {
-    return m_layout.in_data_area(first_block, count);
-  }
-
-  // Path of `ino` through the directory entries found valid, for messages.
-  std::string describe(uint64_t ino) const {
-    std::string path;
-    uint64_t at = ino;
-    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
-      auto it = m_names.find(at);
-      if (it == m_names.end()) return "inode " + std::to_string(ino);
-      path = "/" + it->second.second + path;
-      at = it->second.first;
-    }
-    if (at != format::kRootIno) return "inode " + std::to_string(ino);
-    return "inode " + std::to_string(ino) + " (" + (path.empty() ? "/" : path) + ")";
   }
 
   // ---------------------------------------------------------------------
@@ -263,18 +191,15 @@ class Repairer {
       Superblock marked = sb;
       marked.state = (marked.state | format::kStateError) & ~format::kStateClean;
       format::seal(marked);
-      std::memcpy(m_region.base(), &marked, sizeof marked);
-      m_region.persist(0, sizeof marked);
+      std::memcpy(m_target.base(), &marked, sizeof marked);
+      m_target.persist(0, sizeof marked);
     } else {
       m_layout = *primary_layout;
-      const size_t backup_label = strnlen(backup.label, sizeof backup.label);
       bool backup_differs =
           !backup_layout || std::memcmp(primary.uuid, backup.uuid, sizeof backup.uuid) != 0 ||
           std::memcmp(&*backup_layout, &m_layout, sizeof m_layout) != 0 ||
           backup.root_ino != primary.root_ino || backup.feature_incompat != primary.feature_incompat ||
-          backup.reserved0 != 0 || !all_zero(backup.reserved1, sizeof backup.reserved1) ||
-          backup_label == sizeof backup.label ||
-          !all_zero(backup.label + backup_label, sizeof backup.label - backup_label);
+          !reserved_zero(backup) || !label_terminated(backup) || !label_padded(backup);
       if (backup_differs) {
         act(backup_layout ? Code::kBackupSuperblockMismatch : Code::kBackupSuperblockChecksum,
             "backup superblock at " + std::to_string(m_layout.backup_offset) + ": " +
@@ -284,16 +209,15 @@ class Repairer {
       }
     }
     // Fields the validators leave alone.
-    const size_t label_length = strnlen(sb.label, sizeof sb.label);
-    if (label_length == sizeof sb.label ||
-        !all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
+    if (!label_terminated(sb) || !label_padded(sb)) {
+      const size_t label_length = strnlen(sb.label, sizeof sb.label);
       act(Code::kSuperblockInvalid, "superblock: label is not NUL-terminated and padded; truncated",
           Preen::kNo);
       sb.label[std::min(label_length, sizeof sb.label - 1)] = 0;
       std::memset(sb.label + strnlen(sb.label, sizeof sb.label), 0,
                   sizeof sb.label - strnlen(sb.label, sizeof sb.label));
     }
-    if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
+    if (!reserved_zero(sb)) {
       act(Code::kSuperblockInvalid, "superblock: reserved fields are not zero; zeroed", Preen::kYes);
       sb.reserved0 = 0;
       std::memset(sb.reserved1, 0, sizeof sb.reserved1);
@@ -345,16 +269,13 @@ class Repairer {
                                       const std::byte* current) {
       alloc::Allocator::adjust_undo_image(layout, target, image, length, current);
     };
-    auto journal = journal::Journal::open(m_region, offset, bytes, filter);
+    auto journal = journal::Journal::open(m_target, offset, bytes, filter);
     const JournalHeader header = read<JournalHeader>(offset);
-    if (!journal || header.reserved0 != 0 || header.reserved1 != 0) {
+    if (!journal || !reserved_zero(header)) {
       std::string trouble =
           journal ? "journal header: reserved fields are not zero" : journal.error().message();
       std::string how;
-      auto sane = [&](const JournalHeader& h) {
-        return h.journal_bytes == bytes && h.reserved0 == 0 && h.reserved1 == 0 &&
-               all_zero(h.reserved2, sizeof h.reserved2);
-      };
+      auto sane = [&](const JournalHeader& h) { return h.journal_bytes == bytes && reserved_zero(h); };
       auto restored = salvage(header, format::kJournalTag, sane, &how);
       // Only an exact restore of the tag keeps the commit words: a header
       // whose other fields are wrong is rewritten empty.
@@ -368,12 +289,12 @@ class Repairer {
         return success();
       }
       if (exact) {
-        std::memcpy(m_region.base() + offset, &*restored, offsetof(JournalHeader, reserved2));
-        m_region.persist(offset, sizeof(JournalHeader));
+        std::memcpy(m_target.base() + offset, &*restored, offsetof(JournalHeader, reserved2));
+        m_target.persist(offset, sizeof(JournalHeader));
       } else {
-        journal::Journal::format(m_region, offset, bytes);
+        journal::Journal::format(m_target, offset, bytes);
       }
-      journal = journal::Journal::open(m_region, offset, bytes, filter);
+      journal = journal::Journal::open(m_target, offset, bytes, filter);
       if (!journal) return journal.error();
     }
     m_journal = std::move(journal).value();
@@ -387,8 +308,8 @@ class Repairer {
           return success();
         }
         m_journal.reset();
-        journal::Journal::format(m_region, offset, bytes);
-        TRY_ASSIGN(auto reopened, journal::Journal::open(m_region, offset, bytes, filter));
+        journal::Journal::format(m_target, offset, bytes);
+        TRY_ASSIGN(auto reopened, journal::Journal::open(m_target, offset, bytes, filter));
         m_journal = std::move(reopened);
       } else {
         m_report.recovered_sequence = recovery->sequence;
@@ -413,14 +334,6 @@ class Repairer {
 
   // ---------------------------------------------------------------------
   // Step 2: the model. Names first, for messages only.
-
-  void load_dirent_names() {
-    for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-      const auto dirent = read<Dirent>(dirent_offset(slot));
-      if (!format::dirent_valid(dirent)) continue;
-      m_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
-    }
-  }
 
   // Pass 3: inode slots.
   void load_inodes() {
@@ -451,17 +364,17 @@ class Repairer {
             inode, format::kInodeTag, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
         if (salvaged && !format::inode_is_free(*salvaged)) {
           act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
-              describe(ino) + ": " + what + "; " + how);
+              describe_by_names(ino) + ": " + what + "; " + how);
           inode = *salvaged;
           write(inode_offset(ino), inode);
         } else {
           act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
-              describe(ino) + ": " + what + "; cleared (its entries are removed, its space freed)");
+              describe_by_names(ino) + ": " + what + "; cleared (its entries are removed, its space freed)");
           write(inode_offset(ino), free_inode(ino, inode.generation + 1));
           continue;
         }
       }
-      Model& model = m_inodes[ino];
+      InodeModel& model = m_inodes[ino];
       model.inode = inode;
       fix_inode_fields(ino, model.inode);
     }
@@ -469,9 +382,9 @@ class Repairer {
     if (root == m_inodes.end() || !S_ISDIR(root->second.inode.mode)) {
       act(root == m_inodes.end() ? Code::kRootMissing : Code::kRootNotDirectory,
           "inode 1 (the root directory) is missing or not a directory; a new empty root is made");
-      Model& model = m_inodes[format::kRootIno];
+      InodeModel& model = m_inodes[format::kRootIno];
       uint64_t generation = root == m_inodes.end() ? 1 : model.inode.generation + 1;
-      model = Model{};
+      model = InodeModel{};
       model.inode = new_directory(format::kRootIno, generation, format::kRootIno, 0755);
       m_dirty_inodes.insert(format::kRootIno);
     }
@@ -501,7 +414,7 @@ class Repairer {
   }
 
   void fix_inode_fields(uint64_t ino, Inode& inode) {
-    const std::string who = describe(ino);
+    const std::string who = describe_by_names(ino);
     const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode),
                device = S_ISCHR(inode.mode) || S_ISBLK(inode.mode);
     auto fix = [&](bool bad, const std::string& what, auto&& apply) {
@@ -534,8 +447,7 @@ class Repairer {
 
   void load_extents() {
     const uint64_t chunks = m_layout.chunk_count;
-    m_chunk_owner.assign(chunks, 0);
-    m_split_claims.clear();
+    m_claims.reset(chunks);
     uint64_t done = 0;
     std::vector<uint64_t> order;
     order.reserve(m_inodes.size());
@@ -547,9 +459,9 @@ class Repairer {
     }
   }
 
-  void load_file(uint64_t ino, Model& model) {
+  void load_file(uint64_t ino, InodeModel& model) {
     Inode& inode = model.inode;
-    const std::string who = describe(ino);
+    const std::string who = describe_by_names(ino);
     const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
     std::vector<Extent> extents(inode.extents, inode.extents + inline_count);
     bool changed = false;
@@ -733,7 +645,7 @@ class Repairer {
             ? 0
             : (count - format::kInlineExtents + format::kExtentsPerBlock - 1) / format::kExtentsPerBlock;
     while (model.chain.size() > needed) {
-      unclaim_block(model.chain.back() / kBlockSize);
+      m_claims.unclaim_block(model.chain.back() / kBlockSize);
       model.chain.pop_back();
       changed = true;
     }
@@ -770,37 +682,24 @@ class Repairer {
   bool claim_chunks(uint64_t first_block, uint64_t count, uint64_t ino) {
     const uint64_t first = first_block / kBlocksPerChunk, end = (first_block + count) / kBlocksPerChunk;
     for (uint64_t chunk = first; chunk < end; ++chunk) {
-      if (m_chunk_owner[chunk] != 0 || m_split_claims.count(chunk)) return false;
+      if (m_claims.chunk_owner(chunk) != 0 || m_claims.split_claims(chunk)) return false;
     }
-    for (uint64_t chunk = first; chunk < end; ++chunk) m_chunk_owner[chunk] = ino;
+    for (uint64_t chunk = first; chunk < end; ++chunk) m_claims.set_chunk_owner(chunk, ino);
     return true;
   }
 
+  // All or nothing: a block claimed before (or a split chunk's header
+  // block) leaves every block of the range as it was.
   bool claim_blocks(uint64_t first, uint64_t count, uint64_t /*ino*/) {
-    const uint64_t chunk = first / kBlocksPerChunk;
-    if (m_chunk_owner[chunk] != 0) return false;
-    auto& bits = m_split_claims[chunk];
+    if (m_claims.chunk_owner(first / kBlocksPerChunk) != 0) return false;
     for (uint64_t block = first; block < first + count; ++block) {
-      uint64_t bit = block % kBlocksPerChunk;
-      if (bit == 0 || ((bits[bit / 64] >> (bit % 64)) & 1)) {
-        if (std::all_of(bits.begin(), bits.end(), [](uint64_t w) { return w == 0; }))
-          m_split_claims.erase(chunk);
-        // Undo the part claimed so far.
-        for (uint64_t undo = first; undo < block; ++undo) unclaim_block(undo);
+      if (block % kBlocksPerChunk == 0 || m_claims.block_claimed(block)) {
+        for (uint64_t undo = first; undo < block; ++undo) m_claims.unclaim_block(undo);
         return false;
       }
-      bits[bit / 64] |= uint64_t{1} << (bit % 64);
+      m_claims.claim_block(block);
     }
     return true;
-  }
-
-  void unclaim_block(uint64_t block) {
-    auto it = m_split_claims.find(block / kBlocksPerChunk);
-    if (it == m_split_claims.end()) return;
-    uint64_t bit = block % kBlocksPerChunk;
-    it->second[bit / 64] &= ~(uint64_t{1} << (bit % 64));
-    if (std::all_of(it->second.begin(), it->second.end(), [](uint64_t w) { return w == 0; }))
-      m_split_claims.erase(it);
   }
 
   void release(const std::vector<Extent>& extents, const std::vector<uint64_t>& chain, const Inode& inode) {
@@ -810,14 +709,14 @@ class Repairer {
       if (large) {
         for (uint64_t c = extent.region_block / kBlocksPerChunk;
              c < (extent.region_block + extent.block_count) / kBlocksPerChunk; ++c)
-          m_chunk_owner[c] = 0;
+          m_claims.set_chunk_owner(c, 0);
       } else {
         for (uint64_t b = extent.region_block; b < uint64_t{extent.region_block} + extent.block_count; ++b)
-          unclaim_block(b);
+          m_claims.unclaim_block(b);
       }
     }
-    for (uint64_t offset : chain) unclaim_block(offset / kBlockSize);
-    if (inode.xattr_block != 0) unclaim_block(inode.xattr_block / kBlockSize);
+    for (uint64_t offset : chain) m_claims.unclaim_block(offset / kBlockSize);
+    if (inode.xattr_block != 0) m_claims.unclaim_block(inode.xattr_block / kBlockSize);
   }
 
   // ---------------------------------------------------------------------
@@ -854,7 +753,7 @@ class Repairer {
         rewrite = true;
       }
       std::string name(format::dirent_name(dirent));
-      where += " (\"" + name + "\" in " + describe(dirent.parent_ino) + ")";
+      where += " (\"" + name + "\" in " + describe_by_names(dirent.parent_ino) + ")";
       auto clear = [&](Code code, const std::string& why) {
         act(code, where + ": " + why + "; cleared");
         m_free_dirent_slots.push_back(slot);
@@ -914,7 +813,8 @@ class Repairer {
       Entry& loser = (other.parent != child.parent && entry.parent == child.parent) ? other : entry;
       if (&loser == &other) it->second = i;
       act(Code::kDirEntries, "directory entry " + std::to_string(loser.slot) + " (\"" + loser.name +
-                                 "\"): a second entry for directory " + describe(entry.child) + "; cleared");
+                                 "\"): a second entry for directory " + describe_by_names(entry.child) +
+                                 "; cleared");
       clear_entry(loser);
     }
     // Reachability from the root.
@@ -1092,7 +992,7 @@ class Repairer {
         name += "." + std::to_string(m_entries.size());
     }
     act(S_ISDIR(m_inodes[ino].inode.mode) ? Code::kDirCycle : Code::kUnreachable,
-        describe(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name);
+        describe_by_names(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name);
     if (index) {
       Entry* entry = &m_entries[*index];
       entry->parent = lf;
@@ -1125,7 +1025,7 @@ class Repairer {
     }
     for (auto& [ino, model] : m_inodes) {
       Inode& inode = model.inode;
-      const std::string who = describe(ino);
+      const std::string who = describe_by_names(ino);
       // lost+found made by this repair, and the root that gained it, need no message.
       const bool quiet = m_lost_found_created && (ino == m_lost_found || ino == format::kRootIno);
       const uint64_t count = entries.count(ino) ? entries[ino] : 0;
@@ -1243,8 +1143,8 @@ class Repairer {
 
   uint8_t wanted_state(uint64_t chunk, uint8_t current) const {
     if (m_layout.meta_chunk(chunk)) return format::kChunkMeta;
-    if (m_chunk_owner[chunk] != 0) return format::kChunkUsed;
-    if (m_split_claims.count(chunk)) return format::kChunkSplit;
+    if (m_claims.chunk_owner(chunk) != 0) return format::kChunkUsed;
+    if (m_claims.split_claims(chunk)) return format::kChunkSplit;
     if (current == format::kChunkFreeZero) {
       if (m_options.verify_known_zero && !all_zero(m_region.base() + chunk * kChunkSize, kChunkSize)) {
         return format::kChunkFreeDirty;
@@ -1273,7 +1173,7 @@ class Repairer {
     header.tag = format::kSplitHeaderTag;
     header.version = 1;
     header.chunk_index = chunk;
-    const auto& bits = m_split_claims.at(chunk);
+    const auto& bits = *m_claims.split_claims(chunk);
     std::memcpy(header.bitmap, bits.data(), sizeof header.bitmap);
     header.bitmap[0] |= 1;
     uint64_t used = 0;
@@ -1314,7 +1214,7 @@ class Repairer {
     for (uint64_t ino : m_dirty_inodes) {
       auto it = m_inodes.find(ino);
       if (it == m_inodes.end()) continue;
-      Model& model = it->second;
+      InodeModel& model = it->second;
       Inode& inode = model.inode;
       if (model.extents_changed) {
         const size_t count = model.extents.size();
@@ -1365,7 +1265,7 @@ class Repairer {
         txn = m_journal->begin();
       }
       TRY(txn->log(offset, bytes.size()));
-      std::memcpy(m_region.base() + offset, bytes.data(), bytes.size());
+      std::memcpy(m_target.base() + offset, bytes.data(), bytes.size());
     }
     txn->commit();
     // Last: the superblock and its backup, clean and without errors.
@@ -1388,20 +1288,16 @@ class Repairer {
     return success();
   }
 
-  region::Region& m_region;
+  region::Region& m_target;  // the writer's view of the Model's region
   const RepairOptions m_options;
-  const Progress& m_progress;
   RepairReport m_report;
   bool m_stop = false;
   bool m_was_clean = false;
   bool m_rewrite_backup = false;
   bool m_superblock_changed = false;
-  Superblock m_sb{};
-  Layout m_layout{};
   std::unique_ptr<journal::Journal> m_journal;
 
-  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_names;  // ino -> (parent, name)
-  std::unordered_map<uint64_t, Model> m_inodes;                            // inodes in use
+  std::unordered_map<uint64_t, InodeModel> m_inodes;  // inodes in use
   std::set<uint64_t> m_dirty_inodes;
   std::set<uint64_t> m_cleared;  // cleared after their extents were read
   std::vector<Entry> m_entries;
@@ -1409,8 +1305,6 @@ class Repairer {
   uint64_t m_lost_found = 0;
   bool m_lost_found_created = false;
 
-  std::vector<uint64_t> m_chunk_owner;  // chunk -> inode of its whole-chunk extent
-  std::unordered_map<uint64_t, std::array<uint64_t, 8>> m_split_claims;  // chunk -> blocks claimed
   std::set<uint64_t> m_quiet_blocks;  // rebuilt map blocks: no per-chunk messages
 
   std::map<uint64_t, std::vector<std::byte>> m_writes;  // region offset -> new bytes

@@ -664,15 +664,18 @@ TEST_CASE("an interrupted transaction is checked as the mount will roll it back"
   CHECK(after.rolled_back_sequence == 0);
 }
 
-TEST_CASE("an interrupted transaction that took a known-zero chunk is checked as dirty, as mount rolls it back",
-          "[check]") {
-  // The transaction marks a known-zero chunk used and writes data to it
-  // (data is never logged), then the kill. A mount's rollback applies the
-  // allocator's undo filter: the chunk comes back free but dirty, since it
-  // may hold data now. The check's simulated rollback applies the same
-  // filter, so a verified check does not call the chunk's data damage.
+TEST_CASE("an interrupted transaction's chunk map is checked as mount's undo filter leaves it", "[check]") {
+  // The transaction marks known-zero chunk `taken` used and writes data to
+  // it (data is never logged), then the kill. A mount's rollback applies the
+  // allocator's undo filter: `taken` comes back free but dirty, since it may
+  // hold data now, and `other`, in the same chunk-map block but untouched,
+  // stays known zero. The check's simulated rollback applies the same
+  // filter: `taken` is no damage, data in `other` is.
   Damaged d(populated());
-  const uint64_t chunk = d.p.chunk_in_state(format::kChunkFreeZero);
+  const uint64_t taken = d.p.chunk_in_state(format::kChunkFreeZero);
+  uint64_t other = taken + 1;
+  while (d.map().state[other] != format::kChunkFreeZero) ++other;
+  REQUIRE(other / format::kChunksPerMapBlock == taken / format::kChunksPerMapBlock);
   Bytes crashed;
   {
     auto region = view(d.image);
@@ -680,25 +683,34 @@ TEST_CASE("an interrupted transaction that took a known-zero chunk is checked as
     REQUIRE(journal);
     auto txn = journal.value()->begin();
     auto map = d.map();
-    map.state[chunk] = format::kChunkUsed;
+    map.state[taken] = format::kChunkUsed;
     format::seal(map);
     REQUIRE(txn->put(d.p.layout.chunk_map_offset, map));
     crashed = d.image;  // the kill: this transaction never commits
   }
-  crashed[chunk * format::kChunkSize + 4321] = std::byte{7};
+  crashed[taken * format::kChunkSize + 4321] = std::byte{7};
   d.image = crashed;
   auto report = d.report({.verify_known_zero = true});
   INFO(describe(report));
   CHECK(report.clean());
   CHECK(report.rolled_back_records == 1);
 
+  d.image[other * format::kChunkSize + 1234] = std::byte{9};
+  auto damaged = d.report({.verify_known_zero = true});
+  INFO(describe(damaged));
+  REQUIRE(damaged.problems.size() == 1);
+  CHECK(damaged.problems[0].code == "CHUNK_NOT_ZERO");
+  CHECK(damaged.problems[0].message.find("chunk " + std::to_string(other)) != std::string::npos);
+
+  // The mount agrees: only `other` is known zero with data.
   auto opened = Filesystem::open(view(d.image));
   REQUIRE(opened);
   REQUIRE(opened.value()->close());
-  CHECK(d.map().state[chunk] == format::kChunkFreeDirty);
-  auto after = d.report({.verify_known_zero = true});
-  INFO(describe(after));
-  CHECK(after.clean());
+  CHECK(d.map().state[taken] != format::kChunkUsed);
+  auto mounted = d.report({.verify_known_zero = true});
+  INFO(describe(mounted));
+  REQUIRE(mounted.problems.size() == 1);
+  CHECK(mounted.problems[0].message == damaged.problems[0].message);
 }
 
 TEST_CASE("a used chunk no extent covers is reported as leaked", "[check]") {
