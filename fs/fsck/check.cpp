@@ -22,6 +22,7 @@
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
 #include "fs/fsck/model.h"
+#include "fs/fsck/passes.h"
 #include "fs/journal/journal.h"
 
 namespace pkfs::fsck {
@@ -99,7 +100,7 @@ struct Entry {
   std::string name;
 };
 
-class Checker : public Model {
+class Checker : public Model, private Fixer {
  public:
   Checker(const region::Region& region, const CheckOptions& options, const Progress& progress)
       : Model(region, progress), m_options(options) {}
@@ -1022,23 +1023,16 @@ class Checker : public Model {
 
   void check_holds() {
     progress(6, 0, m_layout.hold_count);
-    for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
-      const auto hold = read<Hold>(m_layout.hold_table_offset + slot * sizeof(Hold));
-      if (format::hold_is_free(hold)) continue;
-      std::string what;
-      std::string where = "hold " + std::to_string(slot);
-      if (!format::hold_valid(hold, &what)) {
-        problem(rejection_code(Code::kHoldTag, hold.tag == format::kHoldTag, format::checksum_ok(hold)),
-                where + ": " + what);
-        continue;
-      }
-      if (hold.flags != 0) problem(Code::kHoldInvalid, where + ": reserved flags are set");
-      Slot target = slot_of(hold.ino);
-      if (target == Slot::kFree) {
-        problem(Code::kHoldInode, where + " (pid " + std::to_string(hold.pid) + "): names inode " +
-                                      std::to_string(hold.ino) + ", which is not in use");
-      }
-    }
+    walk_holds(*this, *this, [&](uint64_t ino) { return slot_of(ino) != Slot::kFree; });
+  }
+
+  // The shared walks' one way to report (passes.h): check only reports.
+  bool fix_problem(Code code, const std::string& message, const std::string& /*fix*/) override {
+    problem(code, message);
+    return false;
+  }
+  void stage(uint64_t /*offset*/, const void* /*bytes*/, size_t /*length*/) override {
+    std::abort();  // broken invariant: a walk stages only what fix_problem allowed
   }
 
   const CheckOptions m_options;

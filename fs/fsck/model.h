@@ -126,6 +126,7 @@ class Model {
     return false;
   }
 
+  const format::Layout& layout() const { return m_layout; }
   uint64_t inode_offset(uint64_t ino) const {
     return m_layout.inode_table_offset + ino * sizeof(format::Inode);
   }

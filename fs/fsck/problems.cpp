@@ -1,6 +1,6 @@
 // fs/fsck/problems.cpp: the problem table. One row per code, in pass order;
-// `grep` for a code's string finds its row here, its check in check.cpp and
-// its repair in repair.cpp. See FORMAT.md, "Invariants" and "Repair".
+// `grep` for a code's enumerator finds its row here and the walks that find
+// and repair it. See FORMAT.md, "Invariants" and "Repair".
 #include "fs/fsck/problems.h"
 
 #include <array>

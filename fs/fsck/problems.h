@@ -4,8 +4,10 @@
 // prints and --json emits), the pass each belongs to and whether preen
 // (fsck -p) may repair it without asking. The rows are in problems.cpp, one
 // per code, in pass order: a new problem is a new enumerator here and a new
-// row there, reported by the pass that finds it (fs/fsck/check.cpp) and
-// repaired by the step that fixes it (fs/fsck/repair.cpp).
+// row there, found by its pass's walk. A pass with a shared walk
+// (passN_*.cpp, see passes.h; pass 6 so far) reports it and makes its repair
+// in one place, through Fixer::fix_problem; the others report it in
+// check.cpp and repair it in repair.cpp.
 #pragma once
 
 #include <cstdint>

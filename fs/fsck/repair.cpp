@@ -32,6 +32,7 @@
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
 #include "fs/fsck/model.h"
+#include "fs/fsck/passes.h"
 #include "fs/journal/journal.h"
 
 namespace pkfs::fsck {
@@ -82,7 +83,7 @@ struct Entry {
   bool live = true;  // false: to be cleared
 };
 
-class Repairer : public Model {
+class Repairer : public Model, private Fixer {
  public:
   Repairer(region::Region& region, const RepairOptions& options, const Progress& progress)
       : Model(region, progress), m_target(region), m_options(options) {}
@@ -128,10 +129,19 @@ class Repairer : public Model {
 
   RepairReport finish() { return std::move(m_report); }
 
+  // The shared walks' one way to report (passes.h): repair reports what
+  // it does, and does it.
+  bool fix_problem(Code code, const std::string& message, const std::string& fix) override {
+    act(code, message + "; " + fix);
+    return true;
+  }
+  void stage(uint64_t offset, const void* bytes, size_t length) override {
+    const auto* first = static_cast<const std::byte*>(bytes);
+    m_writes[offset].assign(first, first + length);
+  }
   template <typename T>
   void write(uint64_t offset, const T& value) {
-    const auto* bytes = reinterpret_cast<const std::byte*>(&value);
-    m_writes[offset].assign(bytes, bytes + sizeof value);
+    stage(offset, &value, sizeof value);
   }
 
   // ---------------------------------------------------------------------
@@ -1072,26 +1082,7 @@ class Repairer : public Model {
   // Pass 6: holds. A valid hold on an inode in use is kept.
 
   void fix_holds() {
-    for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
-      const uint64_t offset = m_layout.hold_table_offset + slot * sizeof(Hold);
-      const auto hold = read<Hold>(offset);
-      if (format::hold_is_free(hold)) continue;
-      std::string what;
-      const std::string where = "hold " + std::to_string(slot);
-      if (!format::hold_valid(hold, &what) || hold.flags != 0) {
-        act(hold.tag != format::kHoldTag ? Code::kHoldTag
-            : format::checksum_ok(hold)  ? Code::kHoldInvalid
-                                         : Code::kHoldChecksum,
-            where + ": " + (what.empty() ? "reserved flags are set" : what) + "; cleared");
-        write(offset, Hold{});
-        continue;
-      }
-      if (!m_inodes.count(hold.ino)) {
-        act(Code::kHoldInode, where + " (pid " + std::to_string(hold.pid) + "): names inode " +
-                                  std::to_string(hold.ino) + ", which is not in use; cleared");
-        write(offset, Hold{});
-      }
-    }
+    walk_holds(*this, *this, [&](uint64_t ino) { return m_inodes.count(ino) != 0; });
   }
 
   // ---------------------------------------------------------------------
