@@ -28,21 +28,6 @@
 namespace pkfs::fsck {
 namespace {
 
-using format::ChunkMapBlock;
-using format::Dirent;
-using format::Extent;
-using format::ExtentBlock;
-using format::Hold;
-using format::Inode;
-using format::JournalHeader;
-using format::kBlockSize;
-using format::kBlocksPerChunk;
-using format::kChunkSize;
-using format::Layout;
-using format::SplitHeader;
-using format::Superblock;
-using format::XattrBlock;
-
 // One code floods a report of a badly damaged region; past this many the
 // rest are counted in one closing problem of the same code.
 constexpr size_t kMaxProblemsPerCode = 100;
@@ -1086,11 +1071,7 @@ const char* check_pass_name(int pass) {
 Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options,
                                  const Progress& progress) {
   Checker checker(region, options, progress);
-  try {
-    return checker.run();
-  } catch (const Cancelled&) {
-    return Error(ECANCELED, "cancelled");
-  }
+  return run_cancellable([&] { return checker.run(); });
 }
 
 }  // namespace pkfs::fsck

@@ -26,9 +26,37 @@
 
 namespace pkfs::fsck {
 
+// The structures every walk of this layer reads (model.h is the layer's
+// own header, included by no other layer).
+using format::ChunkMapBlock;
+using format::Dirent;
+using format::Extent;
+using format::ExtentBlock;
+using format::Hold;
+using format::Inode;
+using format::JournalHeader;
+using format::kBlockSize;
+using format::kBlocksPerChunk;
+using format::kChunkSize;
+using format::Layout;
+using format::SplitHeader;
+using format::Superblock;
+using format::XattrBlock;
+
 // Thrown by Model::progress when the callback asks to stop; caught by
 // check_region and repair_region, which answer ECANCELED.
 struct Cancelled {};
+
+// Runs a walk; a Cancelled thrown by its progress report becomes
+// Error(ECANCELED), the answer check_region and repair_region document.
+template <typename Walk>
+auto run_cancellable(Walk&& walk) -> decltype(walk()) {
+  try {
+    return walk();
+  } catch (const Cancelled&) {
+    return Error(ECANCELED, "cancelled");
+  }
+}
 
 // Slots or chunks between two progress reports.
 inline constexpr uint64_t kProgressStep = 65536;

@@ -38,21 +38,6 @@
 namespace pkfs::fsck {
 namespace {
 
-using format::ChunkMapBlock;
-using format::Dirent;
-using format::Extent;
-using format::ExtentBlock;
-using format::Hold;
-using format::Inode;
-using format::JournalHeader;
-using format::kBlockSize;
-using format::kBlocksPerChunk;
-using format::kChunkSize;
-using format::Layout;
-using format::SplitHeader;
-using format::Superblock;
-using format::XattrBlock;
-
 constexpr const char* kLostFound = "lost+found";
 
 int64_t now_ns() {
@@ -1306,11 +1291,7 @@ class Repairer : public Model, private Fixer {
 Result<RepairReport> repair_region(region::Region& region, const RepairOptions& options,
                                    const Progress& progress) {
   Repairer repairer(region, options, progress);
-  try {
-    return repairer.run();
-  } catch (const Cancelled&) {
-    return Error(ECANCELED, "cancelled");
-  }
+  return run_cancellable([&] { return repairer.run(); });
 }
 
 }  // namespace pkfs::fsck

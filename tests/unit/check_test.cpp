@@ -241,6 +241,26 @@ TEST_CASE("a region whose backing grew after mkfs is checked at its own size", "
   CHECK(report.clean());
 }
 
+TEST_CASE("a progress callback that answers false cancels check and repair with ECANCELED", "[check]") {
+  Bytes image = populated().image;
+  int calls = 0;
+  auto stop_at_pass_3 = [&](int pass, uint64_t, uint64_t) {
+    ++calls;
+    return pass < 3;
+  };
+  BufferRegion region(image, false);
+  auto checked = fsck::check_region(region, {}, stop_at_pass_3);
+  REQUIRE_FALSE(checked);
+  CHECK(checked.error().code() == ECANCELED);
+  CHECK(calls > 0);
+  // Repair stops while it builds its model: nothing is written.
+  const Bytes before = image;
+  auto repaired = fsck::repair_region(region, {}, stop_at_pass_3);
+  REQUIRE_FALSE(repaired);
+  CHECK(repaired.error().code() == ECANCELED);
+  CHECK(image == before);
+}
+
 TEST_CASE("a region without a superblock is an error, not a report", "[check]") {
   region::MemoryRegion memory(kRegionBytes);
   auto report = fsck::check_region(memory);
