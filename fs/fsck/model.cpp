@@ -44,7 +44,7 @@ bool Claims::block_claimed(uint64_t block) const {
   auto it = m_split.find(block / format::kBlocksPerChunk);
   if (it == m_split.end()) return false;
   const uint64_t bit = block % format::kBlocksPerChunk;
-  return (it->second[bit / 64] >> (bit % 64)) & 1;
+  return ((it->second[bit / 64] >> (bit % 64)) & 1) != 0;
 }
 
 void Claims::claim_block(uint64_t block) {
@@ -69,8 +69,8 @@ const Claims::Bits* Claims::split_claims(uint64_t chunk) const {
 void Model::roll_back_into(std::byte* out, uint64_t offset, uint64_t length, size_t first) const {
   for (size_t i = m_rollback.size(); i-- > first;) {
     const Undo& undo = m_rollback[i];
-    const uint64_t from = std::max(offset, undo.target),
-                   to = std::min(offset + length, undo.target + undo.length);
+    const uint64_t from = std::max(offset, undo.target);
+    const uint64_t to = std::min(offset + length, undo.target + undo.length);
     if (from < to) {
       std::memcpy(out + (from - offset), m_rollback_bytes.data() + undo.image + (from - undo.target),
                   to - from);
@@ -85,7 +85,8 @@ std::optional<std::pair<uint64_t, uint64_t>> Model::load_rollback() {
       header.open_sequence != header.last_sequence) {
     return std::nullopt;
   }
-  const uint64_t journal_offset = m_layout.journal_offset, journal_bytes = m_layout.journal_bytes;
+  const uint64_t journal_offset = m_layout.journal_offset;
+  const uint64_t journal_bytes = m_layout.journal_bytes;
   std::vector<Undo> records;
   std::vector<std::byte> bytes;
   bool refused = false;
@@ -133,7 +134,7 @@ std::string Model::describe_by_names(uint64_t ino) const {
   for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
     auto it = m_names.find(at);
     if (it == m_names.end()) return "inode " + std::to_string(ino);
-    path = "/" + it->second.second + path;
+    path.insert(0, it->second.second).insert(0, 1, '/');
     at = it->second.first;
   }
   if (at != format::kRootIno) return "inode " + std::to_string(ino);

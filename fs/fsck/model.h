@@ -12,6 +12,7 @@
 // garbage yields problems, never a crash or a hang.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -149,9 +150,9 @@ class Model {
   // True when an undo record laid over the region covers part of
   // [offset, offset+length): read() there, not the region.
   bool rolled_back(uint64_t offset, uint64_t length) const {
-    for (const Undo& undo : m_rollback)
-      if (undo.target < offset + length && offset < undo.target + undo.length) return true;
-    return false;
+    return std::ranges::any_of(m_rollback, [&](const Undo& undo) {
+      return undo.target < offset + length && offset < undo.target + undo.length;
+    });
   }
 
   const format::Layout& layout() const { return m_layout; }

@@ -14,7 +14,7 @@ void walk_holds(const Model& model, Fixer& fixer, const std::function<bool(uint6
     if (!format::hold_valid(hold, &what)) {
       if (fixer.fix_problem(
               rejection_code(Code::kHoldTag, hold.tag == format::kHoldTag, format::checksum_ok(hold)),
-              where + ": " + what, "cleared")) {
+              std::string(where).append(": ").append(what), "cleared")) {
         fixer.stage(offset, cleared);
       }
       continue;
