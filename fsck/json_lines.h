@@ -6,7 +6,7 @@
 //   {"type":"repair","pass":4,"code":"LINK_COUNT","message":"...","done":true}
 //   {"type":"summary","region":"...","exit_status":4,"problems":1,"repairs":0}
 //
-// Problems come from core::check_region, repairs from core::repair_region;
+// Problems come from fsck::check_region, repairs from fsck::repair_region;
 // the summary line is always the last and always written, whatever the
 // outcome (also for a region skipped as clean, and on operational errors).
 // FD 1 means stdout: the text meant for people is then not printed.
@@ -18,7 +18,7 @@
 #include <string>
 
 #include "fs/base/json.h"
-#include "fs/core/check.h"
+#include "fs/fsck/fsck.h"
 
 namespace pkfs::fsck {
 
@@ -55,7 +55,7 @@ class JsonLines {
 
  private:
   json::Writer& line(json::Writer& out, const std::string& code, const std::string& message) {
-    out.key("pass").number(core::check_pass_of(code)).key("code").string(code);
+    out.key("pass").number(fsck::check_pass_of(code)).key("code").string(code);
     return out.text_field("message", message);
   }
   void write(const json::Writer& out) {

@@ -1,5 +1,5 @@
 // fsck.pkfs: check and repair a pkfs region. A thin main over
-// core::check_region and core::repair_region.
+// fsck::check_region and fsck::repair_region.
 //
 //   fsck.pkfs [-n|-y|-p] [-f] [-v] [-z] [-C FD] [--json-lines FD] REGION
 //
@@ -17,8 +17,8 @@
 #include <cstdio>
 #include <string>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
+#include "fs/fsck/fsck.h"
 #include "fs/region/region.h"
 #include "fsck/json_lines.h"
 
@@ -41,7 +41,10 @@ constexpr uint64_t kLargeInodes = 262144;
 volatile sig_atomic_t g_cancelled = 0;
 void on_signal(int) { g_cancelled = 1; }
 
-struct Cancelled {};
+int cancelled() {
+  std::fprintf(stderr, "\nfsck.pkfs: cancelled\n");
+  return kExitCancelled;
+}
 
 // --json-lines: problems and repairs as JSON, and the summary main() adds.
 fsck::JsonLines g_json;
@@ -53,7 +56,6 @@ class ProgressBar {
   explicit ProgressBar(int fd) : m_fd(fd) {}
   bool enabled() const { return m_fd >= 0; }
   void operator()(int pass, uint64_t done, uint64_t total) {
-    if (g_cancelled) throw Cancelled{};
     if (m_fd < 0) return;
     int percent = total == 0 ? 100 : static_cast<int>(done * 100 / total);
     if (pass == m_pass && percent == m_percent) return;
@@ -85,12 +87,12 @@ class ProgressBar {
 void print_by_pass(const std::vector<std::pair<std::string, std::string>>& lines, bool verify_zero) {
   // Lines grouped under their pass headers, each pass once, in pass order.
   std::vector<std::pair<int, size_t>> order;
-  for (size_t i = 0; i < lines.size(); ++i) order.emplace_back(core::check_pass_of(lines[i].first), i);
+  for (size_t i = 0; i < lines.size(); ++i) order.emplace_back(fsck::check_pass_of(lines[i].first), i);
   std::stable_sort(order.begin(), order.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t at = 0;
-  for (int pass = 1; pass <= core::kPassCount; ++pass) {
-    std::printf("Pass %d: %s%s\n", pass, core::check_pass_name(pass),
+  for (int pass = 1; pass <= fsck::kPassCount; ++pass) {
+    std::printf("Pass %d: %s%s\n", pass, fsck::check_pass_name(pass),
                 pass == 7 && !verify_zero ? " (skipped: -z reads them)" : "");
     for (; at < order.size() && order[at].first == pass; ++at) {
       const auto& [code, message] = lines[order[at].second];
@@ -99,7 +101,7 @@ void print_by_pass(const std::vector<std::pair<std::string, std::string>>& lines
   }
 }
 
-void print_counts(const std::string& path, const core::CheckReport& report) {
+void print_counts(const std::string& path, const fsck::CheckReport& report) {
   std::printf("%s: %llu inodes, %llu entries, %llu data blocks in use; %llu orphans, %llu unfinished trims\n",
               path.c_str(), static_cast<unsigned long long>(report.inodes_in_use),
               static_cast<unsigned long long>(report.dirents_in_use),
@@ -243,21 +245,27 @@ int run(int argc, char** argv) {
       if (sb && (sb->chunk_count >= kLargeChunks || sb->inode_high_water >= kLargeInodes)) progress_fd = 0;
     }
     ProgressBar progress(progress_fd);
-    auto progress_callback = [&](int pass, uint64_t done, uint64_t total) { progress(pass, done, total); };
+    // A signal stops the check or the repair at its next progress report.
+    auto progress_callback = [&](int pass, uint64_t done, uint64_t total) {
+      if (g_cancelled) return false;
+      progress(pass, done, total);
+      return true;
+    };
 
     int status = kExitClean;
     if (repair) {
-      core::RepairOptions repair_options;
-      repair_options.mode = preen ? core::RepairMode::kPreen : core::RepairMode::kAll;
+      fsck::RepairOptions repair_options;
+      repair_options.mode = preen ? fsck::RepairMode::kPreen : fsck::RepairMode::kAll;
       repair_options.verify_known_zero = verify_zero;
-      auto repaired = core::repair_region(region, repair_options, progress_callback);
+      auto repaired = fsck::repair_region(region, repair_options, progress_callback);
+      if (!repaired && repaired.error().code() == ECANCELED) return cancelled();
       progress.clear();
       if (!repaired) {
         std::fprintf(stderr, "fsck.pkfs: %s: %s\n", path.c_str(), repaired.error().message().c_str());
         return kExitOperational;
       }
       std::vector<std::pair<std::string, std::string>> lines;
-      for (const core::RepairAction& done : repaired->actions) {
+      for (const fsck::RepairAction& done : repaired->actions) {
         std::string message = done.message;
         if (!repaired->applied && !done.safe) message += " [not done: run fsck.pkfs -y]";
         if (!repaired->applied && done.safe && done.code != "JOURNAL_OPEN") message += " [not done]";
@@ -276,9 +284,10 @@ int run(int argc, char** argv) {
     }
 
     // The check proper; after a repair, the proof that it worked.
-    core::CheckOptions check_options;
+    fsck::CheckOptions check_options;
     check_options.verify_known_zero = verify_zero;
-    auto report = core::check_region(region, check_options, progress_callback);
+    auto report = fsck::check_region(region, check_options, progress_callback);
+    if (!report && report.error().code() == ECANCELED) return cancelled();
     progress.clear();
     if (!report) {
       std::fprintf(stderr, "fsck.pkfs: %s: %s\n", path.c_str(), report.error().message().c_str());
@@ -298,7 +307,7 @@ int run(int argc, char** argv) {
     if (repair && !report->clean()) std::printf("Checking again after the repair\n");
     if (!repair || !report->clean()) {
       std::vector<std::pair<std::string, std::string>> lines;
-      for (const core::CheckProblem& problem : report->problems) {
+      for (const fsck::CheckProblem& problem : report->problems) {
         lines.emplace_back(problem.code, problem.message);
         g_json.problem(problem.code, problem.message);
       }
@@ -316,9 +325,6 @@ int run(int argc, char** argv) {
       std::printf("%s: no problems found\n", path.c_str());
     }
     return status;
-  } catch (const Cancelled&) {
-    std::fprintf(stderr, "\nfsck.pkfs: cancelled\n");
-    return kExitCancelled;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fsck.pkfs: %s\n", e.what());
     return kExitOperational;

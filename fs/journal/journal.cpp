@@ -95,49 +95,73 @@ void Journal::set_last_sequence(uint64_t sequence) {
   store_word(&header()->last_sequence, sequence);
 }
 
+uint64_t scan_undo_records(const std::byte* area, uint64_t bytes, uint64_t sequence,
+                           const std::function<bool(const UndoRecord&)>& visit) {
+  std::vector<std::byte> copy;
+  uint64_t position = kJournalRecordsOffset;
+  uint64_t index = 0;
+  // Every step advances by at least one record header and checksum, and
+  // stops at the end of the journal area.
+  while (position + sizeof(UndoRecordHeader) + sizeof(uint64_t) <= bytes) {
+    const auto record = region::copy_from_region<UndoRecordHeader>(area + position);
+    if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
+    uint64_t total = format::undo_record_bytes(record.length);
+    if (record.length == 0 || total > bytes - position) break;
+    copy.resize(total);
+    std::memcpy(copy.data(), area + position, total);
+    asm volatile("" ::: "memory");
+    // The header again from the copy: the region may have changed since.
+    UndoRecordHeader copied;
+    std::memcpy(&copied, copy.data(), sizeof copied);
+    uint64_t stored;
+    std::memcpy(&stored, copy.data() + total - sizeof stored, sizeof stored);
+    UndoRecord found;
+    found.index = index;
+    found.position = position;
+    found.target = record.target_offset;
+    found.length = record.length;
+    found.old_bytes = copy.data() + sizeof(UndoRecordHeader);
+    found.checksum_ok = std::memcmp(&copied, &record, sizeof record) == 0 &&
+                        stored == record_checksum(copy.data(), record.length);
+    ++index;
+    if (!visit(found)) break;
+    position += total;
+  }
+  return index;
+}
+
+bool undo_target_ok(const UndoRecord& record, uint64_t region_size, uint64_t journal_offset,
+                    uint64_t journal_bytes) {
+  uint64_t end = record.target + record.length;
+  bool outside = end < record.target || end > region_size;
+  bool in_journal = record.target < journal_offset + journal_bytes && end > journal_offset;
+  return !outside && !in_journal;
+}
+
 Result<uint64_t> Journal::roll_back(uint64_t sequence) {
   // Collect the valid records of this transaction in order; the first record
-  // that is torn, stale or of another transaction ends the log. Each record
-  // is copied to private memory once (header, then the whole record, never
-  // past the journal area) and verified and applied from that copy: bytes
-  // changed in the region after the checksum cannot reach the target.
+  // that is torn, stale or of another transaction ends the log. Each is
+  // applied from scan_undo_records' private copy, never from the region.
   struct Found {
     uint64_t copy_offset, target, length;  // copy_offset: of the old bytes in `copies`
   };
   std::vector<Found> records;
   std::vector<std::byte> copies;
-  uint64_t position = kJournalRecordsOffset;
-  const std::byte* area = m_region.base() + m_offset;
-  // Every step advances by at least one record header and checksum, and
-  // stops at the end of the journal area.
-  while (position + sizeof(UndoRecordHeader) + sizeof(uint64_t) <= m_bytes) {
-    const auto record = region::copy_from_region<UndoRecordHeader>(area + position);
-    if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
-    uint64_t total = format::undo_record_bytes(record.length);
-    if (record.length == 0 || total > m_bytes - position) break;
+  bool refused = false;
+  scan_undo_records(m_region.base() + m_offset, m_bytes, sequence, [&](const UndoRecord& record) {
+    if (!record.checksum_ok) return false;  // torn (or changed under us): never applied
+    if (!undo_target_ok(record, m_region.size(), m_offset, m_bytes)) {
+      refused = true;
+      return false;
+    }
     uint64_t copy_offset = copies.size();
-    copies.resize(copy_offset + total);
-    std::byte* copy = copies.data() + copy_offset;
-    std::memcpy(copy, area + position, total);
-    asm volatile("" ::: "memory");
-    // The header again from the copy: the region may have changed since.
-    UndoRecordHeader copied;
-    std::memcpy(&copied, copy, sizeof copied);
-    uint64_t stored;
-    std::memcpy(&stored, copy + total - sizeof stored, sizeof stored);
-    if (std::memcmp(&copied, &record, sizeof record) != 0 || stored != record_checksum(copy, record.length)) {
-      copies.resize(copy_offset);
-      break;  // torn (or changed under us): never applied
-    }
-    uint64_t end = record.target_offset + record.length;
-    bool outside = end < record.target_offset || end > m_region.size();
-    bool in_journal = record.target_offset < m_offset + m_bytes && end > m_offset;
-    if (outside || in_journal) {
-      return Error(EUCLEAN, "journal record " + std::to_string(records.size()) + " of transaction " +
-                                std::to_string(sequence) + " targets bytes outside the metadata");
-    }
-    records.push_back({copy_offset + sizeof(UndoRecordHeader), record.target_offset, record.length});
-    position += total;
+    copies.insert(copies.end(), record.old_bytes, record.old_bytes + record.length);
+    records.push_back({copy_offset, record.target, record.length});
+    return true;
+  });
+  if (refused) {
+    return Error(EUCLEAN, "journal record " + std::to_string(records.size()) + " of transaction " +
+                              std::to_string(sequence) + " targets bytes outside the metadata");
   }
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     // The private copy is the image: the filter may rewrite it in place.

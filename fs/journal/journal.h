@@ -38,6 +38,35 @@ class Transaction;
 using UndoFilter =
     std::function<void(uint64_t target, std::byte* image, uint64_t length, const std::byte* current)>;
 
+// One undo record of an open transaction, as recovery reads it.
+struct UndoRecord {
+  uint64_t index = 0;     // 0 for the transaction's first record
+  uint64_t position = 0;  // of the record, from the start of the journal area
+  uint64_t target = 0;    // region offset its old bytes belong to
+  uint64_t length = 0;
+  const std::byte* old_bytes = nullptr;  // `length` bytes of a private copy, valid during the call
+  bool checksum_ok = false;              // false: torn, or changed in the region; never to be applied
+};
+
+// Walks the records of transaction `sequence` in the journal area
+// [area, area+bytes), oldest first, the one reading recovery and fsck share.
+// Each record is copied once to private memory and verified from the copy
+// (bytes changed in the region after the checksum cannot reach `visit`).
+// The log ends at the first record whose tag, version, sequence or length
+// does not fit, or when `visit` returns false; recovery stops at the first
+// checksum mismatch too (a kill may tear the last record), fsck reads on to
+// tell a torn end from damage. Bounded: every step advances by at least one
+// record header and checksum and never reads past the area. Returns the
+// number of records visited.
+uint64_t scan_undo_records(const std::byte* area, uint64_t bytes, uint64_t sequence,
+                           const std::function<bool(const UndoRecord&)>& visit);
+
+// True when the record's target lies inside the region and outside the
+// journal at [journal_offset, journal_offset+journal_bytes): recovery
+// refuses a transaction with any other record.
+bool undo_target_ok(const UndoRecord& record, uint64_t region_size, uint64_t journal_offset,
+                    uint64_t journal_bytes);
+
 class Journal {
  public:
   // Writes an empty journal header. REQUIRES: the range lies inside region.

@@ -11,7 +11,7 @@
 // 4 KiB write. Then it opens and closes each region N times (default 7),
 // round-robin so that drift in the machine spreads over every case, and
 // prints the median and range. With --fsck it also times, in the same
-// rounds, core::check_region on a read-only mapping (what fsck.pkfs -n -f
+// rounds, fsck::check_region on a read-only mapping (what fsck.pkfs -n -f
 // does after opening the region) and the whole `FSCK -n -f REGION` process
 // (output discarded; it must exit 0). The region files are removed at the
 // end, also on failure.
@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
+#include "fs/fsck/fsck.h"
 #include "fs/region/region.h"
 
 namespace {
@@ -172,7 +172,7 @@ void time_check(Case& c) {
   options.locking = region::Locking::kNone;
   auto opened = region::open(c.path, options);
   if (!opened) die(opened.error().message());
-  auto report = core::check_region(*opened.value());
+  auto report = fsck::check_region(*opened.value());
   if (!report) die(c.path + ": check: " + report.error().message());
   if (!report->clean())
     die(c.path + ": check found " + std::to_string(report->problems.size()) + " problems");

@@ -1,9 +1,9 @@
 // tests/fuzz/fuzz_check.cpp: libFuzzer target for fsck on damaged regions.
 //
 // An input (support.h) picks a seed region and patches a private copy of
-// it. core::check_region reads it through a read-only mapping (a write is a
+// it. fsck::check_region reads it through a read-only mapping (a write is a
 // crash with a stack: the check must never write); with kCheckRepair,
-// core::repair_region repairs the copy (-y, or -p with kCheckPreen), the
+// fsck::repair_region repairs the copy (-y, or -p with kCheckPreen), the
 // result is checked again, and with kCheckMount opened and walked as the
 // daemon would. Never crash, hang, leak or allocate without bound.
 //
@@ -17,8 +17,8 @@
 #include <memory>
 #include <string>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
+#include "fs/fsck/fsck.h"
 #include "support.h"
 #include "support/memory_view.h"
 
@@ -31,15 +31,15 @@ namespace {
   std::abort();
 }
 
-Result<core::CheckReport> check(fuzz::PrivateCopy& copy, const core::CheckOptions& options) {
+Result<fsck::CheckReport> check(fuzz::PrivateCopy& copy, const fsck::CheckOptions& options) {
   copy.protect(true);
   testing::MemoryView view(copy.base(), copy.size(), true);
-  auto report = core::check_region(view, options);
+  auto report = fsck::check_region(view, options);
   copy.protect(false);
   return report;
 }
 
-std::string describe(const core::CheckReport& report) {
+std::string describe(const fsck::CheckReport& report) {
   std::string text;
   for (const auto& problem : report.problems) text += "\n  " + problem.code + ": " + problem.message;
   return text;
@@ -58,19 +58,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::PrivateCopy copy(*input.seed);
   fuzz::apply_patches(*input.seed, copy.base(), input.patches);
 
-  core::CheckOptions check_options;
+  fsck::CheckOptions check_options;
   check_options.verify_known_zero = (input.options & fuzz::kCheckKnownZero) != 0;
   (void)check(copy, check_options);
   if (!(input.options & fuzz::kCheckRepair)) return 0;
 
-  core::RepairOptions repair_options;
+  fsck::RepairOptions repair_options;
   repair_options.mode =
-      (input.options & fuzz::kCheckPreen) ? core::RepairMode::kPreen : core::RepairMode::kAll;
+      (input.options & fuzz::kCheckPreen) ? fsck::RepairMode::kPreen : fsck::RepairMode::kAll;
   repair_options.verify_known_zero = check_options.verify_known_zero;
   testing::MemoryView view(copy.base(), copy.size());
-  auto repaired = core::repair_region(view, repair_options);
+  auto repaired = fsck::repair_region(view, repair_options);
   auto after = check(copy, check_options);
-  bool fixed = repaired && repaired->applied && repair_options.mode == core::RepairMode::kAll;
+  bool fixed = repaired && repaired->applied && repair_options.mode == fsck::RepairMode::kAll;
   if (fuzz::strict() && fixed && after && !after->clean()) {
     std::string actions;
     for (const auto& action : repaired->actions) actions += "\n  " + action.code + ": " + action.message;

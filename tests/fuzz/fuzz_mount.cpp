@@ -20,8 +20,8 @@
 #include <memory>
 #include <string>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
+#include "fs/fsck/fsck.h"
 #include "support.h"
 #include "support/memory_view.h"
 
@@ -31,7 +31,7 @@ namespace {
 
 bool checks_clean(fuzz::PrivateCopy& copy, std::string* problems = nullptr) {
   testing::MemoryView view(copy.base(), copy.size(), true);
-  auto report = core::check_region(view);
+  auto report = fsck::check_region(view);
   if (report && problems) {
     for (const auto& problem : report->problems) *problems += "\n  " + problem.code + ": " + problem.message;
   }

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
 #include "fs/region/region.h"
 #include "support/memory_view.h"
 #include "support/result_checks.h"
@@ -153,7 +153,7 @@ TEST_CASE("an extent chain that points back to itself with a huge extent_count f
   REQUIRE(code_of(opened) == EUCLEAN);
   CHECK_THAT(message_of(opened), Catch::Contains("extent_count"));
   start = std::chrono::steady_clock::now();
-  auto report = core::check_region(*testing::MemoryView::of(*r.memory, true));
+  auto report = fsck::check_region(*testing::MemoryView::of(*r.memory, true));
   CHECK(seconds_since(start) < kPromptly.count());
   REQUIRE_OK(report);
   CHECK_FALSE(report->clean());

@@ -1,4 +1,4 @@
-// tests/unit/check_test.cpp: behaviour of core::check_region, and of mount
+// tests/unit/check_test.cpp: behaviour of fsck::check_region, and of mount
 // and lazy readers on damaged regions.
 //
 // A region is formatted, populated through core::Filesystem and closed; its
@@ -8,8 +8,6 @@
 // read structures with EUCLEAN and a message naming the structure and
 // fsck.pkfs. Lazily read structures (extent and xattr blocks) must make the
 // operation that reads them fail with EUCLEAN instead.
-#include "fs/core/check.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,6 +22,7 @@
 
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
 #include "fs/journal/journal.h"
 #include "fs/region/region.h"
 #include "support/data_pattern.h"
@@ -46,22 +45,22 @@ constexpr uint64_t kBlock = format::kBlockSize;
 // ---------------------------------------------------------------------------
 // Helpers.
 
-bool has_code(const core::CheckReport& report, const std::string& code) {
+bool has_code(const fsck::CheckReport& report, const std::string& code) {
   for (const auto& problem : report.problems) {
     if (problem.code == code) return true;
   }
   return false;
 }
 
-std::string describe(const core::CheckReport& report) {
+std::string describe(const fsck::CheckReport& report) {
   std::string text = std::to_string(report.problems.size()) + " problems";
   for (const auto& problem : report.problems) text += "\n  " + problem.code + ": " + problem.message;
   return text;
 }
 
-core::CheckReport check(Bytes& bytes, const core::CheckOptions& options = {}) {
+fsck::CheckReport check(Bytes& bytes, const fsck::CheckOptions& options = {}) {
   BufferRegion region(bytes, true);
-  auto report = core::check_region(region, options);
+  auto report = fsck::check_region(region, options);
   INFO((report ? std::string() : report.error().message()));
   REQUIRE(report);
   return std::move(report).value();
@@ -190,7 +189,7 @@ TEST_CASE("a freshly formatted region is clean", "[check]") {
   core::FormatOptions options;
   options.data_known_zero = true;
   REQUIRE(core::format_region(memory, options));
-  auto report = core::check_region(memory, {.verify_known_zero = true});
+  auto report = fsck::check_region(memory, {.verify_known_zero = true});
   REQUIRE(report);
   INFO(describe(*report));
   CHECK(report->clean());
@@ -218,7 +217,7 @@ TEST_CASE("a region checked while mounted is clean", "[check]") {
   const Populated& p = populated();
   auto opened = Filesystem::open(copy_of(p.image));
   REQUIRE(opened);
-  auto report = core::check_region(opened.value()->region());
+  auto report = fsck::check_region(opened.value()->region());
   REQUIRE(report);
   INFO(describe(*report));
   CHECK(report->clean());
@@ -242,13 +241,33 @@ TEST_CASE("a region whose backing grew after mkfs is checked at its own size", "
   CHECK(report.clean());
 }
 
+TEST_CASE("a progress callback that answers false cancels check and repair with ECANCELED", "[check]") {
+  Bytes image = populated().image;
+  int calls = 0;
+  auto stop_at_pass_3 = [&](int pass, uint64_t, uint64_t) {
+    ++calls;
+    return pass < 3;
+  };
+  BufferRegion region(image, false);
+  auto checked = fsck::check_region(region, {}, stop_at_pass_3);
+  REQUIRE_FALSE(checked);
+  CHECK(checked.error().code() == ECANCELED);
+  CHECK(calls > 0);
+  // Repair stops while it builds its model: nothing is written.
+  const Bytes before = image;
+  auto repaired = fsck::repair_region(region, {}, stop_at_pass_3);
+  REQUIRE_FALSE(repaired);
+  CHECK(repaired.error().code() == ECANCELED);
+  CHECK(image == before);
+}
+
 TEST_CASE("a region without a superblock is an error, not a report", "[check]") {
   region::MemoryRegion memory(kRegionBytes);
-  auto report = core::check_region(memory);
+  auto report = fsck::check_region(memory);
   REQUIRE_FALSE(report);
   CHECK(report.error().code() == ENODATA);
   region::MemoryRegion tiny(1 << 20);
-  CHECK_FALSE(core::check_region(tiny));
+  CHECK_FALSE(fsck::check_region(tiny));
 }
 
 // ---------------------------------------------------------------------------
@@ -483,10 +502,10 @@ struct Damaged {
   void put_map(const format::ChunkMapBlock& map) { put_sealed(image, p.layout.chunk_map_offset, map); }
   format::Superblock superblock() const { return get<format::Superblock>(image, 0); }
   void put_superblock(const format::Superblock& sb) { put_sealed(image, 0, sb); }
-  core::CheckReport report(const core::CheckOptions& options = {}) { return check(image, options); }
+  fsck::CheckReport report(const fsck::CheckOptions& options = {}) { return check(image, options); }
 };
 
-void expect_code(Damaged& damaged, const std::string& code, const core::CheckOptions& options = {}) {
+void expect_code(Damaged& damaged, const std::string& code, const fsck::CheckOptions& options = {}) {
   auto report = damaged.report(options);
   INFO(describe(report));
   CHECK(has_code(report, code));
@@ -663,6 +682,55 @@ TEST_CASE("an interrupted transaction is checked as the mount will roll it back"
   INFO(describe(after));
   CHECK(after.clean());
   CHECK(after.rolled_back_sequence == 0);
+}
+
+TEST_CASE("an interrupted transaction's chunk map is checked as mount's undo filter leaves it", "[check]") {
+  // The transaction marks known-zero chunk `taken` used and writes data to
+  // it (data is never logged), then the kill. A mount's rollback applies the
+  // allocator's undo filter: `taken` comes back free but dirty, since it may
+  // hold data now, and `other`, in the same chunk-map block but untouched,
+  // stays known zero. The check's simulated rollback applies the same
+  // filter: `taken` is no damage, data in `other` is.
+  Damaged d(populated());
+  const uint64_t taken = d.p.chunk_in_state(format::kChunkFreeZero);
+  uint64_t other = taken + 1;
+  while (d.map().state[other] != format::kChunkFreeZero) ++other;
+  REQUIRE(other / format::kChunksPerMapBlock == taken / format::kChunksPerMapBlock);
+  Bytes crashed;
+  {
+    auto region = view(d.image);
+    auto journal = journal::Journal::open(*region, d.p.layout.journal_offset, d.p.layout.journal_bytes);
+    REQUIRE(journal);
+    auto txn = journal.value()->begin();
+    auto map = d.map();
+    map.state[taken] = format::kChunkUsed;
+    format::seal(map);
+    REQUIRE(txn->put(d.p.layout.chunk_map_offset, map));
+    crashed = d.image;  // the kill: this transaction never commits
+  }
+  crashed[taken * format::kChunkSize + 4321] = std::byte{7};
+  d.image = crashed;
+  auto report = d.report({.verify_known_zero = true});
+  INFO(describe(report));
+  CHECK(report.clean());
+  CHECK(report.rolled_back_records == 1);
+
+  d.image[other * format::kChunkSize + 1234] = std::byte{9};
+  auto damaged = d.report({.verify_known_zero = true});
+  INFO(describe(damaged));
+  REQUIRE(damaged.problems.size() == 1);
+  CHECK(damaged.problems[0].code == "CHUNK_NOT_ZERO");
+  CHECK(damaged.problems[0].message.find("chunk " + std::to_string(other)) != std::string::npos);
+
+  // The mount agrees: only `other` is known zero with data.
+  auto opened = Filesystem::open(view(d.image));
+  REQUIRE(opened);
+  REQUIRE(opened.value()->close());
+  CHECK(d.map().state[taken] != format::kChunkUsed);
+  auto mounted = d.report({.verify_known_zero = true});
+  INFO(describe(mounted));
+  REQUIRE(mounted.problems.size() == 1);
+  CHECK(mounted.problems[0].message == damaged.problems[0].message);
 }
 
 TEST_CASE("a used chunk no extent covers is reported as leaked", "[check]") {
@@ -896,15 +964,15 @@ TEST_CASE("sealed random garbage in inodes, entries and blocks never crashes the
     }
     put_sealed(image, p.layout.chunk_map_offset, map);
     BufferRegion region(image, true);
-    auto report = core::check_region(region);
+    auto report = fsck::check_region(region);
     REQUIRE(report);
     // Whatever the damage, one repair leaves a clean region (or fails
     // cleanly when no superblock is left, which this damage never does).
     BufferRegion writable(image, false);
-    auto repaired = core::repair_region(writable);
+    auto repaired = fsck::repair_region(writable);
     INFO("round " << round);
     REQUIRE(repaired);
-    auto after = core::check_region(region);
+    auto after = fsck::check_region(region);
     REQUIRE(after);
     INFO(describe(*after));
     CHECK(after->clean());
@@ -916,25 +984,25 @@ TEST_CASE("sealed random garbage in inodes, entries and blocks never crashes the
 // clean, a second repair finds nothing, mount works, and files the damage
 // did not touch keep their content.
 
-bool has_action(const core::RepairReport& report, const std::string& code) {
+bool has_action(const fsck::RepairReport& report, const std::string& code) {
   for (const auto& action : report.actions) {
     if (action.code == code) return true;
   }
   return false;
 }
 
-std::string describe(const core::RepairReport& report) {
+std::string describe(const fsck::RepairReport& report) {
   std::string text = std::to_string(report.actions.size()) + " actions";
   for (const auto& action : report.actions)
     text += "\n  " + action.code + (action.safe ? " (safe)" : "") + ": " + action.message;
   return text;
 }
 
-core::RepairReport repair(Bytes& image, core::RepairMode mode = core::RepairMode::kAll) {
+fsck::RepairReport repair(Bytes& image, fsck::RepairMode mode = fsck::RepairMode::kAll) {
   BufferRegion region(image, false);
-  core::RepairOptions options;
+  fsck::RepairOptions options;
   options.mode = mode;
-  auto report = core::repair_region(region, options);
+  auto report = fsck::repair_region(region, options);
   INFO((report ? std::string() : report.error().message()));
   REQUIRE(report);
   return std::move(report).value();
@@ -1109,6 +1177,21 @@ TEST_CASE("repair restores or cuts a damaged extent block", "[repair]") {
   put_raw(image, block, garbage);
   expect_repaired(image, "EXTENT_BLOCK_CHECKSUM", kMany);
   CHECK(get<Inode>(image, p.inode_offset(p.many)).extent_count == format::kInlineExtents);
+}
+
+TEST_CASE("repair zeroes unused extent-block entries that are not zero", "[repair]") {
+  const Populated& p = populated();
+  Bytes image = p.image;
+  const uint64_t offset = p.inode(p.many).extent_block;
+  auto block = get<format::ExtentBlock>(image, offset);
+  REQUIRE(block.count < format::kExtentsPerBlock);
+  block.extents[block.count].block_count = 7;  // resealed: only the invariant fails
+  put_sealed(image, offset, block);
+  // The files keep their contents: only the unused entry changes.
+  expect_repaired(image, "EXTENT_BLOCK_INVALID");
+  auto repaired = get<format::ExtentBlock>(image, offset);
+  CHECK(repaired.extents[block.count].block_count == 0);
+  CHECK(repaired.count == block.count);
 }
 
 TEST_CASE("repair restores or drops a damaged xattr block", "[repair]") {
@@ -1397,7 +1480,7 @@ TEST_CASE("preen repairs what is safe and nothing when a decision is needed", "[
   Inode readme = safe.inode(p.readme);
   readme.nlink = 5;
   safe.put_inode(readme);
-  auto preened = repair(safe.image, core::RepairMode::kPreen);
+  auto preened = repair(safe.image, fsck::RepairMode::kPreen);
   INFO(describe(preened));
   CHECK(preened.applied);
   CHECK(preened.unsafe_count() == 0);
@@ -1407,7 +1490,7 @@ TEST_CASE("preen repairs what is safe and nothing when a decision is needed", "[
   Bytes image = p.image;
   image[p.inode_offset(p.readme) + offsetof(Inode, size)] ^= std::byte{0x40};
   const Bytes before = image;
-  auto blocked = repair(image, core::RepairMode::kPreen);
+  auto blocked = repair(image, fsck::RepairMode::kPreen);
   INFO(describe(blocked));
   CHECK_FALSE(blocked.applied);
   CHECK(blocked.unsafe_count() != 0);
@@ -1431,7 +1514,7 @@ TEST_CASE("a repair killed at any persist is refused by mount and repaired again
   auto counting = std::make_shared<FaultState>();
   {
     FaultRegion region(damaged, counting);
-    REQUIRE(core::repair_region(region));
+    REQUIRE(fsck::repair_region(region));
   }
   const uint64_t persists = counting->persists;
   REQUIRE(persists > 5);
@@ -1441,7 +1524,7 @@ TEST_CASE("a repair killed at any persist is refused by mount and repaired again
     state->crash_at = n;
     {
       FaultRegion region(damaged, state);
-      REQUIRE(core::repair_region(region));
+      REQUIRE(fsck::repair_region(region));
     }
     REQUIRE(state->crash_image);
     Bytes image = std::move(*state->crash_image);
@@ -1449,7 +1532,7 @@ TEST_CASE("a repair killed at any persist is refused by mount and repaired again
       auto opened = Filesystem::open(copy_of(image));
       if (opened) {
         // Only the finished repair may mount.
-        auto report = core::check_region(opened.value()->region());
+        auto report = fsck::check_region(opened.value()->region());
         REQUIRE(report);
         INFO(describe(*report));
         CHECK(report->clean());

@@ -27,9 +27,9 @@
 #include <utility>
 #include <vector>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
 #include "support/data_pattern.h"
 #include "support/fault_region.h"
 #include "support/result_checks.h"
@@ -164,7 +164,7 @@ std::string dump(Filesystem& fs, bool namespace_only) {
   return text;
 }
 
-std::string describe(const core::CheckReport& report) {
+std::string describe(const fsck::CheckReport& report) {
   std::string text;
   for (const auto& problem : report.problems) text += "\n    " + problem.code + ": " + problem.message;
   return text;
@@ -192,7 +192,7 @@ Bytes build_base(const std::function<void(Filesystem&)>& populate, const BaseOpt
   populate(fs);
   REQUIRE_OK(fs.close());
   Bytes image = snapshot(fs.region());
-  auto report = core::check_region(fs.region(), {.verify_known_zero = true});
+  auto report = fsck::check_region(fs.region(), {.verify_known_zero = true});
   REQUIRE(report);
   INFO("base state:" << describe(*report));
   REQUIRE(report->clean());
@@ -251,7 +251,7 @@ uint64_t run_case(const Bytes& base, const CrashCase& crash_case, std::vector<st
     CHECK(transactions >= crash_case.min_transactions);
     after = dump(*mounted.fs, namespace_only);
     REQUIRE_OK(mounted.fs->close());
-    auto report = core::check_region(mounted.fs->region(), {.verify_known_zero = true});
+    auto report = fsck::check_region(mounted.fs->region(), {.verify_known_zero = true});
     REQUIRE(report);
     if (!report->clean())
       failures.push_back(crash_case.name + ", completed: check found" + describe(*report));
@@ -280,7 +280,7 @@ uint64_t run_case(const Bytes& base, const CrashCase& crash_case, std::vector<st
     std::string now = dump(fs, namespace_only);
     auto closed = fs.close();
     if (!closed) failures.push_back(where + ": close failed: " + closed.error().message());
-    auto report = core::check_region(fs.region(), {.verify_known_zero = true});
+    auto report = fsck::check_region(fs.region(), {.verify_known_zero = true});
     REQUIRE(report);
     if (!report->clean()) failures.push_back(where + ", after recovery: check found" + describe(*report));
     if (now != before && now != after) {
@@ -637,7 +637,7 @@ TEST_CASE("zeroing free space never records a chunk zero that is not, at any cra
     Filesystem& fs = *recovered.value();
     if (dump(fs, false) != before) failures.push_back(where + ": the tree changed");
     REQUIRE_OK(fs.close());
-    auto report = core::check_region(fs.region(), {.verify_known_zero = true});
+    auto report = fsck::check_region(fs.region(), {.verify_known_zero = true});
     REQUIRE(report);
     if (!report->clean()) failures.push_back(where + ": check found" + describe(*report));
     // And zeroing completes on the recovered region.

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
 #include "fs/region/region.h"
 #include "support/data_pattern.h"
 #include "support/extent_equal.h"
@@ -87,7 +87,7 @@ struct Mounted {
   }
   Filesystem* operator->() const { return fs.get(); }
   void require_clean() {
-    auto report = core::check_region(*testing::MemoryView::of(*memory, true));
+    auto report = fsck::check_region(*testing::MemoryView::of(*memory, true));
     REQUIRE_OK(report);
     std::string problems;
     for (const auto& problem : report->problems) problems += problem.code + ": " + problem.message + "\n";

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "fs/core/check.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
 #include "fs/region/region.h"
 #include "support/extent_equal.h"
 #include "support/memory_view.h"
@@ -88,7 +88,7 @@ struct PageRegion {
     return sb;
   }
   void require_clean() const {
-    auto report = core::check_region(*view(true));
+    auto report = fsck::check_region(*view(true));
     REQUIRE_OK(report);
     std::string problems;
     for (const auto& problem : report->problems) problems += problem.code + ": " + problem.message + "\n";
@@ -323,7 +323,7 @@ TEST_CASE("the backup superblock of the large-page layout is found when the prim
   // Gone: found by the region's page size.
   std::memset(r.memory->base(), 0, kBlockSize);
   CHECK(format::locate_backup_superblock(r.memory->base(), r.memory->size(), 16 * kMiB) == backup);
-  auto report = core::repair_region(*r.view());
+  auto report = fsck::repair_region(*r.view());
   REQUIRE_OK(report);
   r.mount();
   r.require_clean();

@@ -1,10 +1,14 @@
-// fs/core/check.h: a read-only consistency check of a whole region.
+// fs/fsck/fsck.h: checking and repairing a whole region (fsck.pkfs's layer).
 //
 // Owns: the invariants of FORMAT.md ("Invariants"), checked pass by pass
 // without trusting any of them. Used by the crash-injection tests after every
 // simulated crash, and the base fsck.pkfs builds on. check_region never
 // writes; repair_region (repair.cpp) is the one writer, and fsck.pkfs is a
-// thin main over both.
+// thin main over both. The problems both report are listed in problems.h.
+//
+// Below core: parses the region through fs/format, fs/journal and fs/alloc,
+// never through core::Filesystem (it exists to catch core's bugs, so it must
+// not share core's assumptions, and a mount refuses the damage it reads).
 #pragma once
 
 #include <cstdint>
@@ -13,9 +17,10 @@
 #include <vector>
 
 #include "fs/base/result.h"
+#include "fs/fsck/problems.h"
 #include "fs/region/region.h"
 
-namespace pkfs::core {
+namespace pkfs::fsck {
 
 struct CheckProblem {
   std::string code;     // stable short code, e.g. "INODE_CHECKSUM", "LINK_COUNT"
@@ -37,10 +42,8 @@ struct CheckReport {
   bool clean() const { return problems.empty(); }
 };
 
-// fsck's named passes, in the order FORMAT.md ("Invariants") lists them.
-// Every problem code belongs to one pass.
-inline constexpr int kPassCount = 7;
-int check_pass_of(const std::string& code);  // 1..kPassCount
+// Every problem code belongs to one pass (problems.h, kPassCount of them).
+int check_pass_of(const std::string& code);  // 1..kPassCount; 3 for a code not in the table
 const char* check_pass_name(int pass);       // "Checking superblock and backup", ...
 
 struct CheckOptions {
@@ -51,13 +54,21 @@ struct CheckOptions {
 
 // Called now and then with the pass running and how far it is (done of
 // total, in slots or chunks); for progress bars. May be empty.
-using Progress = std::function<void(int pass, uint64_t done, uint64_t total)>;
+//
+// Cancelling: the callback returns false to stop. check_region then returns
+// Error(ECANCELED) and has written nothing; repair_region returns
+// Error(ECANCELED) too, having written at most step 1 (superblocks restored
+// and the journal recovered, each complete and consistent): the progress
+// callback is only called while the model is built, before any repair of
+// step 3 is written. The callback must not throw.
+using Progress = std::function<bool(int pass, uint64_t done, uint64_t total)>;
 
 // Checks every structure of the region. An open transaction that a mount
 // would roll back is not a problem: the region is checked as that rollback
 // leaves it (without writing it), and the report says so. One a mount
 // could not roll back is reported as a problem (JOURNAL_OPEN).
-// Errors only when the region cannot be read at all (no superblock).
+// Errors only when the region cannot be read at all (no superblock), and
+// ECANCELED when `progress` asked to stop.
 Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options = {},
                                  const Progress& progress = {});
 
@@ -104,8 +115,8 @@ struct RepairReport {
 // which clears it and sets check_time_ns: a crash part way leaves a region
 // that mount refuses and fsck repairs again. Errors: ENODATA when neither
 // superblock is usable, EPROTONOSUPPORT/EROFS for features this build cannot
-// write.
+// write, ECANCELED when `progress` asked to stop.
 Result<RepairReport> repair_region(region::Region& region, const RepairOptions& options = {},
                                    const Progress& progress = {});
 
-}  // namespace pkfs::core
+}  // namespace pkfs::fsck

@@ -1,4 +1,4 @@
-// fs/core/repair.cpp: repair of a damaged region (fsck.pkfs -y and -p).
+// fs/fsck/repair.cpp: repair of a damaged region (fsck.pkfs -y and -p).
 //
 // Owns: repair_region. Like check.cpp it parses the region on its own,
 // through format:: validators, never through core::Filesystem (which refuses
@@ -29,67 +29,21 @@
 #include <unordered_set>
 
 #include "fs/alloc/allocator.h"
-#include "fs/core/check.h"
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
+#include "fs/fsck/model.h"
+#include "fs/fsck/passes.h"
 #include "fs/journal/journal.h"
 
-namespace pkfs::core {
+namespace pkfs::fsck {
 namespace {
 
-using format::ChunkMapBlock;
-using format::Dirent;
-using format::Extent;
-using format::ExtentBlock;
-using format::Hold;
-using format::Inode;
-using format::JournalHeader;
-using format::kBlockSize;
-using format::kBlocksPerChunk;
-using format::kChunkSize;
-using format::Layout;
-using format::SplitHeader;
-using format::Superblock;
-using format::XattrBlock;
-
-constexpr uint64_t kProgressStep = 65536;
 constexpr const char* kLostFound = "lost+found";
-
-bool all_zero(const void* data, size_t length) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < length; ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
-}
 
 int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-// A structure its validator rejects may still be recoverable:
-//  - only its tag or version is wrong and restoring them makes the checksum
-//    match: the rest is exactly what was written;
-//  - tag and version are right, only the checksum fails, and the resealed
-//    structure passes every range check: the fields are kept as found (as
-//    e2fsck does for a metadata block whose checksum alone is wrong).
-// Returns the salvaged structure and how, or nothing.
-template <typename T, typename Valid>
-std::optional<T> salvage(T value, uint32_t tag, Valid valid, std::string* how) {
-  if (value.tag != tag || value.version != 1) {
-    value.tag = tag;
-    value.version = 1;
-    if (format::checksum_ok(value) && valid(value)) {
-      *how = "tag restored (the checksum matches)";
-      return value;
-    }
-    return std::nullopt;
-  }
-  format::seal(value);
-  if (!valid(value)) return std::nullopt;
-  *how = "checksum resealed (the fields are sane)";
-  return value;
 }
 
 struct ChainBlock {
@@ -98,7 +52,7 @@ struct ChainBlock {
 };
 
 // An inode in use, as the repair will leave it.
-struct Model {
+struct InodeModel {
   Inode inode{};
   std::vector<Extent> extents;
   std::vector<uint64_t> chain;  // extent block offsets, in chain order
@@ -114,17 +68,16 @@ struct Entry {
   bool live = true;  // false: to be cleared
 };
 
-class Repairer {
+class Repairer : public Model, private Fixer {
  public:
   Repairer(region::Region& region, const RepairOptions& options, const Progress& progress)
-      : m_region(region), m_options(options), m_progress(progress) {}
+      : Model(region, progress), m_target(region), m_options(options) {}
 
   Result<RepairReport> run() {
     TRY(fix_superblocks());
     if (m_stop) return finish();
     TRY(fix_journal());
     if (m_stop) return finish();
-    load_dirent_names();
     load_inodes();
     load_extents();
     load_dirents();
@@ -142,15 +95,18 @@ class Repairer {
   // ---------------------------------------------------------------------
   // Reading, reporting, pending writes.
 
-  template <typename T>
-  T read(uint64_t offset) const {
-    T value;
-    std::memcpy(&value, m_region.base() + offset, sizeof value);
-    return value;
+  // Every problem repair finds goes through here, with what was (or would
+  // be) done. Whether -p may do it is the problem table's word; only codes
+  // the table marks Preen::kPerFix say it per call.
+  void act(Code code, std::string message) {
+    const ProblemInfo& info = problem_info(code);
+    if (info.preen == Preen::kPerFix) std::abort();  // broken invariant: the call must say
+    m_report.actions.push_back({info.name, std::move(message), info.preen == Preen::kYes});
   }
-
-  void act(const std::string& code, std::string message, bool safe) {
-    m_report.actions.push_back({code, std::move(message), safe});
+  void act(Code code, std::string message, Preen preen) {
+    const ProblemInfo& info = problem_info(code);
+    if (info.preen != Preen::kPerFix) std::abort();  // broken invariant: the table decides
+    m_report.actions.push_back({info.name, std::move(message), preen == Preen::kYes});
   }
 
   // Unsafe actions under -p: nothing past journal recovery is written.
@@ -158,35 +114,19 @@ class Repairer {
 
   RepairReport finish() { return std::move(m_report); }
 
+  // The shared walks' one way to report (passes.h): repair reports what
+  // it does, and does it.
+  bool fix_problem(Code code, const std::string& message, const std::string& fix) override {
+    act(code, message + "; " + fix);
+    return true;
+  }
+  void stage(uint64_t offset, const void* bytes, size_t length) override {
+    const auto* first = static_cast<const std::byte*>(bytes);
+    m_writes[offset].assign(first, first + length);
+  }
   template <typename T>
   void write(uint64_t offset, const T& value) {
-    const auto* bytes = reinterpret_cast<const std::byte*>(&value);
-    m_writes[offset].assign(bytes, bytes + sizeof value);
-  }
-
-  void progress(int pass, uint64_t done, uint64_t total) const {
-    if (m_progress) m_progress(pass, done, total);
-  }
-
-  uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
-  uint64_t dirent_offset(uint64_t slot) const { return m_layout.dirent_table_offset + slot * sizeof(Dirent); }
-
-  bool in_data_area(uint64_t first_block, uint64_t count) const {
-    return m_layout.in_data_area(first_block, count);
-  }
-
-  // Path of `ino` through the directory entries found valid, for messages.
-  std::string describe(uint64_t ino) const {
-    std::string path;
-    uint64_t at = ino;
-    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
-      auto it = m_names.find(at);
-      if (it == m_names.end()) return "inode " + std::to_string(ino);
-      path = "/" + it->second.second + path;
-      at = it->second.first;
-    }
-    if (at != format::kRootIno) return "inode " + std::to_string(ino);
-    return "inode " + std::to_string(ino) + " (" + (path.empty() ? "/" : path) + ")";
+    stage(offset, &value, sizeof value);
   }
 
   // ---------------------------------------------------------------------
@@ -236,8 +176,7 @@ class Repairer {
     if (!primary_layout) {
       m_layout = *backup_layout;
       extend_high_water(sb);
-      act("SUPERBLOCK_CHECKSUM", "primary superblock: " + primary_trouble + "; restored from the backup",
-          false);
+      act(Code::kSuperblockChecksum, "primary superblock: " + primary_trouble + "; restored from the backup");
       if (preen_blocked()) {
         m_stop = true;
         return success();
@@ -247,47 +186,42 @@ class Repairer {
       Superblock marked = sb;
       marked.state = (marked.state | format::kStateError) & ~format::kStateClean;
       format::seal(marked);
-      std::memcpy(m_region.base(), &marked, sizeof marked);
-      m_region.persist(0, sizeof marked);
+      std::memcpy(m_target.base(), &marked, sizeof marked);
+      m_target.persist(0, sizeof marked);
     } else {
       m_layout = *primary_layout;
-      const size_t backup_label = strnlen(backup.label, sizeof backup.label);
       bool backup_differs =
           !backup_layout || std::memcmp(primary.uuid, backup.uuid, sizeof backup.uuid) != 0 ||
           std::memcmp(&*backup_layout, &m_layout, sizeof m_layout) != 0 ||
           backup.root_ino != primary.root_ino || backup.feature_incompat != primary.feature_incompat ||
-          backup.reserved0 != 0 || !all_zero(backup.reserved1, sizeof backup.reserved1) ||
-          backup_label == sizeof backup.label ||
-          !all_zero(backup.label + backup_label, sizeof backup.label - backup_label);
+          !reserved_zero(backup) || !label_terminated(backup) || !label_padded(backup);
       if (backup_differs) {
-        act(backup_layout ? "BACKUP_SUPERBLOCK_MISMATCH" : "BACKUP_SUPERBLOCK_CHECKSUM",
+        act(backup_layout ? Code::kBackupSuperblockMismatch : Code::kBackupSuperblockChecksum,
             "backup superblock at " + std::to_string(m_layout.backup_offset) + ": " +
                 (backup_layout ? std::string("differs from the primary") : backup_trouble) +
-                "; rewritten from the primary",
-            true);
+                "; rewritten from the primary");
         m_rewrite_backup = true;
       }
     }
     // Fields the validators leave alone.
-    const size_t label_length = strnlen(sb.label, sizeof sb.label);
-    if (label_length == sizeof sb.label ||
-        !all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
-      act("SUPERBLOCK_INVALID", "superblock: label is not NUL-terminated and padded; truncated", false);
+    if (!label_terminated(sb) || !label_padded(sb)) {
+      const size_t label_length = strnlen(sb.label, sizeof sb.label);
+      act(Code::kSuperblockInvalid, "superblock: label is not NUL-terminated and padded; truncated",
+          Preen::kNo);
       sb.label[std::min(label_length, sizeof sb.label - 1)] = 0;
       std::memset(sb.label + strnlen(sb.label, sizeof sb.label), 0,
                   sizeof sb.label - strnlen(sb.label, sizeof sb.label));
     }
-    if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
-      act("SUPERBLOCK_INVALID", "superblock: reserved fields are not zero; zeroed", true);
+    if (!reserved_zero(sb)) {
+      act(Code::kSuperblockInvalid, "superblock: reserved fields are not zero; zeroed", Preen::kYes);
       sb.reserved0 = 0;
       std::memset(sb.reserved1, 0, sizeof sb.reserved1);
     }
     if (sb.state & format::kStateError) {
-      act("SUPERBLOCK_ERRORS",
+      act(Code::kSuperblockErrors,
           "superblock: the region has recorded " + std::to_string(sb.error_count) + " errors (first: " +
               std::string(sb.first_error_what, strnlen(sb.first_error_what, sizeof sb.first_error_what)) +
-              "); cleared once the region is repaired",
-          true);
+              "); cleared once the region is repaired");
     }
     m_was_clean =
         (primary_layout && (primary.state & format::kStateClean) && !(primary.state & format::kStateError));
@@ -313,10 +247,9 @@ class Repairer {
       ++dirents;
     }
     if (inodes != sb.inode_high_water || dirents != sb.dirent_high_water) {
-      act("SUPERBLOCK_FALLBACK",
-          "backup superblock: high-water marks raised to " + std::to_string(inodes) + " inodes and " +
-              std::to_string(dirents) + " entries over the slots in use above them",
-          false);
+      act(Code::kSuperblockFallback, "backup superblock: high-water marks raised to " +
+                                         std::to_string(inodes) + " inodes and " + std::to_string(dirents) +
+                                         " entries over the slots in use above them");
     }
     sb.inode_high_water = inodes;
     sb.dirent_high_water = dirents;
@@ -331,58 +264,54 @@ class Repairer {
                                       const std::byte* current) {
       alloc::Allocator::adjust_undo_image(layout, target, image, length, current);
     };
-    auto journal = journal::Journal::open(m_region, offset, bytes, filter);
+    auto journal = journal::Journal::open(m_target, offset, bytes, filter);
     const JournalHeader header = read<JournalHeader>(offset);
-    if (!journal || header.reserved0 != 0 || header.reserved1 != 0) {
+    if (!journal || !reserved_zero(header)) {
       std::string trouble =
           journal ? "journal header: reserved fields are not zero" : journal.error().message();
       std::string how;
-      auto sane = [&](const JournalHeader& h) {
-        return h.journal_bytes == bytes && h.reserved0 == 0 && h.reserved1 == 0 &&
-               all_zero(h.reserved2, sizeof h.reserved2);
-      };
+      auto sane = [&](const JournalHeader& h) { return h.journal_bytes == bytes && reserved_zero(h); };
       auto restored = salvage(header, format::kJournalTag, sane, &how);
       // Only an exact restore of the tag keeps the commit words: a header
       // whose other fields are wrong is rewritten empty.
       const bool exact = restored && how.rfind("tag", 0) == 0;
-      const char* code = header.tag != format::kJournalTag || header.version != 1 ? "JOURNAL_TAG"
-                         : !format::checksum_ok(header)                           ? "JOURNAL_CHECKSUM"
-                                                                                  : "JOURNAL_INVALID";
-      act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"), false);
+      const Code code = header.tag != format::kJournalTag || header.version != 1 ? Code::kJournalTag
+                        : !format::checksum_ok(header)                           ? Code::kJournalChecksum
+                                                                                 : Code::kJournalInvalid;
+      act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"));
       if (preen_blocked()) {
         m_stop = true;
         return success();
       }
       if (exact) {
-        std::memcpy(m_region.base() + offset, &*restored, offsetof(JournalHeader, reserved2));
-        m_region.persist(offset, sizeof(JournalHeader));
+        std::memcpy(m_target.base() + offset, &*restored, offsetof(JournalHeader, reserved2));
+        m_target.persist(offset, sizeof(JournalHeader));
       } else {
-        journal::Journal::format(m_region, offset, bytes);
+        journal::Journal::format(m_target, offset, bytes);
       }
-      journal = journal::Journal::open(m_region, offset, bytes, filter);
+      journal = journal::Journal::open(m_target, offset, bytes, filter);
       if (!journal) return journal.error();
     }
     m_journal = std::move(journal).value();
     if (m_journal->needs_recovery()) {
       auto recovery = m_journal->recover();
       if (!recovery) {
-        act("UNDO_RECORD_INVALID",
-            recovery.error().message() + "; the transaction is discarded and the journal rewritten", false);
+        act(Code::kUndoRecordInvalid,
+            recovery.error().message() + "; the transaction is discarded and the journal rewritten");
         if (preen_blocked()) {
           m_stop = true;
           return success();
         }
         m_journal.reset();
-        journal::Journal::format(m_region, offset, bytes);
-        TRY_ASSIGN(auto reopened, journal::Journal::open(m_region, offset, bytes, filter));
+        journal::Journal::format(m_target, offset, bytes);
+        TRY_ASSIGN(auto reopened, journal::Journal::open(m_target, offset, bytes, filter));
         m_journal = std::move(reopened);
       } else {
         m_report.recovered_sequence = recovery->sequence;
         m_report.recovered_records = recovery->records;
-        act("JOURNAL_OPEN",
-            "journal: transaction " + std::to_string(recovery->sequence) + " was open; rolled back (" +
-                std::to_string(recovery->records) + " records)",
-            true);
+        act(Code::kJournalOpen, "journal: transaction " + std::to_string(recovery->sequence) +
+                                    " was open; rolled back (" + std::to_string(recovery->records) +
+                                    " records)");
         // The roll back may have restored the superblock's fields.
         if (auto sb = format::verify_superblock(read<Superblock>(0)); sb) {
           Superblock restored = read<Superblock>(0);
@@ -401,19 +330,11 @@ class Repairer {
   // ---------------------------------------------------------------------
   // Step 2: the model. Names first, for messages only.
 
-  void load_dirent_names() {
-    for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-      const auto dirent = read<Dirent>(dirent_offset(slot));
-      if (!format::dirent_valid(dirent)) continue;
-      m_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
-    }
-  }
-
   // Pass 3: inode slots.
   void load_inodes() {
     const uint64_t high = m_sb.inode_high_water;
     if (!all_zero(m_region.base() + inode_offset(0), sizeof(Inode))) {
-      act("INODE_INVALID", "inode slot 0 (never used) is not zero; zeroed", true);
+      act(Code::kInodeInvalid, "inode slot 0 (never used) is not zero; zeroed", Preen::kYes);
       write(inode_offset(0), Inode{});
     }
     for (uint64_t ino = 1; ino < high; ++ino) {
@@ -426,8 +347,8 @@ class Repairer {
         free_form.generation = inode.generation;
         format::seal(free_form);
         if (std::memcmp(&free_form, &inode, sizeof inode) != 0) {
-          act("INODE_INVALID", "free inode " + std::to_string(ino) + ": not in the free form; rewritten",
-              true);
+          act(Code::kInodeInvalid, "free inode " + std::to_string(ino) + ": not in the free form; rewritten",
+              Preen::kYes);
           write(inode_offset(ino), free_form);
         }
         continue;
@@ -437,28 +358,28 @@ class Repairer {
         auto salvaged = salvage(
             inode, format::kInodeTag, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
         if (salvaged && !format::inode_is_free(*salvaged)) {
-          act(inode.tag != format::kInodeTag ? "INODE_TAG" : "INODE_CHECKSUM",
-              describe(ino) + ": " + what + "; " + how, false);
+          act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
+              describe_by_names(ino) + ": " + what + "; " + how);
           inode = *salvaged;
           write(inode_offset(ino), inode);
         } else {
-          act(inode.tag != format::kInodeTag ? "INODE_TAG" : "INODE_CHECKSUM",
-              describe(ino) + ": " + what + "; cleared (its entries are removed, its space freed)", false);
+          act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
+              describe_by_names(ino) + ": " + what + "; cleared (its entries are removed, its space freed)");
           write(inode_offset(ino), free_inode(ino, inode.generation + 1));
           continue;
         }
       }
-      Model& model = m_inodes[ino];
+      InodeModel& model = m_inodes[ino];
       model.inode = inode;
       fix_inode_fields(ino, model.inode);
     }
     auto root = m_inodes.find(format::kRootIno);
     if (root == m_inodes.end() || !S_ISDIR(root->second.inode.mode)) {
-      act(root == m_inodes.end() ? "ROOT_MISSING" : "ROOT_NOT_DIRECTORY",
-          "inode 1 (the root directory) is missing or not a directory; a new empty root is made", false);
-      Model& model = m_inodes[format::kRootIno];
+      act(root == m_inodes.end() ? Code::kRootMissing : Code::kRootNotDirectory,
+          "inode 1 (the root directory) is missing or not a directory; a new empty root is made");
+      InodeModel& model = m_inodes[format::kRootIno];
       uint64_t generation = root == m_inodes.end() ? 1 : model.inode.generation + 1;
-      model = Model{};
+      model = InodeModel{};
       model.inode = new_directory(format::kRootIno, generation, format::kRootIno, 0755);
       m_dirty_inodes.insert(format::kRootIno);
     }
@@ -488,12 +409,12 @@ class Repairer {
   }
 
   void fix_inode_fields(uint64_t ino, Inode& inode) {
-    const std::string who = describe(ino);
+    const std::string who = describe_by_names(ino);
     const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode),
                device = S_ISCHR(inode.mode) || S_ISBLK(inode.mode);
     auto fix = [&](bool bad, const std::string& what, auto&& apply) {
       if (!bad) return;
-      act("INODE_INVALID", who + ": " + what, false);
+      act(Code::kInodeInvalid, who + ": " + what, Preen::kNo);
       apply();
       m_dirty_inodes.insert(ino);
     };
@@ -521,8 +442,7 @@ class Repairer {
 
   void load_extents() {
     const uint64_t chunks = m_layout.chunk_count;
-    m_chunk_owner.assign(chunks, 0);
-    m_split_claims.clear();
+    m_claims.reset(chunks);
     uint64_t done = 0;
     std::vector<uint64_t> order;
     order.reserve(m_inodes.size());
@@ -534,19 +454,20 @@ class Repairer {
     }
   }
 
-  void load_file(uint64_t ino, Model& model) {
+  void load_file(uint64_t ino, InodeModel& model) {
     Inode& inode = model.inode;
-    const std::string who = describe(ino);
+    const std::string who = describe_by_names(ino);
     const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
     std::vector<Extent> extents(inode.extents, inode.extents + inline_count);
     bool changed = false;
+    bool rewrite_chain = false;  // only the chain's unused entries change
 
     // The chain, up to the first block that cannot be used.
     std::unordered_set<uint64_t> seen;
     for (uint64_t next = inode.extent_block; next != 0;) {
       std::string where = who + ": extent block at " + std::to_string(next);
       if (!seen.insert(next).second || next % kBlockSize != 0 || !in_data_area(next / kBlockSize, 1)) {
-        act("EXTENT_CHAIN", where + ": cycle or outside the data area; the chain is cut there", false);
+        act(Code::kExtentChain, where + ": cycle or outside the data area; the chain is cut there");
         changed = true;
         break;
       }
@@ -558,46 +479,49 @@ class Repairer {
             block, format::kExtentBlockTag,
             [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
         if (!salvaged || salvaged->owner_ino != ino) {
-          act(block.tag != format::kExtentBlockTag ? "EXTENT_BLOCK_TAG" : "EXTENT_BLOCK_CHECKSUM",
-              where + ": " + what + "; the chain is cut there (the extents it held are lost)", false);
+          act(block.tag != format::kExtentBlockTag ? Code::kExtentBlockTag : Code::kExtentBlockChecksum,
+              where + ": " + what + "; the chain is cut there (the extents it held are lost)");
           changed = true;
           break;
         }
-        act(block.tag != format::kExtentBlockTag ? "EXTENT_BLOCK_TAG" : "EXTENT_BLOCK_CHECKSUM",
-            where + ": " + what + "; " + how, false);
+        act(block.tag != format::kExtentBlockTag ? Code::kExtentBlockTag : Code::kExtentBlockChecksum,
+            where + ": " + what + "; " + how);
         block = *salvaged;
         changed = true;
       }
       if (block.owner_ino != ino) {
-        act("EXTENT_BLOCK_OWNER",
-            where + ": owned by inode " + std::to_string(block.owner_ino) + "; the chain is cut there",
-            false);
+        act(Code::kExtentBlockOwner,
+            where + ": owned by inode " + std::to_string(block.owner_ino) + "; the chain is cut there");
         changed = true;
         break;
       }
       if (!claim_blocks(next / kBlockSize, 1, ino)) {
-        act("EXTENT_SPACE", where + ": claimed by an earlier inode; the chain is cut there", false);
+        act(Code::kExtentSpace, where + ": claimed by an earlier inode; the chain is cut there", Preen::kNo);
         changed = true;
         break;
       }
       model.chain.push_back(next);
-      extents.insert(extents.end(), block.extents,
-                     block.extents + std::min<uint32_t>(block.count, format::kExtentsPerBlock));
+      const uint32_t used = std::min<uint32_t>(block.count, format::kExtentsPerBlock);
+      if (!all_zero(block.extents + used, (format::kExtentsPerBlock - used) * sizeof(Extent))) {
+        // The chain is written again from the model, unused entries zero.
+        act(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero; zeroed");
+        rewrite_chain = true;
+      }
+      extents.insert(extents.end(), block.extents, block.extents + used);
       if (block.next != 0 && block.count != format::kExtentsPerBlock) changed = true;  // compacted below
       if (extents.size() > inode.extent_count) break;
       next = block.next;
     }
     if (extents.size() != inode.extent_count) {
       if (!changed)
-        act("EXTENT_COUNT",
-            who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
-                std::to_string(extents.size()) + " extents were found; set to what was found",
-            false);
+        act(Code::kExtentCount, who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
+                                    std::to_string(extents.size()) +
+                                    " extents were found; set to what was found");
       if (extents.size() > inode.extent_count) extents.resize(inode.extent_count);
       changed = true;
     }
     if (!S_ISREG(inode.mode) && !S_ISLNK(inode.mode) && !extents.empty()) {
-      act("INODE_EXTENTS", who + ": a non-file owns extents; they are freed", false);
+      act(Code::kInodeExtents, who + ": a non-file owns extents; they are freed");
       extents.clear();
       changed = true;
     }
@@ -606,7 +530,7 @@ class Repairer {
     // first, so one extent with a damaged file_block costs only itself.
     if (!std::is_sorted(extents.begin(), extents.end(),
                         [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; })) {
-      act("EXTENT_ORDER", who + ": extents are not sorted; sorted", false);
+      act(Code::kExtentOrder, who + ": extents are not sorted; sorted");
       std::stable_sort(extents.begin(), extents.end(),
                        [](const Extent& a, const Extent& b) { return a.file_block < b.file_block; });
       changed = true;
@@ -638,8 +562,8 @@ class Repairer {
         trouble = "its space is claimed by an earlier inode or is a split chunk's header";
       }
       if (!trouble.empty()) {
-        act(trouble.find("claimed") != std::string::npos ? "SPACE_CLAIMED_TWICE" : "EXTENT_INVALID",
-            where + ": " + trouble + "; removed (the range reads as zeros)", false);
+        act(trouble.find("claimed") != std::string::npos ? Code::kSpaceClaimedTwice : Code::kExtentInvalid,
+            where + ": " + trouble + "; removed (the range reads as zeros)");
         changed = true;
         continue;
       }
@@ -650,16 +574,17 @@ class Repairer {
     // The xattr block.
     if (inode.xattr_block != 0) {
       const std::string where = who + ": xattr block at " + std::to_string(inode.xattr_block);
-      std::string trouble, code = "XATTR_BLOCK_INVALID";
+      std::string trouble;
+      Code code = Code::kXattrBlockInvalid;
       std::optional<XattrBlock> rewritten;
       if (!in_data_area(inode.xattr_block / kBlockSize, 1)) {
         trouble = "lies outside the data area";
-        code = "XATTR_BLOCK_RANGE";
+        code = Code::kXattrBlockRange;
       } else {
         auto block = read<XattrBlock>(inode.xattr_block);
         std::string what;
         if (!format::xattr_block_valid(block, &what)) {
-          code = block.tag != format::kXattrBlockTag ? "XATTR_BLOCK_TAG" : "XATTR_BLOCK_CHECKSUM";
+          code = block.tag != format::kXattrBlockTag ? Code::kXattrBlockTag : Code::kXattrBlockChecksum;
           std::string how;
           auto salvaged = salvage(
               block, format::kXattrBlockTag, [](const XattrBlock& b) { return format::xattr_block_valid(b); },
@@ -667,7 +592,7 @@ class Repairer {
           if (!salvaged) {
             trouble = what;
           } else {
-            act(code, where + ": " + what + "; " + how, false);
+            act(code, where + ": " + what + "; " + how);
             block = *salvaged;
             rewritten = block;
           }
@@ -679,7 +604,7 @@ class Repairer {
         if (trouble.empty() &&
             (block.reserved0 != 0 ||
              !all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes))) {
-          act("XATTR_BLOCK_INVALID", where + ": reserved bytes are not zero; zeroed", false);
+          act(Code::kXattrBlockInvalid, where + ": reserved bytes are not zero; zeroed");
           block.reserved0 = 0;
           std::memset(block.payload + block.used_bytes, 0, format::kXattrPayloadBytes - block.used_bytes);
           format::seal(block);
@@ -687,11 +612,11 @@ class Repairer {
         }
         if (trouble.empty() && !claim_blocks(inode.xattr_block / kBlockSize, 1, ino)) {
           trouble = "claimed by an earlier inode";
-          code = "XATTR_BLOCK_SPACE";
+          code = Code::kXattrBlockSpace;
         }
       }
       if (!trouble.empty()) {
-        act(code, where + ": " + trouble + "; removed (the file's extended attributes are lost)", false);
+        act(code, where + ": " + trouble + "; removed (the file's extended attributes are lost)");
         inode.xattr_block = 0;
         m_dirty_inodes.insert(ino);
       } else if (rewritten) {
@@ -701,7 +626,7 @@ class Repairer {
 
     if (S_ISLNK(inode.mode) && (kept.size() != 1 || kept[0].file_block != 0 || kept[0].block_count != 1 ||
                                 inode.size == 0 || inode.size > format::kSymlinkMax)) {
-      act("SYMLINK_INVALID", who + ": symlink without a valid target block; cleared", false);
+      act(Code::kSymlinkInvalid, who + ": symlink without a valid target block; cleared");
       release(kept, model.chain, inode);
       m_cleared.insert(ino);
       return;
@@ -715,20 +640,18 @@ class Repairer {
             ? 0
             : (count - format::kInlineExtents + format::kExtentsPerBlock - 1) / format::kExtentsPerBlock;
     while (model.chain.size() > needed) {
-      unclaim_block(model.chain.back() / kBlockSize);
+      m_claims.unclaim_block(model.chain.back() / kBlockSize);
       model.chain.pop_back();
       changed = true;
     }
-    model.extents_changed = changed;
-    if (changed) m_dirty_inodes.insert(ino);
+    model.extents_changed = changed || rewrite_chain;
+    if (model.extents_changed) m_dirty_inodes.insert(ino);
     uint64_t blocks = model.chain.size() + (inode.xattr_block != 0 ? 1 : 0);
     for (const Extent& extent : model.extents) blocks += extent.block_count;
     if (inode.allocated_blocks != blocks) {
       if (!changed)
-        act("INODE_BLOCKS",
-            who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) + ", it owns " +
-                std::to_string(blocks) + "; corrected",
-            true);
+        act(Code::kInodeBlocks, who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) +
+                                    ", it owns " + std::to_string(blocks) + "; corrected");
       inode.allocated_blocks = blocks;
       m_dirty_inodes.insert(ino);
     }
@@ -754,37 +677,24 @@ class Repairer {
   bool claim_chunks(uint64_t first_block, uint64_t count, uint64_t ino) {
     const uint64_t first = first_block / kBlocksPerChunk, end = (first_block + count) / kBlocksPerChunk;
     for (uint64_t chunk = first; chunk < end; ++chunk) {
-      if (m_chunk_owner[chunk] != 0 || m_split_claims.count(chunk)) return false;
+      if (m_claims.chunk_owner(chunk) != 0 || m_claims.split_claims(chunk)) return false;
     }
-    for (uint64_t chunk = first; chunk < end; ++chunk) m_chunk_owner[chunk] = ino;
+    for (uint64_t chunk = first; chunk < end; ++chunk) m_claims.set_chunk_owner(chunk, ino);
     return true;
   }
 
+  // All or nothing: a block claimed before (or a split chunk's header
+  // block) leaves every block of the range as it was.
   bool claim_blocks(uint64_t first, uint64_t count, uint64_t /*ino*/) {
-    const uint64_t chunk = first / kBlocksPerChunk;
-    if (m_chunk_owner[chunk] != 0) return false;
-    auto& bits = m_split_claims[chunk];
+    if (m_claims.chunk_owner(first / kBlocksPerChunk) != 0) return false;
     for (uint64_t block = first; block < first + count; ++block) {
-      uint64_t bit = block % kBlocksPerChunk;
-      if (bit == 0 || ((bits[bit / 64] >> (bit % 64)) & 1)) {
-        if (std::all_of(bits.begin(), bits.end(), [](uint64_t w) { return w == 0; }))
-          m_split_claims.erase(chunk);
-        // Undo the part claimed so far.
-        for (uint64_t undo = first; undo < block; ++undo) unclaim_block(undo);
+      if (block % kBlocksPerChunk == 0 || m_claims.block_claimed(block)) {
+        for (uint64_t undo = first; undo < block; ++undo) m_claims.unclaim_block(undo);
         return false;
       }
-      bits[bit / 64] |= uint64_t{1} << (bit % 64);
+      m_claims.claim_block(block);
     }
     return true;
-  }
-
-  void unclaim_block(uint64_t block) {
-    auto it = m_split_claims.find(block / kBlocksPerChunk);
-    if (it == m_split_claims.end()) return;
-    uint64_t bit = block % kBlocksPerChunk;
-    it->second[bit / 64] &= ~(uint64_t{1} << (bit % 64));
-    if (std::all_of(it->second.begin(), it->second.end(), [](uint64_t w) { return w == 0; }))
-      m_split_claims.erase(it);
   }
 
   void release(const std::vector<Extent>& extents, const std::vector<uint64_t>& chain, const Inode& inode) {
@@ -794,14 +704,14 @@ class Repairer {
       if (large) {
         for (uint64_t c = extent.region_block / kBlocksPerChunk;
              c < (extent.region_block + extent.block_count) / kBlocksPerChunk; ++c)
-          m_chunk_owner[c] = 0;
+          m_claims.set_chunk_owner(c, 0);
       } else {
         for (uint64_t b = extent.region_block; b < uint64_t{extent.region_block} + extent.block_count; ++b)
-          unclaim_block(b);
+          m_claims.unclaim_block(b);
       }
     }
-    for (uint64_t offset : chain) unclaim_block(offset / kBlockSize);
-    if (inode.xattr_block != 0) unclaim_block(inode.xattr_block / kBlockSize);
+    for (uint64_t offset : chain) m_claims.unclaim_block(offset / kBlockSize);
+    if (inode.xattr_block != 0) m_claims.unclaim_block(inode.xattr_block / kBlockSize);
   }
 
   // ---------------------------------------------------------------------
@@ -826,55 +736,52 @@ class Repairer {
         std::string how;
         auto salvaged = salvage(
             dirent, format::kDirentTag, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
-        const char* code = dirent.tag != format::kDirentTag ? "DIRENT_TAG" : "DIRENT_CHECKSUM";
+        const Code code = dirent.tag != format::kDirentTag ? Code::kDirentTag : Code::kDirentChecksum;
         if (!salvaged) {
-          act(code, where + ": " + what + "; cleared", false);
+          act(code, where + ": " + what + "; cleared");
           m_free_dirent_slots.push_back(slot);
           write(dirent_offset(slot), Dirent{});
           continue;
         }
-        act(code, where + " (\"" + std::string(format::dirent_name(*salvaged)) + "\"): " + what + "; " + how,
-            false);
+        act(code, where + " (\"" + std::string(format::dirent_name(*salvaged)) + "\"): " + what + "; " + how);
         dirent = *salvaged;
         rewrite = true;
       }
       std::string name(format::dirent_name(dirent));
-      where += " (\"" + name + "\" in " + describe(dirent.parent_ino) + ")";
-      auto clear = [&](const char* code, const std::string& why) {
-        act(code, where + ": " + why + "; cleared", false);
+      where += " (\"" + name + "\" in " + describe_by_names(dirent.parent_ino) + ")";
+      auto clear = [&](Code code, const std::string& why) {
+        act(code, where + ": " + why + "; cleared");
         m_free_dirent_slots.push_back(slot);
         write(dirent_offset(slot), Dirent{});
       };
       auto parent = m_inodes.find(dirent.parent_ino);
       auto child = m_inodes.find(dirent.ino);
       if (parent == m_inodes.end() || !S_ISDIR(parent->second.inode.mode)) {
-        clear("DIRENT_PARENT",
+        clear(Code::kDirentParent,
               "its directory, inode " + std::to_string(dirent.parent_ino) + ", is not a directory in use");
         continue;
       }
       if (child == m_inodes.end()) {
-        clear("DIRENT_CHILD", "names inode " + std::to_string(dirent.ino) + ", which is not in use");
+        clear(Code::kDirentChild, "names inode " + std::to_string(dirent.ino) + ", which is not in use");
         continue;
       }
       if (dirent.ino == format::kRootIno) {
-        clear("DIR_ENTRIES", "names the root directory");
+        clear(Code::kDirEntries, "names the root directory");
         continue;
       }
       if (!names.insert(std::to_string(dirent.parent_ino) + "/" + name).second) {
-        clear("DIRENT_DUPLICATE", "the directory has another entry of that name");
+        clear(Code::kDirentDuplicate, "the directory has another entry of that name");
         continue;
       }
       const uint8_t type = static_cast<uint8_t>(IFTODT(child->second.inode.mode));
       if (dirent.file_type != type) {
-        act("DIRENT_TYPE",
-            where + ": file type " + std::to_string(dirent.file_type) + " does not match the inode; set to " +
-                std::to_string(type),
-            false);
+        act(Code::kDirentType, where + ": file type " + std::to_string(dirent.file_type) +
+                                   " does not match the inode; set to " + std::to_string(type));
         dirent.file_type = type;
         rewrite = true;
       }
       if (dirent.reserved0 != 0) {
-        act("DIRENT_INVALID", where + ": reserved field is not zero; zeroed", false);
+        act(Code::kDirentInvalid, where + ": reserved field is not zero; zeroed");
         dirent.reserved0 = 0;
         rewrite = true;
       }
@@ -900,10 +807,9 @@ class Repairer {
       Entry& other = m_entries[it->second];
       Entry& loser = (other.parent != child.parent && entry.parent == child.parent) ? other : entry;
       if (&loser == &other) it->second = i;
-      act("DIR_ENTRIES",
-          "directory entry " + std::to_string(loser.slot) + " (\"" + loser.name +
-              "\"): a second entry for directory " + describe(entry.child) + "; cleared",
-          false);
+      act(Code::kDirEntries, "directory entry " + std::to_string(loser.slot) + " (\"" + loser.name +
+                                 "\"): a second entry for directory " + describe_by_names(entry.child) +
+                                 "; cleared");
       clear_entry(loser);
     }
     // Reachability from the root.
@@ -996,7 +902,7 @@ class Repairer {
     }
     for (const Entry& entry : m_entries) {
       if (entry.live && entry.parent == format::kRootIno && entry.name == kLostFound) {
-        act("LOST_FOUND", "/lost+found exists but is not a directory; cannot reconnect", false);
+        act(Code::kLostFound, "/lost+found exists but is not a directory; cannot reconnect");
         return 0;
       }
     }
@@ -1012,7 +918,7 @@ class Repairer {
     }
     if (ino == 0) {
       if (m_sb.inode_high_water >= m_layout.inode_count) {
-        act("LOST_FOUND", "no free inode for /lost+found; cannot reconnect", false);
+        act(Code::kLostFound, "no free inode for /lost+found; cannot reconnect");
         return 0;
       }
       ino = m_sb.inode_high_water++;
@@ -1023,7 +929,7 @@ class Repairer {
     m_inodes[ino].inode = new_directory(ino, generation, format::kRootIno, 0700);
     m_dirty_inodes.insert(ino);
     if (!add_entry(format::kRootIno, kLostFound, ino)) return 0;
-    act("LOST_FOUND", "/lost+found created (inode " + std::to_string(ino) + ")", false);
+    act(Code::kLostFound, "/lost+found created (inode " + std::to_string(ino) + ")");
     m_lost_found_created = true;
     return m_lost_found = ino;
   }
@@ -1048,8 +954,8 @@ class Repairer {
       }
       if (slot == UINT64_MAX) {
         if (m_sb.dirent_high_water >= m_layout.dirent_count) {
-          act("LOST_FOUND", "no free directory entry slot; cannot reconnect inode " + std::to_string(child),
-              false);
+          act(Code::kLostFound,
+              "no free directory entry slot; cannot reconnect inode " + std::to_string(child));
           return false;
         }
         slot = m_sb.dirent_high_water++;
@@ -1080,8 +986,8 @@ class Repairer {
       if (other.live && other.parent == lf && other.name == name)
         name += "." + std::to_string(m_entries.size());
     }
-    act(S_ISDIR(m_inodes[ino].inode.mode) ? "DIR_CYCLE" : "UNREACHABLE",
-        describe(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name, false);
+    act(S_ISDIR(m_inodes[ino].inode.mode) ? Code::kDirCycle : Code::kUnreachable,
+        describe_by_names(ino) + ": " + what + " not reachable from the root; moved to /lost+found/" + name);
     if (index) {
       Entry* entry = &m_entries[*index];
       entry->parent = lf;
@@ -1114,14 +1020,15 @@ class Repairer {
     }
     for (auto& [ino, model] : m_inodes) {
       Inode& inode = model.inode;
-      const std::string who = describe(ino);
+      const std::string who = describe_by_names(ino);
       // lost+found made by this repair, and the root that gained it, need no message.
       const bool quiet = m_lost_found_created && (ino == m_lost_found || ino == format::kRootIno);
       const uint64_t count = entries.count(ino) ? entries[ino] : 0;
       bool orphan = inode.flags & format::kInodeOrphan;
       if (orphan && count != 0) {
-        act("LINK_COUNT",
-            who + ": orphan flag set but " + std::to_string(count) + " entries name it; flag cleared", false);
+        act(Code::kLinkCount,
+            who + ": orphan flag set but " + std::to_string(count) + " entries name it; flag cleared",
+            Preen::kNo);
         inode.flags &= static_cast<uint16_t>(~format::kInodeOrphan);
         orphan = false;
         m_dirty_inodes.insert(ino);
@@ -1130,28 +1037,26 @@ class Repairer {
         uint64_t parent =
             ino == format::kRootIno ? format::kRootIno : (entry_parent.count(ino) ? entry_parent[ino] : 0);
         if (!orphan && inode.parent != parent && parent != 0) {
-          act("DIR_PARENT",
-              who + ": parent field is " + std::to_string(inode.parent) + ", its entry lies in " +
-                  std::to_string(parent) + "; corrected",
-              true);
+          act(Code::kDirParent, who + ": parent field is " + std::to_string(inode.parent) +
+                                    ", its entry lies in " + std::to_string(parent) + "; corrected");
           inode.parent = parent;
           m_dirty_inodes.insert(ino);
         }
         uint64_t wanted = orphan ? 0 : 2 + (subdirs.count(ino) ? subdirs[ino] : 0);
         if (inode.nlink != wanted) {
           if (!quiet)
-            act("LINK_COUNT",
+            act(Code::kLinkCount,
                 who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
                     std::to_string(wanted) + "; corrected",
-                true);
+                Preen::kYes);
           inode.nlink = static_cast<uint32_t>(wanted);
           m_dirty_inodes.insert(ino);
         }
       } else if (inode.nlink != count) {
-        act("LINK_COUNT",
+        act(Code::kLinkCount,
             who + ": nlink is " + std::to_string(inode.nlink) + " but " + std::to_string(count) +
                 " entries name it; corrected",
-            true);
+            Preen::kYes);
         inode.nlink = static_cast<uint32_t>(std::min<uint64_t>(count, UINT32_MAX));
         m_dirty_inodes.insert(ino);
       }
@@ -1162,28 +1067,7 @@ class Repairer {
   // Pass 6: holds. A valid hold on an inode in use is kept.
 
   void fix_holds() {
-    for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
-      const uint64_t offset = m_layout.hold_table_offset + slot * sizeof(Hold);
-      const auto hold = read<Hold>(offset);
-      if (format::hold_is_free(hold)) continue;
-      std::string what;
-      const std::string where = "hold " + std::to_string(slot);
-      if (!format::hold_valid(hold, &what) || hold.flags != 0) {
-        act(hold.tag != format::kHoldTag ? "HOLD_TAG"
-            : format::checksum_ok(hold)  ? "HOLD_INVALID"
-                                         : "HOLD_CHECKSUM",
-            where + ": " + (what.empty() ? "reserved flags are set" : what) + "; cleared", false);
-        write(offset, Hold{});
-        continue;
-      }
-      if (!m_inodes.count(hold.ino)) {
-        act("HOLD_INODE",
-            where + " (pid " + std::to_string(hold.pid) + "): names inode " + std::to_string(hold.ino) +
-                ", which is not in use; cleared",
-            true);
-        write(offset, Hold{});
-      }
-    }
+    walk_holds(*this, *this, [&](uint64_t ino) { return m_inodes.count(ino) != 0; });
   }
 
   // ---------------------------------------------------------------------
@@ -1197,8 +1081,8 @@ class Repairer {
       std::string what;
       bool rewrite = false;
       if (!format::chunk_map_block_valid(map, block, &what)) {
-        act(map.tag != format::kChunkMapTag ? "CHUNK_MAP_TAG" : "CHUNK_MAP_CHECKSUM",
-            "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents", false);
+        act(map.tag != format::kChunkMapTag ? Code::kChunkMapTag : Code::kChunkMapChecksum,
+            "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents");
         // States that cannot be trusted: nothing is known zero.
         ChunkMapBlock fresh{};
         fresh.tag = format::kChunkMapTag;
@@ -1210,8 +1094,8 @@ class Repairer {
         rewrite = true;
       }
       if (map.reserved0 != 0) {
-        act("CHUNK_MAP_INVALID",
-            "chunk map block " + std::to_string(block) + ": reserved field is not zero; zeroed", true);
+        act(Code::kChunkMapInvalid,
+            "chunk map block " + std::to_string(block) + ": reserved field is not zero; zeroed");
         map.reserved0 = 0;
         rewrite = true;
       }
@@ -1235,8 +1119,8 @@ class Repairer {
 
   uint8_t wanted_state(uint64_t chunk, uint8_t current) const {
     if (m_layout.meta_chunk(chunk)) return format::kChunkMeta;
-    if (m_chunk_owner[chunk] != 0) return format::kChunkUsed;
-    if (m_split_claims.count(chunk)) return format::kChunkSplit;
+    if (m_claims.chunk_owner(chunk) != 0) return format::kChunkUsed;
+    if (m_claims.split_claims(chunk)) return format::kChunkSplit;
     if (current == format::kChunkFreeZero) {
       if (m_options.verify_known_zero && !all_zero(m_region.base() + chunk * kChunkSize, kChunkSize)) {
         return format::kChunkFreeDirty;
@@ -1249,13 +1133,12 @@ class Repairer {
   void describe_state_change(uint64_t chunk, uint8_t from, uint8_t to) {
     const std::string where = "chunk " + std::to_string(chunk);
     if (to == format::kChunkFreeDirty && from == format::kChunkFreeZero) {
-      act("CHUNK_NOT_ZERO", where + ": marked known zero but holds data; marked dirty", true);
+      act(Code::kChunkNotZero, where + ": marked known zero but holds data; marked dirty");
     } else if (to == format::kChunkFreeDirty && (from == format::kChunkUsed || from == format::kChunkSplit)) {
-      act("SPACE_LEAKED", where + ": marked in use but nothing owns it; freed (dirty)", true);
+      act(Code::kSpaceLeaked, where + ": marked in use but nothing owns it; freed (dirty)");
     } else {
-      act("CHUNK_STATE",
-          where + ": state " + std::to_string(from) + " should be " + std::to_string(to) + "; corrected",
-          true);
+      act(Code::kChunkState,
+          where + ": state " + std::to_string(from) + " should be " + std::to_string(to) + "; corrected");
     }
   }
 
@@ -1266,7 +1149,7 @@ class Repairer {
     header.tag = format::kSplitHeaderTag;
     header.version = 1;
     header.chunk_index = chunk;
-    const auto& bits = m_split_claims.at(chunk);
+    const auto& bits = *m_claims.split_claims(chunk);
     std::memcpy(header.bitmap, bits.data(), sizeof header.bitmap);
     header.bitmap[0] |= 1;
     uint64_t used = 0;
@@ -1285,17 +1168,17 @@ class Repairer {
         unmarked += has && !had;
       }
       if (leaked)
-        act("SPACE_LEAKED",
-            where + ": " + std::to_string(leaked) + " blocks marked in use that nothing owns; freed", true);
+        act(Code::kSpaceLeaked,
+            where + ": " + std::to_string(leaked) + " blocks marked in use that nothing owns; freed");
       if (unmarked)
-        act("EXTENT_SPACE", where + ": " + std::to_string(unmarked) + " blocks in use marked free; marked",
-            true);
+        act(Code::kExtentSpace,
+            where + ": " + std::to_string(unmarked) + " blocks in use marked free; marked", Preen::kYes);
     } else if (read<ChunkMapBlock>(m_layout.chunk_map_offset +
                                    chunk / format::kChunksPerMapBlock * kBlockSize)
                    .state[chunk % format::kChunksPerMapBlock] == format::kChunkSplit) {
       format::split_header_valid(current, chunk, &what);
-      act(current.tag != format::kSplitHeaderTag ? "SPLIT_HEADER_TAG" : "SPLIT_HEADER_CHECKSUM",
-          where + ": " + what + "; rebuilt from the extents", false);
+      act(current.tag != format::kSplitHeaderTag ? Code::kSplitHeaderTag : Code::kSplitHeaderChecksum,
+          where + ": " + what + "; rebuilt from the extents");
     }
     write(offset, header);
   }
@@ -1307,7 +1190,7 @@ class Repairer {
     for (uint64_t ino : m_dirty_inodes) {
       auto it = m_inodes.find(ino);
       if (it == m_inodes.end()) continue;
-      Model& model = it->second;
+      InodeModel& model = it->second;
       Inode& inode = model.inode;
       if (model.extents_changed) {
         const size_t count = model.extents.size();
@@ -1358,7 +1241,7 @@ class Repairer {
         txn = m_journal->begin();
       }
       TRY(txn->log(offset, bytes.size()));
-      std::memcpy(m_region.base() + offset, bytes.data(), bytes.size());
+      std::memcpy(m_target.base() + offset, bytes.data(), bytes.size());
     }
     txn->commit();
     // Last: the superblock and its backup, clean and without errors.
@@ -1381,20 +1264,16 @@ class Repairer {
     return success();
   }
 
-  region::Region& m_region;
+  region::Region& m_target;  // the writer's view of the Model's region
   const RepairOptions m_options;
-  const Progress& m_progress;
   RepairReport m_report;
   bool m_stop = false;
   bool m_was_clean = false;
   bool m_rewrite_backup = false;
   bool m_superblock_changed = false;
-  Superblock m_sb{};
-  Layout m_layout{};
   std::unique_ptr<journal::Journal> m_journal;
 
-  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_names;  // ino -> (parent, name)
-  std::unordered_map<uint64_t, Model> m_inodes;                            // inodes in use
+  std::unordered_map<uint64_t, InodeModel> m_inodes;  // inodes in use
   std::set<uint64_t> m_dirty_inodes;
   std::set<uint64_t> m_cleared;  // cleared after their extents were read
   std::vector<Entry> m_entries;
@@ -1402,8 +1281,6 @@ class Repairer {
   uint64_t m_lost_found = 0;
   bool m_lost_found_created = false;
 
-  std::vector<uint64_t> m_chunk_owner;  // chunk -> inode of its whole-chunk extent
-  std::unordered_map<uint64_t, std::array<uint64_t, 8>> m_split_claims;  // chunk -> blocks claimed
   std::set<uint64_t> m_quiet_blocks;  // rebuilt map blocks: no per-chunk messages
 
   std::map<uint64_t, std::vector<std::byte>> m_writes;  // region offset -> new bytes
@@ -1414,7 +1291,7 @@ class Repairer {
 Result<RepairReport> repair_region(region::Region& region, const RepairOptions& options,
                                    const Progress& progress) {
   Repairer repairer(region, options, progress);
-  return repairer.run();
+  return run_cancellable([&] { return repairer.run(); });
 }
 
-}  // namespace pkfs::core
+}  // namespace pkfs::fsck

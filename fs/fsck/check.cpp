@@ -1,4 +1,4 @@
-// fs/core/check.cpp: the read-only consistency check of a whole region.
+// fs/fsck/check.cpp: the read-only consistency check of a whole region.
 //
 // Owns: the passes of check_region (superblocks, journal, inodes and their
 // extents, directory tree, space, holds) and the problem codes they report.
@@ -7,8 +7,6 @@
 // it must not share core's assumptions. Every walk is bounded and every
 // offset is checked before it is read, so garbage yields problems, never a
 // crash or a hang.
-#include "fs/core/check.h"
-
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -22,24 +20,13 @@
 #include <unordered_set>
 
 #include "fs/format/format.h"
+#include "fs/fsck/fsck.h"
+#include "fs/fsck/model.h"
+#include "fs/fsck/passes.h"
+#include "fs/journal/journal.h"
 
-namespace pkfs::core {
+namespace pkfs::fsck {
 namespace {
-
-using format::ChunkMapBlock;
-using format::Dirent;
-using format::Extent;
-using format::ExtentBlock;
-using format::Hold;
-using format::Inode;
-using format::JournalHeader;
-using format::kBlockSize;
-using format::kBlocksPerChunk;
-using format::kChunkSize;
-using format::Layout;
-using format::SplitHeader;
-using format::Superblock;
-using format::XattrBlock;
 
 // One code floods a report of a badly damaged region; past this many the
 // rest are counted in one closing problem of the same code.
@@ -49,36 +36,11 @@ constexpr size_t kMaxProblemsPerCode = 100;
 constexpr size_t kNotReached = SIZE_MAX;
 constexpr size_t kRoot = SIZE_MAX - 1;
 
-// Slots or chunks between two progress reports.
-constexpr uint64_t kProgressStep = 65536;
-
 // A chunk whose state could not be read (its chunk-map block is bad): space
 // checks skip it rather than report guesses.
 constexpr uint8_t kStateUnknown = 0xff;
 
 enum class Slot : uint8_t { kFree, kInUse, kBad };
-
-// Problem code for a structure its validator rejected: a wrong tag usually
-// means the reference is wrong, a checksum mismatch that the bytes changed.
-template <typename T>
-std::string rejection_code(const std::string& prefix, const T& value, bool tag_ok) {
-  if (!tag_ok) return prefix + "_TAG";
-  if (!format::checksum_ok(value)) return prefix + "_CHECKSUM";
-  return prefix + "_INVALID";
-}
-
-bool all_zero(const void* data, size_t length) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < length; ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
-}
-
-template <typename T>
-bool all_zero(const T& value) {
-  return all_zero(&value, sizeof value);
-}
 
 bool is_device(uint32_t mode) { return S_ISCHR(mode) || S_ISBLK(mode); }
 
@@ -106,16 +68,13 @@ struct Owner {
   const char* what = "";
 };
 
-// A split chunk as its header describes it, and which blocks references
-// claimed. A bitmap, not an owner per block: a large region holds millions
-// of split chunks; owners are looked up again only for blocks claimed twice.
+// A split chunk as its header describes it. Which of its blocks references
+// claimed is in Model's Claims; owners are looked up again only for blocks
+// claimed twice.
 struct SplitChunk {
   bool header_ok = false;
   uint64_t bitmap[kBlocksPerChunk / 64] = {};
-  uint64_t claimed[kBlocksPerChunk / 64] = {};
   bool bit(uint64_t index) const { return (bitmap[index / 64] >> (index % 64)) & 1; }
-  bool is_claimed(uint64_t index) const { return (claimed[index / 64] >> (index % 64)) & 1; }
-  void claim(uint64_t index) { claimed[index / 64] |= uint64_t{1} << (index % 64); }
 };
 
 // A valid directory entry whose parent and child are in use.
@@ -126,10 +85,10 @@ struct Entry {
   std::string name;
 };
 
-class Checker {
+class Checker : public Model, private Fixer {
  public:
   Checker(const region::Region& region, const CheckOptions& options, const Progress& progress)
-      : m_region(region), m_options(options), m_progress(progress) {}
+      : Model(region, progress), m_options(options) {}
 
   Result<CheckReport> run() {
     TRY(check_superblocks());
@@ -139,7 +98,9 @@ class Checker {
     // mount will see, the region with the transaction's undo records laid
     // over it (in DRAM; the region is never written), from the superblocks
     // on, since transactions change them too.
-    if (load_rollback()) {
+    if (auto rollback = load_rollback()) {
+      m_report.rolled_back_sequence = rollback->first;
+      m_report.rolled_back_records = rollback->second;
       m_report.problems.clear();
       m_code_counts.clear();
       TRY(check_superblocks());
@@ -160,97 +121,24 @@ class Checker {
   // ---------------------------------------------------------------------
   // Reading and reporting.
 
-  template <typename T>
-  T read(uint64_t offset) const {
-    T value;
-    std::memcpy(&value, m_region.base() + offset, sizeof value);
-    if (!m_rollback.empty()) roll_back_into(reinterpret_cast<std::byte*>(&value), offset, sizeof value);
-    return value;
-  }
-
-  void report_progress(int pass, uint64_t done, uint64_t total) const {
-    if (m_progress) m_progress(pass, done, total);
-  }
-
-  // One undo record of the interrupted transaction: its old bytes.
-  struct Undo {
-    uint64_t target = 0;
-    const std::byte* old_bytes = nullptr;
-    uint64_t length = 0;
-  };
-
-  // Lays the undo records over [offset, offset+length) read into `out`,
-  // newest first as the rollback applies them, so the oldest image wins.
-  void roll_back_into(std::byte* out, uint64_t offset, uint64_t length) const {
-    for (auto it = m_rollback.rbegin(); it != m_rollback.rend(); ++it) {
-      uint64_t from = std::max(offset, it->target), to = std::min(offset + length, it->target + it->length);
-      if (from < to) std::memcpy(out + (from - offset), it->old_bytes + (from - it->target), to - from);
-    }
-  }
-  bool rolled_back(uint64_t offset, uint64_t length) const {
-    for (const Undo& undo : m_rollback)
-      if (undo.target < offset + length && offset < undo.target + undo.length) return true;
-    return false;
-  }
-
-  // Collects the undo records of an interrupted transaction the way a mount
-  // finds them (the first torn, stale or foreign record ends the log).
-  // Returns false, and leaves the header's problems to check_journal, when
-  // there is nothing a mount could roll back.
-  bool load_rollback() {
-    const auto header = read<JournalHeader>(m_layout.journal_offset);
-    if (header.tag != format::kJournalTag || header.version != 1 || !format::checksum_ok(header) ||
-        header.journal_bytes != m_layout.journal_bytes || header.open_sequence == 0 ||
-        header.open_sequence != header.last_sequence) {
-      return false;
-    }
-    const uint64_t journal_bytes = m_layout.journal_bytes;
-    const std::byte* area = m_region.base() + m_layout.journal_offset;
-    std::vector<Undo> records;
-    uint64_t position = format::kJournalRecordsOffset;
-    while (position + sizeof(format::UndoRecordHeader) + sizeof(uint64_t) <= journal_bytes) {
-      format::UndoRecordHeader record;
-      std::memcpy(&record, area + position, sizeof record);
-      if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != header.open_sequence)
-        break;
-      uint64_t total = format::undo_record_bytes(record.length);
-      if (record.length == 0 || position + total > journal_bytes) break;
-      uint64_t stored;
-      std::memcpy(&stored, area + position + total - sizeof stored, sizeof stored);
-      if (stored != format::xxh3(area + position, total - sizeof stored)) break;
-      uint64_t end = record.target_offset + record.length;
-      bool outside = end < record.target_offset || end > m_region.size();
-      bool in_journal =
-          record.target_offset < m_layout.journal_offset + journal_bytes && end > m_layout.journal_offset;
-      if (outside || in_journal) return false;  // a mount refuses it too; check_journal cannot say why
-      records.push_back({record.target_offset, area + position + sizeof record, record.length});
-      position += total;
-    }
-    m_rollback = std::move(records);
-    m_report.rolled_back_sequence = header.open_sequence;
-    m_report.rolled_back_records = m_rollback.size();
-    return true;
-  }
-
-  void problem(const std::string& code, std::string message) {
+  void problem(Code code, std::string message) {
     if (m_resolving) return;  // the second walk only looks up owners
     size_t& count = m_code_counts[code];
     ++count;
     if (count > kMaxProblemsPerCode) return;
-    m_report.problems.push_back({code, std::move(message)});
+    m_report.problems.push_back({code_name(code), std::move(message)});
   }
 
   CheckReport finish() {
     for (const auto& [code, count] : m_code_counts) {
       if (count > kMaxProblemsPerCode) {
-        m_report.problems.push_back(
-            {code, std::to_string(count - kMaxProblemsPerCode) + " more problems of this kind not listed"});
+        m_report.problems.push_back({code_name(code), std::to_string(count - kMaxProblemsPerCode) +
+                                                          " more problems of this kind not listed"});
       }
     }
     return std::move(m_report);
   }
 
-  uint64_t inode_offset(uint64_t ino) const { return m_layout.inode_table_offset + ino * sizeof(Inode); }
   Inode inode_at(uint64_t ino) const { return read<Inode>(inode_offset(ino)); }
 
   Slot slot_of(uint64_t ino) const { return ino < m_slots.size() ? m_slots[ino] : Slot::kFree; }
@@ -280,29 +168,6 @@ class Checker {
     return path;
   }
 
-  // describe() before the tree walk: the path through whatever valid
-  // entries name the inode and its directories (built on first use).
-  std::string describe_early(uint64_t ino) {
-    if (!m_early_names_loaded) {
-      m_early_names_loaded = true;
-      for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-        const auto dirent = read<Dirent>(m_layout.dirent_table_offset + slot * sizeof(Dirent));
-        if (!format::dirent_valid(dirent)) continue;
-        m_early_names.try_emplace(dirent.ino, dirent.parent_ino, std::string(format::dirent_name(dirent)));
-      }
-    }
-    std::string path;
-    uint64_t at = ino;
-    for (int depth = 0; at != format::kRootIno && depth < 256; ++depth) {
-      auto it = m_early_names.find(at);
-      if (it == m_early_names.end()) return "inode " + std::to_string(ino);
-      path = "/" + it->second.second + path;
-      at = it->second.first;
-    }
-    if (at != format::kRootIno || path.empty()) return "inode " + std::to_string(ino);
-    return "inode " + std::to_string(ino) + " (" + path + ")";
-  }
-
   // "inode 12 (/a/b)", or "inode 12" when no path leads to it.
   std::string describe(uint64_t ino) const {
     std::string path = path_of(ino);
@@ -310,15 +175,11 @@ class Checker {
     return "inode " + std::to_string(ino) + " (" + path + ")";
   }
 
-  bool in_data_area(uint64_t first_block, uint64_t count) const {
-    return m_layout.in_data_area(first_block, count);
-  }
-
   // ---------------------------------------------------------------------
   // Pass 1: superblocks.
 
   Result<void> check_superblocks() {
-    report_progress(1, 0, 1);
+    progress(1, 0, 1);
     if (m_region.size() < format::kMinRegionBytes) {
       return Error(ENODATA,
                    "region of " + std::to_string(m_region.size()) + " bytes is too small to hold pkfs");
@@ -327,13 +188,13 @@ class Checker {
     const auto primary = read<Superblock>(0);
     auto primary_ok = format::verify_superblock(primary);
     if (!primary_ok) {
-      problem(primary.magic != format::kSuperblockMagic         ? "SUPERBLOCK_MAGIC"
-              : primary.format_version > format::kFormatVersion ? "SUPERBLOCK_VERSION"
-              : !format::checksum_ok(primary)                   ? "SUPERBLOCK_CHECKSUM"
-                                                                : "SUPERBLOCK_INVALID",
+      problem(primary.magic != format::kSuperblockMagic         ? Code::kSuperblockMagic
+              : primary.format_version > format::kFormatVersion ? Code::kSuperblockVersion
+              : !format::checksum_ok(primary)                   ? Code::kSuperblockChecksum
+                                                                : Code::kSuperblockInvalid,
               "primary superblock: " + primary_ok.error().message());
     } else if (auto layout = format::layout_from_superblock(primary, m_region.size()); !layout) {
-      problem("SUPERBLOCK_LAYOUT", "primary superblock: " + layout.error().message());
+      problem(Code::kSuperblockLayout, "primary superblock: " + layout.error().message());
     } else {
       m_layout = layout.value();
       chosen = primary;
@@ -345,12 +206,12 @@ class Checker {
     const auto backup = read<Superblock>(backup_offset);
     auto backup_ok = format::verify_superblock(backup);
     if (!backup_ok) {
-      problem(backup.magic != format::kSuperblockMagic ? "BACKUP_SUPERBLOCK_MAGIC"
-              : !format::checksum_ok(backup)           ? "BACKUP_SUPERBLOCK_CHECKSUM"
-                                                       : "BACKUP_SUPERBLOCK_INVALID",
+      problem(backup.magic != format::kSuperblockMagic ? Code::kBackupSuperblockMagic
+              : !format::checksum_ok(backup)           ? Code::kBackupSuperblockChecksum
+                                                       : Code::kBackupSuperblockInvalid,
               "backup superblock at " + std::to_string(backup_offset) + ": " + backup_ok.error().message());
     } else if (auto layout = format::layout_from_superblock(backup, m_region.size()); !layout) {
-      problem("BACKUP_SUPERBLOCK_LAYOUT", "backup superblock: " + layout.error().message());
+      problem(Code::kBackupSuperblockLayout, "backup superblock: " + layout.error().message());
     } else if (chosen) {
       compare_backup(primary, backup);
       check_superblock_fields(backup, "backup superblock");
@@ -359,7 +220,7 @@ class Checker {
       // what follows may report slots the primary had counted.
       m_layout = layout.value();
       chosen = backup;
-      problem("SUPERBLOCK_FALLBACK",
+      problem(Code::kSuperblockFallback,
               "checking with the backup superblock (its high-water marks may be stale)");
     }
     if (!chosen) {
@@ -373,13 +234,13 @@ class Checker {
     format::Compatibility compatibility = format::check_compatibility(m_sb);
     if (compatibility.access != format::Access::kReadWrite) {
       // Unknown features may change what any structure means: stop here.
-      problem("SUPERBLOCK_FEATURES", "superblock: " + compatibility.reason);
+      problem(Code::kSuperblockFeatures, "superblock: " + compatibility.reason);
       m_stop = true;
       return success();
     }
     check_superblock_fields(m_sb, "superblock");
     if (m_sb.state & format::kStateError) {
-      problem("SUPERBLOCK_ERRORS",
+      problem(Code::kSuperblockErrors,
               "superblock: the region has recorded " + std::to_string(m_sb.error_count) + " errors (first: " +
                   std::string(m_sb.first_error_what,
                               strnlen(m_sb.first_error_what, sizeof m_sb.first_error_what)) +
@@ -391,14 +252,13 @@ class Checker {
 
   // Fields the validators leave alone: padding and reserved words.
   void check_superblock_fields(const Superblock& sb, const std::string& which) {
-    const size_t label_length = strnlen(sb.label, sizeof sb.label);
-    if (label_length == sizeof sb.label) {
-      problem("SUPERBLOCK_INVALID", which + ": label is not NUL-terminated");
-    } else if (!all_zero(sb.label + label_length, sizeof sb.label - label_length)) {
-      problem("SUPERBLOCK_INVALID", which + ": label is not NUL-padded");
+    if (!label_terminated(sb)) {
+      problem(Code::kSuperblockInvalid, which + ": label is not NUL-terminated");
+    } else if (!label_padded(sb)) {
+      problem(Code::kSuperblockInvalid, which + ": label is not NUL-padded");
     }
-    if (sb.reserved0 != 0 || !all_zero(sb.reserved1, sizeof sb.reserved1)) {
-      problem("SUPERBLOCK_INVALID", which + ": reserved fields are not zero");
+    if (!reserved_zero(sb)) {
+      problem(Code::kSuperblockInvalid, which + ": reserved fields are not zero");
     }
   }
 
@@ -429,15 +289,15 @@ class Checker {
     };
     for (const Field& field : fields) {
       if (field.primary != field.backup) {
-        problem("BACKUP_SUPERBLOCK_MISMATCH", std::string("backup superblock: ") + field.name + " is " +
-                                                  std::to_string(field.backup) + ", the primary says " +
-                                                  std::to_string(field.primary));
+        problem(Code::kBackupSuperblockMismatch, std::string("backup superblock: ") + field.name + " is " +
+                                                     std::to_string(field.backup) + ", the primary says " +
+                                                     std::to_string(field.primary));
       }
     }
     if (std::memcmp(primary.uuid, backup.uuid, sizeof primary.uuid) != 0) {
-      problem("BACKUP_SUPERBLOCK_MISMATCH", "backup superblock: uuid " + format::uuid_to_string(backup.uuid) +
-                                                " differs from the primary's " +
-                                                format::uuid_to_string(primary.uuid));
+      problem(Code::kBackupSuperblockMismatch,
+              "backup superblock: uuid " + format::uuid_to_string(backup.uuid) +
+                  " differs from the primary's " + format::uuid_to_string(primary.uuid));
     }
   }
 
@@ -445,29 +305,30 @@ class Checker {
   // Pass 2: journal.
 
   void check_journal() {
-    report_progress(2, 0, 1);
+    progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
     bool tag_ok = header.tag == format::kJournalTag;
     if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
-      problem(rejection_code("JOURNAL", header, tag_ok),
+      problem(rejection_code(Code::kJournalTag, tag_ok, format::checksum_ok(header)),
               std::string("journal header: ") + (!tag_ok               ? "bad tag"
                                                  : header.version != 1 ? "unknown version"
                                                                        : "checksum mismatch"));
       return;
     }
-    if (header.reserved0 != 0 || header.reserved1 != 0 || !all_zero(header.reserved2)) {
-      problem("JOURNAL_INVALID", "journal header: reserved fields are not zero");
+    if (!reserved_zero(header)) {
+      problem(Code::kJournalInvalid, "journal header: reserved fields are not zero");
     }
     if (header.journal_bytes != m_layout.journal_bytes) {
-      problem("JOURNAL_INVALID", "journal header: size " + std::to_string(header.journal_bytes) +
-                                     " does not match the superblock's " +
-                                     std::to_string(m_layout.journal_bytes));
+      problem(Code::kJournalInvalid, "journal header: size " + std::to_string(header.journal_bytes) +
+                                         " does not match the superblock's " +
+                                         std::to_string(m_layout.journal_bytes));
     }
     if (header.open_sequence != 0 && m_report.rolled_back_sequence != header.open_sequence) {
-      problem("JOURNAL_OPEN", "journal: transaction " + std::to_string(header.open_sequence) +
-                                  " is open (last begun: " + std::to_string(header.last_sequence) +
-                                  (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
-                                                                                : "; they must be equal)"));
+      problem(Code::kJournalOpen,
+              "journal: transaction " + std::to_string(header.open_sequence) +
+                  " is open (last begun: " + std::to_string(header.last_sequence) +
+                  (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
+                                                                : "; they must be equal)"));
       check_undo_records(header.open_sequence);
     }
   }
@@ -478,35 +339,24 @@ class Checker {
   // transaction follows it; records of a closed journal are never read.
   void check_undo_records(uint64_t sequence) {
     const uint64_t base = m_layout.journal_offset, bytes = m_layout.journal_bytes;
-    uint64_t position = format::kJournalRecordsOffset;
-    uint64_t index = 0;
     std::optional<std::string> damaged;
-    while (position + sizeof(format::UndoRecordHeader) + sizeof(uint64_t) <= bytes) {
-      const auto record = read<format::UndoRecordHeader>(base + position);
-      if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
-      const uint64_t total = format::undo_record_bytes(record.length);
-      if (record.length == 0 || position + total > bytes) break;
-      const auto stored = read<uint64_t>(base + position + total - sizeof(uint64_t));
-      const bool ok = stored == format::xxh3(m_region.base() + base + position, total - sizeof(uint64_t));
-      const std::string where = "journal undo record " + std::to_string(index) + " of transaction " +
-                                std::to_string(sequence) + " at " + std::to_string(base + position);
-      if (!ok) {
-        if (!damaged) damaged = where;
-      } else if (damaged) {
-        problem("UNDO_RECORD_CHECKSUM",
-                *damaged + ": checksum mismatch, and valid records follow it; recovery stops there");
-        return;
-      } else {
-        const uint64_t end = record.target_offset + record.length;
-        if (end < record.target_offset || end > m_region.size() ||
-            (record.target_offset < base + bytes && end > base)) {
-          problem("UNDO_RECORD_INVALID", where + ": targets bytes outside the metadata");
-          return;
-        }
-      }
-      position += total;
-      ++index;
-    }
+    journal::scan_undo_records(
+        m_region.base() + base, bytes, sequence, [&](const journal::UndoRecord& record) {
+          const std::string where = "journal undo record " + std::to_string(record.index) +
+                                    " of transaction " + std::to_string(sequence) + " at " +
+                                    std::to_string(base + record.position);
+          if (!record.checksum_ok) {
+            if (!damaged) damaged = where;
+          } else if (damaged) {
+            problem(Code::kUndoRecordChecksum,
+                    *damaged + ": checksum mismatch, and valid records follow it; recovery stops there");
+            return false;
+          } else if (!journal::undo_target_ok(record, m_region.size(), base, bytes)) {
+            problem(Code::kUndoRecordInvalid, where + ": targets bytes outside the metadata");
+            return false;
+          }
+          return true;
+        });
   }
 
   // ---------------------------------------------------------------------
@@ -516,18 +366,18 @@ class Checker {
   void load_space() {
     const uint64_t chunks = m_layout.chunk_count;
     m_states.assign(chunks, kStateUnknown);
-    m_chunk_claimed.assign(chunks, false);
+    m_claims.reset(chunks);
     for (uint64_t block = 0; block < m_layout.chunk_map_blocks; ++block) {
       const auto map = read<ChunkMapBlock>(m_layout.chunk_map_offset + block * kBlockSize);
       std::string what;
       if (!format::chunk_map_block_valid(map, block, &what)) {
-        problem(rejection_code("CHUNK_MAP", map, map.tag == format::kChunkMapTag),
+        problem(rejection_code(Code::kChunkMapTag, map.tag == format::kChunkMapTag, format::checksum_ok(map)),
                 "chunk map block " + std::to_string(block) + ": " + what);
         m_space_trusted = false;
         continue;
       }
       if (map.reserved0 != 0) {
-        problem("CHUNK_MAP_INVALID",
+        problem(Code::kChunkMapInvalid,
                 "chunk map block " + std::to_string(block) + ": reserved field is not zero");
       }
       for (uint64_t i = 0; i < format::kChunksPerMapBlock; ++i) {
@@ -535,9 +385,9 @@ class Checker {
         if (chunk < chunks) {
           m_states[chunk] = map.state[i];
         } else if (map.state[i] != format::kChunkMeta) {
-          problem("CHUNK_STATE", "chunk map block " + std::to_string(block) + ": chunk " +
-                                     std::to_string(chunk) +
-                                     " lies past the region but is not marked metadata");
+          problem(Code::kChunkState, "chunk map block " + std::to_string(block) + ": chunk " +
+                                         std::to_string(chunk) +
+                                         " lies past the region but is not marked metadata");
         }
       }
     }
@@ -546,7 +396,7 @@ class Checker {
       if (state == kStateUnknown) continue;
       bool must_be_meta = m_layout.meta_chunk(chunk);
       if (must_be_meta != (state == format::kChunkMeta)) {
-        problem("CHUNK_STATE",
+        problem(Code::kChunkState,
                 "chunk map: chunk " + std::to_string(chunk) + " has state " + std::to_string(state) +
                     (must_be_meta ? " but holds metadata" : " (metadata) but lies in the data area"));
         if (must_be_meta) m_states[chunk] = kStateUnknown;
@@ -557,7 +407,8 @@ class Checker {
       const auto header = read<SplitHeader>(chunk * kChunkSize);
       std::string what;
       if (!format::split_header_valid(header, chunk, &what)) {
-        problem(rejection_code("SPLIT_HEADER", header, header.tag == format::kSplitHeaderTag),
+        problem(rejection_code(Code::kSplitHeaderTag, header.tag == format::kSplitHeaderTag,
+                               format::checksum_ok(header)),
                 "split chunk " + std::to_string(chunk) + " header: " + what);
         m_space_trusted = false;
         continue;
@@ -566,7 +417,7 @@ class Checker {
       std::memcpy(split.bitmap, header.bitmap, sizeof split.bitmap);
       if (header.used_blocks < 2) {
         // The transaction that frees a split chunk's last block frees the chunk.
-        problem("SPLIT_EMPTY",
+        problem(Code::kSplitEmpty,
                 "split chunk " + std::to_string(chunk) + " has no block in use besides its header");
       }
     }
@@ -597,8 +448,8 @@ class Checker {
           trouble = "block " + std::to_string(block) + " is free in its split chunk's bitmap";
         continue;
       }
-      note_claim(block, split.is_claimed(bit), ino, what);
-      split.claim(bit);
+      note_claim(block, m_claims.block_claimed(block), ino, what);
+      m_claims.claim_block(block);
     }
     return trouble;
   }
@@ -617,8 +468,8 @@ class Checker {
         }
         continue;
       }
-      note_claim(chunk * kBlocksPerChunk, m_chunk_claimed[chunk], ino, what);
-      m_chunk_claimed[chunk] = true;
+      note_claim(chunk * kBlocksPerChunk, m_claims.chunk_owner(chunk) != 0, ino, what);
+      m_claims.set_chunk_owner(chunk, ino);
     }
     return trouble;
   }
@@ -652,11 +503,12 @@ class Checker {
       std::string text;
       for (const Owner& owner : owners)
         text += (text.empty() ? "" : ", ") + describe(owner.ino) + " (" + owner.what + ")";
-      problem("SPACE_CLAIMED_TWICE", "block " + std::to_string(block) + " (chunk " +
-                                         std::to_string(block / kBlocksPerChunk) + ") is claimed by " + text);
+      problem(Code::kSpaceClaimedTwice, "block " + std::to_string(block) + " (chunk " +
+                                            std::to_string(block / kBlocksPerChunk) + ") is claimed by " +
+                                            text);
     }
     if (m_unnamed_double_claims != 0) {
-      problem("SPACE_CLAIMED_TWICE",
+      problem(Code::kSpaceClaimedTwice,
               "and " + std::to_string(m_unnamed_double_claims) + " more places claimed twice");
     }
   }
@@ -665,14 +517,15 @@ class Checker {
   // Pass 3, first half: which inode slots are in use.
 
   void scan_inodes() {
-    if (!all_zero(inode_at(0))) problem("INODE_INVALID", "inode slot 0 (never used) is not zero");
+    if (!all_zero(inode_at(0))) problem(Code::kInodeInvalid, "inode slot 0 (never used) is not zero");
     for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
-      if ((ino - 1) % kProgressStep == 0) report_progress(3, ino - 1, m_slots.size());
+      if ((ino - 1) % kProgressStep == 0) progress(3, ino - 1, m_slots.size());
       const Inode inode = inode_at(ino);
       std::string what;
       if (format::inode_is_free(inode)) {
         if (inode.tag != 0 && !format::inode_valid(inode, ino, &what)) {
-          problem(rejection_code("INODE", inode, true), "free inode " + std::to_string(ino) + ": " + what);
+          problem(rejection_code(Code::kInodeTag, true, format::checksum_ok(inode)),
+                  "free inode " + std::to_string(ino) + ": " + what);
         } else if (inode.tag != 0) {
           // The free form keeps tag, version, ino and generation only.
           Inode free_form{};
@@ -682,15 +535,15 @@ class Checker {
           free_form.generation = inode.generation;
           free_form.checksum = inode.checksum;
           if (std::memcmp(&free_form, &inode, sizeof inode) != 0) {
-            problem("INODE_INVALID",
+            problem(Code::kInodeInvalid,
                     "free inode " + std::to_string(ino) + ": fields besides its generation are not zero");
           }
         }
         continue;
       }
       if (!format::inode_valid(inode, ino, &what)) {
-        problem(rejection_code("INODE", inode, inode.tag == format::kInodeTag),
-                describe_early(ino) + ": " + what);
+        problem(rejection_code(Code::kInodeTag, inode.tag == format::kInodeTag, format::checksum_ok(inode)),
+                describe_by_names(ino) + ": " + what);
         m_slots[ino] = Slot::kBad;
         m_tree_trusted = false;
         m_space_trusted = false;
@@ -703,9 +556,9 @@ class Checker {
     }
     Slot root = slot_of(format::kRootIno);
     if (root == Slot::kFree) {
-      problem("ROOT_MISSING", "inode 1 (the root directory) is not in use");
+      problem(Code::kRootMissing, "inode 1 (the root directory) is not in use");
     } else if (root == Slot::kInUse && !S_ISDIR(inode_at(format::kRootIno).mode)) {
-      problem("ROOT_NOT_DIRECTORY",
+      problem(Code::kRootNotDirectory,
               "inode 1 (the root directory) is a " + type_name(inode_at(format::kRootIno).mode));
     }
   }
@@ -722,15 +575,15 @@ class Checker {
     m_children.assign(slots, {});
     // (parent, hash of name, entry): sorted afterwards to find duplicates.
     std::vector<std::tuple<uint64_t, size_t, size_t>> names;
-    report_progress(4, 0, m_sb.dirent_high_water);
+    progress(4, 0, m_sb.dirent_high_water);
     for (uint64_t slot = 0; slot < m_sb.dirent_high_water; ++slot) {
-      if (slot % kProgressStep == 0 && slot != 0) report_progress(4, slot, m_sb.dirent_high_water);
+      if (slot % kProgressStep == 0 && slot != 0) progress(4, slot, m_sb.dirent_high_water);
       // In place (every slot is read at each check), unless the interrupted
       // transaction changed it: then as the rollback will leave it.
       const uint64_t offset = m_layout.dirent_table_offset + slot * sizeof(Dirent);
       Dirent rolled;
       const Dirent* in_place = reinterpret_cast<const Dirent*>(m_region.base() + offset);
-      if (!m_rollback.empty() && rolled_back(offset, sizeof(Dirent))) {
+      if (rolled_back(offset, sizeof(Dirent))) {
         rolled = read<Dirent>(offset);
         in_place = &rolled;
       }
@@ -738,8 +591,9 @@ class Checker {
       if (format::dirent_is_free(dirent)) continue;
       std::string what;
       if (!format::dirent_valid(dirent, &what)) {
-        problem(rejection_code("DIRENT", dirent, dirent.tag == format::kDirentTag),
-                "directory entry " + std::to_string(slot) + ": " + what);
+        problem(
+            rejection_code(Code::kDirentTag, dirent.tag == format::kDirentTag, format::checksum_ok(dirent)),
+            "directory entry " + std::to_string(slot) + ": " + what);
         m_tree_trusted = false;
         continue;
       }
@@ -749,32 +603,33 @@ class Checker {
         return "directory entry " + std::to_string(slot) + " (\"" + name + "\" in inode " +
                std::to_string(dirent.parent_ino) + ")";
       };
-      if (dirent.reserved0 != 0) problem("DIRENT_INVALID", where() + ": reserved field is not zero");
+      if (dirent.reserved0 != 0) problem(Code::kDirentInvalid, where() + ": reserved field is not zero");
       Slot parent = slot_of(dirent.parent_ino), child = slot_of(dirent.ino);
       if (parent == Slot::kBad || child == Slot::kBad) continue;  // reported with the inode
       if (parent == Slot::kFree) {
-        problem("DIRENT_PARENT",
+        problem(Code::kDirentParent,
                 where() + ": its directory, inode " + std::to_string(dirent.parent_ino) + ", is not in use");
         m_tree_trusted = false;
         continue;
       }
       const Inode parent_inode = inode_at(dirent.parent_ino);
       if (!S_ISDIR(parent_inode.mode)) {
-        problem("DIRENT_PARENT", where() + ": inode " + std::to_string(dirent.parent_ino) + " is a " +
-                                     type_name(parent_inode.mode) + ", not a directory");
+        problem(Code::kDirentParent, where() + ": inode " + std::to_string(dirent.parent_ino) + " is a " +
+                                         type_name(parent_inode.mode) + ", not a directory");
         m_tree_trusted = false;
         continue;
       }
       if (child == Slot::kFree) {
-        problem("DIRENT_CHILD",
+        problem(Code::kDirentChild,
                 where() + ": names inode " + std::to_string(dirent.ino) + ", which is not in use");
         m_tree_trusted = false;
         continue;
       }
       const Inode child_inode = inode_at(dirent.ino);
       if (dirent.file_type != IFTODT(child_inode.mode)) {
-        problem("DIRENT_TYPE", where() + ": file type " + std::to_string(dirent.file_type) + " but inode " +
-                                   std::to_string(dirent.ino) + " is a " + type_name(child_inode.mode));
+        problem(Code::kDirentType, where() + ": file type " + std::to_string(dirent.file_type) +
+                                       " but inode " + std::to_string(dirent.ino) + " is a " +
+                                       type_name(child_inode.mode));
       }
       names.emplace_back(dirent.parent_ino, std::hash<std::string>{}(name), m_entries.size());
       m_entry_count[dirent.ino] += 1;
@@ -794,9 +649,9 @@ class Checker {
       for (size_t j = i; j-- > 0 && std::get<0>(names[j]) == parent && std::get<1>(names[j]) == hash;) {
         const Entry& entry = m_entries[index];
         if (m_entries[std::get<2>(names[j])].name != entry.name) continue;
-        problem("DIRENT_DUPLICATE", "directory entry " + std::to_string(entry.slot) + " (\"" + entry.name +
-                                        "\" in inode " + std::to_string(entry.parent) +
-                                        "): the directory has another entry of that name");
+        problem(Code::kDirentDuplicate, "directory entry " + std::to_string(entry.slot) + " (\"" +
+                                            entry.name + "\" in inode " + std::to_string(entry.parent) +
+                                            "): the directory has another entry of that name");
         break;
       }
     }
@@ -837,50 +692,51 @@ class Checker {
       const uint64_t subdirs = m_subdirs[ino];
       if (ino == format::kRootIno) {
         if (entries != 0)
-          problem("DIR_ENTRIES",
+          problem(Code::kDirEntries,
                   who + ": the root directory has " + std::to_string(entries) + " entries naming it");
         if (inode.parent != format::kRootIno) {
-          problem("DIR_PARENT",
+          problem(Code::kDirParent,
                   who + ": the root's parent field is " + std::to_string(inode.parent) + ", not 1");
         }
       } else if (orphan) {
         if (entries != 0)
-          problem("DIR_ENTRIES",
+          problem(Code::kDirEntries,
                   who + ": orphan directory still has " + std::to_string(entries) + " entries");
       } else if (entries != 1) {
-        problem("DIR_ENTRIES",
+        problem(Code::kDirEntries,
                 who + ": directory has " + std::to_string(entries) + " entries naming it, not 1");
       } else if (inode.parent != m_dir_entry_parent[ino]) {
-        problem("DIR_PARENT", who + ": parent field is " + std::to_string(inode.parent) +
-                                  " but its entry lies in inode " + std::to_string(m_dir_entry_parent[ino]));
+        problem(Code::kDirParent, who + ": parent field is " + std::to_string(inode.parent) +
+                                      " but its entry lies in inode " +
+                                      std::to_string(m_dir_entry_parent[ino]));
       }
       uint64_t wanted = orphan ? 0 : 2 + subdirs;
       if (inode.nlink != wanted) {
-        problem("LINK_COUNT",
+        problem(Code::kLinkCount,
                 who + ": directory nlink is " + std::to_string(inode.nlink) + ", expected " +
                     std::to_string(wanted) +
                     (orphan ? " (orphan)" : " (2 + " + std::to_string(subdirs) + " subdirectories)"));
       }
     } else if (orphan) {
       if (inode.nlink != 0 || entries != 0) {
-        problem("LINK_COUNT", who + ": orphan has nlink " + std::to_string(inode.nlink) + " and " +
-                                  std::to_string(entries) + " entries; both must be 0");
+        problem(Code::kLinkCount, who + ": orphan has nlink " + std::to_string(inode.nlink) + " and " +
+                                      std::to_string(entries) + " entries; both must be 0");
       }
     } else if (inode.nlink == 0) {
-      problem("LINK_COUNT", who + ": nlink is 0 but the orphan flag is not set");
+      problem(Code::kLinkCount, who + ": nlink is 0 but the orphan flag is not set");
     } else if (inode.nlink != entries) {
-      problem("LINK_COUNT", who + ": nlink is " + std::to_string(inode.nlink) + " but " +
-                                std::to_string(entries) + " entries name it");
+      problem(Code::kLinkCount, who + ": nlink is " + std::to_string(inode.nlink) + " but " +
+                                    std::to_string(entries) + " entries name it");
     }
     if (!orphan && !reached(ino)) {
       if (S_ISDIR(inode.mode) && on_cycle(ino)) {
         if (!m_cycle_reported.count(ino)) {
           // Report the cycle once, not once per member.
           for (uint64_t at = ino; m_cycle_reported.insert(at).second;) at = m_dir_entry_parent[at];
-          problem("DIR_CYCLE", who + ": directory lies on a cycle of directories cut off from the root");
+          problem(Code::kDirCycle, who + ": directory lies on a cycle of directories cut off from the root");
         }
       } else {
-        problem("UNREACHABLE",
+        problem(Code::kUnreachable,
                 who + ": " + type_name(inode.mode) + " is in use but not reachable from the root");
       }
     }
@@ -905,29 +761,29 @@ class Checker {
     const Who who{this, ino};
     const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode);
     if (!regular && !symlink && inode.size != 0) {
-      problem("INODE_INVALID",
+      problem(Code::kInodeInvalid,
               who + ": a " + type_name(inode.mode) + " has size " + std::to_string(inode.size));
     }
     if (!is_device(inode.mode) && inode.rdev != 0) {
-      problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has a device number");
+      problem(Code::kInodeInvalid, who + ": a " + type_name(inode.mode) + " has a device number");
     }
     if (!S_ISDIR(inode.mode) && inode.parent != 0) {
-      problem("INODE_INVALID", who + ": a " + type_name(inode.mode) + " has a parent field");
+      problem(Code::kInodeInvalid, who + ": a " + type_name(inode.mode) + " has a parent field");
     }
-    if (inode.reserved0 != 0) problem("INODE_INVALID", who + ": reserved field is not zero");
+    if (inode.reserved0 != 0) problem(Code::kInodeInvalid, who + ": reserved field is not zero");
     uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
     if (!all_zero(inode.extents + inline_count, (format::kInlineExtents - inline_count) * sizeof(Extent))) {
-      problem("INODE_INVALID", who + ": unused inline extent entries are not zero");
+      problem(Code::kInodeInvalid, who + ": unused inline extent entries are not zero");
     }
     if (inode.flags & format::kInodeTrimming) {
       uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
       if (inode.trim_block < size_blocks) {
-        problem("INODE_INVALID", who + ": trim_block " + std::to_string(inode.trim_block) +
-                                     " lies inside the file's size (" + std::to_string(size_blocks) +
-                                     " blocks)");
+        problem(Code::kInodeInvalid, who + ": trim_block " + std::to_string(inode.trim_block) +
+                                         " lies inside the file's size (" + std::to_string(size_blocks) +
+                                         " blocks)");
       }
     } else if (inode.trim_block != 0) {
-      problem("INODE_INVALID", who + ": trim_block is set without the trimming flag");
+      problem(Code::kInodeInvalid, who + ": trim_block is set without the trimming flag");
     }
   }
 
@@ -945,56 +801,57 @@ class Checker {
     for (uint64_t next = inode.extent_block; next != 0;) {
       std::string where = who + ": extent block at " + std::to_string(next);
       if (!seen.insert(next).second) {
-        problem("EXTENT_CHAIN", where + ": the chain comes back to it (cycle)");
+        problem(Code::kExtentChain, where + ": the chain comes back to it (cycle)");
         readable = false;
         break;
       }
       if (next % kBlockSize != 0 || !in_data_area(next / kBlockSize, 1)) {
-        problem("EXTENT_CHAIN", where + ": lies outside the data area");
+        problem(Code::kExtentChain, where + ": lies outside the data area");
         readable = false;
         break;
       }
       const auto block = read<ExtentBlock>(next);
       std::string what;
       if (!format::extent_block_valid(block, &what)) {
-        problem(rejection_code("EXTENT_BLOCK", block, block.tag == format::kExtentBlockTag),
+        problem(rejection_code(Code::kExtentBlockTag, block.tag == format::kExtentBlockTag,
+                               format::checksum_ok(block)),
                 where + ": " + what);
         readable = false;
         break;
       }
       if (block.owner_ino != ino) {
-        problem("EXTENT_BLOCK_OWNER", where + ": owned by inode " + std::to_string(block.owner_ino));
+        problem(Code::kExtentBlockOwner, where + ": owned by inode " + std::to_string(block.owner_ino));
         readable = false;
         break;
       }
       ++chain_blocks;
       if (std::string trouble = claim_blocks(next / kBlockSize, 1, ino, "extent block"); !trouble.empty()) {
-        problem("EXTENT_SPACE", where + ": " + trouble);
+        problem(Code::kExtentSpace, where + ": " + trouble);
       }
       if (!all_zero(block.extents + block.count, (format::kExtentsPerBlock - block.count) * sizeof(Extent))) {
-        problem("EXTENT_BLOCK_INVALID", where + ": unused extent entries are not zero");
+        problem(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero");
       }
       if (block.next != 0 && block.count != format::kExtentsPerBlock) {
-        problem("EXTENT_CHAIN",
+        problem(Code::kExtentChain,
                 where + ": holds " + std::to_string(block.count) +
                     " extents but is not the last block (the writer fills every block but the last)");
       }
       extents.insert(extents.end(), block.extents, block.extents + block.count);
       if (extents.size() > inode.extent_count) {
-        problem("EXTENT_COUNT", who + ": the extent chain holds more than extent_count (" +
-                                    std::to_string(inode.extent_count) + ") extents");
+        problem(Code::kExtentCount, who + ": the extent chain holds more than extent_count (" +
+                                        std::to_string(inode.extent_count) + ") extents");
         readable = false;
         break;
       }
       next = block.next;
     }
     if (readable && extents.size() != inode.extent_count) {
-      problem("EXTENT_COUNT", who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
-                                  std::to_string(extents.size()) + " extents were found");
+      problem(Code::kExtentCount, who + ": extent_count is " + std::to_string(inode.extent_count) + " but " +
+                                      std::to_string(extents.size()) + " extents were found");
       readable = false;
     }
     if (readable && inode.extent_count <= format::kInlineExtents && inode.extent_block != 0) {
-      problem("EXTENT_CHAIN", who + ": has an extent block but its extents fit inline");
+      problem(Code::kExtentChain, who + ": has an extent block but its extents fit inline");
     }
     if (!readable) m_space_trusted = false;
 
@@ -1004,20 +861,21 @@ class Checker {
       const Extent& extent = extents[i];
       std::string where = who + ": " + extent_text(extent);
       if (extent.block_count == 0) {
-        problem("EXTENT_INVALID", where + ": empty");
+        problem(Code::kExtentInvalid, where + ": empty");
         continue;
       }
       if (extent.file_block > format::kMaxFileBytes / kBlockSize ||
           extent.file_block + extent.block_count > format::kMaxFileBytes / kBlockSize) {
-        problem("EXTENT_INVALID", where + ": lies past the largest file size");
+        problem(Code::kExtentInvalid, where + ": lies past the largest file size");
         continue;
       }
       if (i > 0 && extent.file_block < previous_end) {
-        problem("EXTENT_ORDER", where + ": starts before the previous extent ends (unsorted or overlapping)");
+        problem(Code::kExtentOrder,
+                where + ": starts before the previous extent ends (unsorted or overlapping)");
       }
       previous_end = std::max(previous_end, extent.file_block + extent.block_count);
       if (!in_data_area(extent.region_block, extent.block_count)) {
-        problem("EXTENT_RANGE", where + ": lies outside the data area");
+        problem(Code::kExtentRange, where + ": lies outside the data area");
         continue;
       }
       data_blocks += extent.block_count;
@@ -1025,28 +883,29 @@ class Checker {
                    extent.file_block % kBlocksPerChunk == 0;
       std::string trouble = large ? claim_chunks(extent.region_block, extent.block_count, ino, "data")
                                   : claim_blocks(extent.region_block, extent.block_count, ino, "data");
-      if (!trouble.empty()) problem("EXTENT_SPACE", where + ": " + trouble);
+      if (!trouble.empty()) problem(Code::kExtentSpace, where + ": " + trouble);
     }
 
     uint64_t xattr_blocks = check_xattrs(ino, inode) ? 1 : 0;
     if (!m_resolving) m_report.data_blocks_in_use += data_blocks + chain_blocks + xattr_blocks;
     if (readable && inode.allocated_blocks != data_blocks + chain_blocks + (inode.xattr_block != 0 ? 1 : 0)) {
-      problem("INODE_BLOCKS", who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) +
-                                  " but it owns " + std::to_string(data_blocks) + " data, " +
-                                  std::to_string(chain_blocks) + " extent and " +
-                                  std::to_string(inode.xattr_block != 0 ? 1 : 0) + " xattr blocks");
+      problem(Code::kInodeBlocks, who + ": allocated_blocks is " + std::to_string(inode.allocated_blocks) +
+                                      " but it owns " + std::to_string(data_blocks) + " data, " +
+                                      std::to_string(chain_blocks) + " extent and " +
+                                      std::to_string(inode.xattr_block != 0 ? 1 : 0) + " xattr blocks");
     }
 
     if (S_ISLNK(inode.mode)) {
       if (inode.size == 0 || inode.size > format::kSymlinkMax) {
-        problem("SYMLINK_INVALID", who + ": symlink size " + std::to_string(inode.size) + " is not 1..4095");
+        problem(Code::kSymlinkInvalid,
+                who + ": symlink size " + std::to_string(inode.size) + " is not 1..4095");
       }
       if (extents.size() != 1 || extents[0].file_block != 0 || extents[0].block_count != 1) {
-        problem("SYMLINK_INVALID", who + ": symlink has " + std::to_string(extents.size()) +
-                                       " extents; it needs one of one block, at file block 0");
+        problem(Code::kSymlinkInvalid, who + ": symlink has " + std::to_string(extents.size()) +
+                                           " extents; it needs one of one block, at file block 0");
       }
     } else if (!S_ISREG(inode.mode) && (inode.extent_count != 0 || inode.extent_block != 0)) {
-      problem("INODE_EXTENTS", who + ": a " + type_name(inode.mode) + " owns extents");
+      problem(Code::kInodeExtents, who + ": a " + type_name(inode.mode) + " owns extents");
     }
   }
 
@@ -1055,31 +914,33 @@ class Checker {
     if (inode.xattr_block == 0) return false;
     const std::string where = describe(ino) + ": xattr block at " + std::to_string(inode.xattr_block);
     if (!in_data_area(inode.xattr_block / kBlockSize, 1)) {
-      problem("XATTR_BLOCK_RANGE", where + ": lies outside the data area");
+      problem(Code::kXattrBlockRange, where + ": lies outside the data area");
       m_space_trusted = false;
       return false;
     }
     const auto block = read<XattrBlock>(inode.xattr_block);
     std::string what;
     if (!format::xattr_block_valid(block, &what)) {
-      problem(rejection_code("XATTR_BLOCK", block, block.tag == format::kXattrBlockTag), where + ": " + what);
+      problem(rejection_code(Code::kXattrBlockTag, block.tag == format::kXattrBlockTag,
+                             format::checksum_ok(block)),
+              where + ": " + what);
       m_space_trusted = false;
       return false;
     }
     if (block.owner_ino != ino) {
-      problem("XATTR_BLOCK_OWNER", where + ": owned by inode " + std::to_string(block.owner_ino));
+      problem(Code::kXattrBlockOwner, where + ": owned by inode " + std::to_string(block.owner_ino));
       m_space_trusted = false;
       return false;
     }
     if (std::string trouble = claim_blocks(inode.xattr_block / kBlockSize, 1, ino, "xattr block");
         !trouble.empty()) {
-      problem("XATTR_BLOCK_SPACE", where + ": " + trouble);
+      problem(Code::kXattrBlockSpace, where + ": " + trouble);
     }
     if (block.entry_count == 0)
-      problem("XATTR_BLOCK_INVALID", where + ": holds no attribute (it should have been freed)");
-    if (block.reserved0 != 0) problem("XATTR_BLOCK_INVALID", where + ": reserved field is not zero");
+      problem(Code::kXattrBlockInvalid, where + ": holds no attribute (it should have been freed)");
+    if (block.reserved0 != 0) problem(Code::kXattrBlockInvalid, where + ": reserved field is not zero");
     if (!all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes)) {
-      problem("XATTR_BLOCK_INVALID", where + ": payload past used_bytes is not zero");
+      problem(Code::kXattrBlockInvalid, where + ": payload past used_bytes is not zero");
     }
     // The validator proved every entry fits; names must also be unique.
     std::unordered_set<std::string> names;
@@ -1089,12 +950,12 @@ class Checker {
       std::memcpy(&header, block.payload + position, sizeof header);
       position += static_cast<uint32_t>(sizeof header);
       if (header.reserved0 != 0)
-        problem("XATTR_BLOCK_INVALID",
+        problem(Code::kXattrBlockInvalid,
                 where + ": entry " + std::to_string(i) + " has a nonzero reserved byte");
       std::string name(reinterpret_cast<const char*>(block.payload + position), header.name_length);
       position += header.name_length + header.value_length;
       if (!names.insert(name).second)
-        problem("XATTR_BLOCK_INVALID", where + ": attribute \"" + name + "\" appears twice");
+        problem(Code::kXattrBlockInvalid, where + ": attribute \"" + name + "\" appears twice");
     }
     return true;
   }
@@ -1105,38 +966,36 @@ class Checker {
   void check_space() {
     const uint64_t first_data = m_layout.metadata_chunks, end_data = m_layout.chunk_count;
     for (uint64_t chunk = first_data; chunk < end_data; ++chunk) {
-      if ((chunk - first_data) % kProgressStep == 0)
-        report_progress(5, chunk - first_data, end_data - first_data);
+      if ((chunk - first_data) % kProgressStep == 0) progress(5, chunk - first_data, end_data - first_data);
       if (m_layout.meta_chunk(chunk)) continue;  // the backup chunk
       uint8_t state = m_states[chunk];
-      if (state == format::kChunkUsed && !m_chunk_claimed[chunk] && m_space_trusted) {
-        problem("SPACE_LEAKED", "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
+      if (state == format::kChunkUsed && m_claims.chunk_owner(chunk) == 0 && m_space_trusted) {
+        problem(Code::kSpaceLeaked,
+                "chunk " + std::to_string(chunk) + " is marked used but no extent covers it");
       } else if (state == format::kChunkSplit && m_space_trusted && m_splits[chunk].header_ok) {
         const SplitChunk& split = m_splits[chunk];
         uint64_t leaked = 0, first_leaked = 0;
         for (uint64_t bit = 1; bit < kBlocksPerChunk; ++bit) {
-          if (split.bit(bit) && !split.is_claimed(bit)) {
+          if (split.bit(bit) && !m_claims.block_claimed(chunk * kBlocksPerChunk + bit)) {
             if (leaked++ == 0) first_leaked = chunk * kBlocksPerChunk + bit;
           }
         }
         if (leaked != 0) {
-          problem("SPACE_LEAKED", "split chunk " + std::to_string(chunk) + ": " + std::to_string(leaked) +
-                                      " blocks are marked in use but nothing owns them (first: block " +
-                                      std::to_string(first_leaked) + ")");
+          problem(Code::kSpaceLeaked, "split chunk " + std::to_string(chunk) + ": " + std::to_string(leaked) +
+                                          " blocks are marked in use but nothing owns them (first: block " +
+                                          std::to_string(first_leaked) + ")");
         }
-      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero &&
-                 !rolled_back(m_layout.chunk_map_offset + chunk / format::kChunksPerMapBlock * kBlockSize,
-                              kBlockSize)) {
-        // (A chunk the interrupted transaction allocated comes back free
-        // but dirty at mount, whatever its rolled-back map entry says.)
+      } else if (state == format::kChunkFreeZero && m_options.verify_known_zero) {
+        // (A chunk an interrupted transaction allocated reads free and
+        // dirty here, as the undo filter leaves it at mount.)
         const std::byte* bytes = m_region.base() + chunk * kChunkSize;
         for (uint64_t offset = 0; offset < kChunkSize; offset += sizeof(uint64_t)) {
           uint64_t word;
           std::memcpy(&word, bytes + offset, sizeof word);
           if (word != 0) {
-            problem("CHUNK_NOT_ZERO", "chunk " + std::to_string(chunk) +
-                                          " is marked free and known zero but byte " +
-                                          std::to_string(offset) + " of it is not zero");
+            problem(Code::kChunkNotZero, "chunk " + std::to_string(chunk) +
+                                             " is marked free and known zero but byte " +
+                                             std::to_string(offset) + " of it is not zero");
             break;
           }
         }
@@ -1148,34 +1007,23 @@ class Checker {
   // Pass 6: holds.
 
   void check_holds() {
-    report_progress(6, 0, m_layout.hold_count);
-    for (uint64_t slot = 0; slot < m_layout.hold_count; ++slot) {
-      const auto hold = read<Hold>(m_layout.hold_table_offset + slot * sizeof(Hold));
-      if (format::hold_is_free(hold)) continue;
-      std::string what;
-      std::string where = "hold " + std::to_string(slot);
-      if (!format::hold_valid(hold, &what)) {
-        problem(rejection_code("HOLD", hold, hold.tag == format::kHoldTag), where + ": " + what);
-        continue;
-      }
-      if (hold.flags != 0) problem("HOLD_INVALID", where + ": reserved flags are set");
-      Slot target = slot_of(hold.ino);
-      if (target == Slot::kFree) {
-        problem("HOLD_INODE", where + " (pid " + std::to_string(hold.pid) + "): names inode " +
-                                  std::to_string(hold.ino) + ", which is not in use");
-      }
-    }
+    progress(6, 0, m_layout.hold_count);
+    walk_holds(*this, *this, [&](uint64_t ino) { return slot_of(ino) != Slot::kFree; });
   }
 
-  const region::Region& m_region;
+  // The shared walks' one way to report (passes.h): check only reports.
+  bool fix_problem(Code code, const std::string& message, const std::string& /*fix*/) override {
+    problem(code, message);
+    return false;
+  }
+  void stage(uint64_t /*offset*/, const void* /*bytes*/, size_t /*length*/) override {
+    std::abort();  // broken invariant: a walk stages only what fix_problem allowed
+  }
+
   const CheckOptions m_options;
-  const Progress& m_progress;
   CheckReport m_report;
-  std::vector<Undo> m_rollback;  // the interrupted transaction's undo records, oldest first
-  std::map<std::string, size_t> m_code_counts;
+  std::map<Code, size_t> m_code_counts;
   bool m_stop = false;
-  Superblock m_sb{};
-  Layout m_layout{};
 
   std::vector<Slot> m_slots;  // inode slots [0, inode_high_water)
   // Derived checks (link counts, leaks) would only echo an unreadable
@@ -1183,9 +1031,8 @@ class Checker {
   bool m_tree_trusted = true;
   bool m_space_trusted = true;
 
-  std::vector<uint8_t> m_states;      // chunk -> ChunkState or kStateUnknown
-  std::vector<bool> m_chunk_claimed;  // kChunkUsed chunk -> a whole-chunk extent covers it
-  bool m_resolving = false;           // the second walk of name_double_claims
+  std::vector<uint8_t> m_states;  // chunk -> ChunkState or kStateUnknown
+  bool m_resolving = false;       // the second walk of name_double_claims
   uint64_t m_unnamed_double_claims = 0;
   std::map<uint64_t, std::vector<Owner>> m_double_claims;  // first block or chunk's block -> owners
   std::unordered_map<uint64_t, SplitChunk> m_splits;
@@ -1199,27 +1046,13 @@ class Checker {
   std::vector<uint64_t> m_dir_entry_parent;     // directory -> directory of its (first) entry, 0: none
   std::vector<size_t> m_reached;                // inode -> entry the walk came by, kRoot, or kNotReached
   std::unordered_set<uint64_t> m_cycle_reported;
-  bool m_early_names_loaded = false;
-  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> m_early_names;  // ino -> (parent, name)
 };
 
 }  // namespace
 
 int check_pass_of(const std::string& code) {
-  auto starts = [&](const char* prefix) { return code.rfind(prefix, 0) == 0; };
-  if (starts("SUPERBLOCK") || starts("BACKUP_SUPERBLOCK")) return 1;
-  if (starts("JOURNAL") || starts("UNDO_RECORD")) return 2;
-  if (code == "EXTENT_SPACE" || code == "XATTR_BLOCK_SPACE" || starts("CHUNK_MAP") || code == "CHUNK_STATE" ||
-      starts("SPLIT") || starts("SPACE")) {
-    return 5;
-  }
-  if (starts("DIRENT") || starts("DIR_") || code == "LINK_COUNT" || code == "UNREACHABLE" ||
-      code == "LOST_FOUND") {
-    return 4;
-  }
-  if (starts("HOLD") || starts("ORPHAN")) return 6;
-  if (code == "CHUNK_NOT_ZERO") return 7;
-  return 3;  // INODE_*, EXTENT_*, XATTR_*, SYMLINK_*, ROOT_*
+  auto found = code_from_name(code);
+  return found ? problem_info(*found).pass : 3;
 }
 
 const char* check_pass_name(int pass) {
@@ -1238,7 +1071,7 @@ const char* check_pass_name(int pass) {
 Result<CheckReport> check_region(const region::Region& region, const CheckOptions& options,
                                  const Progress& progress) {
   Checker checker(region, options, progress);
-  return checker.run();
+  return run_cancellable([&] { return checker.run(); });
 }
 
-}  // namespace pkfs::core
+}  // namespace pkfs::fsck

@@ -1,0 +1,47 @@
+// fs/fsck/passes.h: the walks the checker and the repairer share, one file
+// per pass (passN_*.cpp), and the one function every problem they find goes
+// through.
+//
+// A shared walk is the check: it reports each problem through
+// Fixer::fix_problem. The checker's fix_problem records the problem and
+// answers false; the repairer's records it with what it does and answers
+// true, and the walk then makes the repair, staging its writes, which
+// repair applies through the journal at the end. So check and repair cannot
+// disagree about what is a problem.
+//
+// Passes not yet moved here are walked twice, in check.cpp and repair.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "fs/fsck/model.h"
+#include "fs/fsck/problems.h"
+
+namespace pkfs::fsck {
+
+class Fixer {
+ public:
+  // e2fsck's fix_problem: reports `code` with `message` (the structure and
+  // what is wrong with it); `fix` says what repair does about it. Returns
+  // true when the caller is to make that repair. Preen (fsck -p) follows
+  // the problem table's row for `code`.
+  virtual bool fix_problem(Code code, const std::string& message, const std::string& fix) = 0;
+
+  // Stages new bytes for a region offset (only after fix_problem said yes).
+  virtual void stage(uint64_t offset, const void* bytes, size_t length) = 0;
+  template <typename T>
+  void stage(uint64_t offset, const T& value) {
+    stage(offset, &value, sizeof value);
+  }
+
+ protected:
+  ~Fixer() = default;
+};
+
+// Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
+// `in_use` says is in use; repair clears the others.
+void walk_holds(const Model& model, Fixer& fixer, const std::function<bool(uint64_t ino)>& in_use);
+
+}  // namespace pkfs::fsck
