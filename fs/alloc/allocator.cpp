@@ -382,38 +382,6 @@ Allocator::PageUsage Allocator::page_usage(uint64_t page_chunks) const {
   return usage;
 }
 
-Result<Allocator::PageUsage> Allocator::page_usage_in_region(const region::Region& region,
-                                                             const format::Layout& layout) {
-  PageUsage usage;
-  if (layout.page_bytes <= kChunkSize) return usage;
-  const uint64_t page_chunks = layout.page_bytes / kChunkSize;
-  uint64_t run_first = 0, run_count = 0;
-  for (uint64_t block = 0; block < layout.chunk_map_blocks; ++block) {
-    const auto map =
-        region::copy_from_region<ChunkMapBlock>(region.base() + layout.chunk_map_offset + block * kBlockSize);
-    std::string what;
-    if (!format::chunk_map_block_valid(map, block, &what)) {
-      return Error(EUCLEAN, "chunk map block " + std::to_string(block) + ": " + what);
-    }
-    for (uint64_t i = 0; i < kChunksPerMapBlock; ++i) {
-      const uint64_t chunk = block * kChunksPerMapBlock + i;
-      // Past chunk_count the map says kChunkMeta; the metadata area and the
-      // backup chunk are never free, whatever a changed map says.
-      const bool is_free = !layout.meta_chunk(chunk) && (map.state[i] == format::kChunkFreeZero ||
-                                                         map.state[i] == format::kChunkFreeDirty);
-      if (is_free) {
-        if (run_count == 0) run_first = chunk;
-        ++run_count;
-        continue;
-      }
-      if (run_count != 0) count_run_pages(usage, run_first, run_count, page_chunks);
-      run_count = 0;
-    }
-  }
-  if (run_count != 0) count_run_pages(usage, run_first, run_count, page_chunks);
-  return usage;
-}
-
 Result<BlockRun> Allocator::take_chunks(journal::Transaction& txn, uint64_t start, uint64_t count) {
   take_from_claim(start, count);
   // Zero what is not known zero before it becomes part of a file, a run of

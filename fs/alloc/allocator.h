@@ -95,13 +95,6 @@ class Allocator {
     uint64_t largest_run_pages = 0;
   };
   PageUsage page_usage(uint64_t page_chunks) const;
-  // The same count for a large-page layout (pages of layout.page_bytes),
-  // from the chunk map as the region holds it now: each chunk-map block
-  // copied once and validated. For reports that reach the region but not
-  // the allocator that has it open (core::describe, for pkfsctl info); the
-  // daemon writes the map as it changes, so the count may be a moment old.
-  // Zero pages for a chunk layout. Errors: EUCLEAN naming a bad block.
-  static Result<PageUsage> page_usage_in_region(const region::Region& region, const format::Layout& layout);
 
   // Blocks for small files and metadata blocks: one run of at most
   // `wanted_blocks` inside one split chunk, at `goal_block` if it is free

@@ -7,7 +7,6 @@
 #include <ctime>
 #include <string>
 
-#include "fs/alloc/allocator.h"
 #include "fs/format/format.h"
 
 namespace pkfs::core {
@@ -73,17 +72,9 @@ std::vector<std::pair<std::string, std::string>> describe(Filesystem& fs) {
   // whole for guest RAM: how many of them a file of guest RAM can still
   // get (FORMAT.md, "Large-page layout"). Free bytes may be more than that
   // many pages when pages are partly used. Chunk layouts have no such line.
-  if (sb.page_bytes != 0) {
-    auto layout = format::layout_from_superblock(sb, info.size_bytes);
-    auto pages = layout ? alloc::Allocator::page_usage_in_region(fs.region(), *layout)
-                        : Result<alloc::Allocator::PageUsage>(layout.error());
-    if (pages) {
-      add("Free whole pages", std::to_string(pages->free_pages) + " of " +
-                                  std::to_string(layout->guest_pages) + " (" + page_text(layout->page_bytes) +
-                                  " each)");
-    } else {
-      add("Free whole pages", "unknown: " + pages.error().message());
-    }
+  if (WholePages pages = fs.whole_pages(); pages.page_bytes != 0) {
+    add("Free whole pages", std::to_string(pages.free) + " of " + std::to_string(pages.total) + " (" +
+                                page_text(pages.page_bytes) + " each)");
   }
   ZeroingStatus zeroing = fs.zeroing_status();
   add("Free bytes known zero", mib(zeroing.free_zero_bytes));

@@ -126,6 +126,15 @@ struct ZeroingStatus {
   uint64_t bytes_per_second = 0;  // its rate over its last busy second, 0 if unknown
 };
 
+// The pages a large-page layout keeps whole for guest RAM (FORMAT.md,
+// "Large-page layout"), and how many of them no file uses yet. All zero on
+// a chunk layout.
+struct WholePages {
+  uint64_t page_bytes = 0;
+  uint64_t total = 0;
+  uint64_t free = 0;
+};
+
 struct OpenOptions {
   bool read_only = false;
   Takeover takeover = Takeover::kNone;
@@ -265,6 +274,9 @@ class Filesystem {
   void start_background_zeroing();
   void stop_background_zeroing();
   ZeroingStatus zeroing_status();
+  // From the allocator's free runs (what map and fallocate go by), under
+  // the lock: never a half-written chunk map.
+  WholePages whole_pages();
 
   // Holds (holds.cpp; FORMAT.md, "Holds"). A held regular file keeps its
   // extents where they are: unlink defers freeing until the last hold goes;

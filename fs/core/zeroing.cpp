@@ -70,6 +70,16 @@ ZeroingStatus Filesystem::zeroing_status() {
   return status;
 }
 
+WholePages Filesystem::whole_pages() {
+  WholePages pages;
+  if (m_layout.page_bytes <= format::kChunkSize) return pages;
+  pages.page_bytes = m_layout.page_bytes;
+  pages.total = m_layout.guest_pages;
+  std::shared_lock lock(m_mutex);
+  pages.free = m_allocator->page_usage(m_layout.page_bytes / format::kChunkSize).free_pages;
+  return pages;
+}
+
 BackgroundZeroer::BackgroundZeroer(Filesystem& fs) : m_fs(fs), m_thread([this] { run(); }) {}
 
 BackgroundZeroer::~BackgroundZeroer() { stop(); }

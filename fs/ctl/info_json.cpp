@@ -74,7 +74,9 @@ std::string info_json(const InfoLines& lines) {
         out.key(name).number(free_pages);
         out.key("whole_pages").number(pages);
       } else {
-        out.key(name).string(value);  // "unknown: why"
+        // Not from this build's daemon: no count, and what it said.
+        out.key(name).null();
+        out.key("free_whole_pages_text").string(value);
       }
     } else if (value == "never" || value == "<none>") {
       out.key(name).null();

@@ -12,7 +12,8 @@
 # unmount the daemon asks for the descriptors to be dropped
 # (FDSTOREREMOVE=1). Then a restart with a stored connection whose mount
 # is gone (kill -9, then `umount -l`): the service drops the dead pair from
-# the store and mounts afresh. fsck is clean.
+# the store and mounts afresh; the same for a stored descriptor that is not
+# /dev/fuse. fsck is clean.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/mount.sh"
 
@@ -180,8 +181,30 @@ subprocess.run(["fusermount3", "-u", mnt], check=True)
 if fourth.wait(timeout=20) != 0:
     fail("the fresh daemon exited with %d: %s" % (fourth.returncode, open(os.path.join(work, "daemon.4.log")).read()))
 print("[fuse_takeover_fdstore] a dead stored connection was dropped from the store and the service mounted afresh")
+
+# A stored "connection" that is not /dev/fuse at all: the same.
+null_fd = os.open("/dev/null", os.O_RDWR)
+def as_null_listen_fds():
+    os.dup2(null_fd, 3)
+    os.dup2(dead[names[1]], 4)
+log5 = open(os.path.join(work, "daemon.5.log"), "w")
+fifth = subprocess.Popen(
+    ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
+    env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
+    stderr=log5, preexec_fn=as_null_listen_fds, close_fds=False, cwd="/")
+procs.append(fifth)
+fresh, removed = collect(2)
+text = open(os.path.join(work, "daemon.5.log")).read()
+if fifth.poll() is not None or "it is not /dev/fuse" not in text:
+    fail("a stored descriptor that is not /dev/fuse: " + text)
+if removed != set(names) or sorted(fresh) != names:
+    fail("not /dev/fuse: removed %s, stored %s" % (sorted(removed), sorted(fresh)))
+subprocess.run(["fusermount3", "-u", mnt], check=True)
+if fifth.wait(timeout=20) != 0:
+    fail("the daemon given /dev/null exited with %d" % fifth.returncode)
+print("[fuse_takeover_fdstore] a stored descriptor that is not /dev/fuse was dropped too")
 PY
-for n in 2 4; do
+for n in 2 4 5; do
   grep -q "is clean" "$WORK/daemon.$n.log" || pkfs_fail "daemon $n did not mark the region clean: $(cat "$WORK/daemon.$n.log")"
 done
 "$PKFS_BIN_DIR/fsck/fsck.pkfs" "$REGION" >"$WORK/fsck.out" 2>&1 || pkfs_fail "fsck: $(cat "$WORK/fsck.out")"

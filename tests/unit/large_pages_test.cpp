@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/core/describe.h"
 #include "fs/core/filesystem.h"
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
@@ -256,6 +257,27 @@ TEST_CASE("guest RAM that is not a whole number of pages is rounded up to whole 
   CHECK(extents_of(*r.fs, other).empty());
   r.remount();
   r.require_clean();
+}
+
+TEST_CASE("pkfsctl info's free whole pages follow allocation, and a chunk layout has none", "[large_pages]") {
+  auto line = [](Filesystem& fs) {
+    for (const auto& [key, value] : core::describe(fs))
+      if (key == "Free whole pages") return value;
+    return std::string("<none>");
+  };
+  PageRegion r(64 * kMiB, 16 * kMiB, 16 * kMiB);
+  CHECK(line(*r.fs) == "3 of 3 (16 MiB each)");
+  sized(*r.fs, "ram", 20 * kMiB);  // two pages
+  CHECK(line(*r.fs) == "1 of 3 (16 MiB each)");
+  sized(*r.fs, "small", 8192);  // in the reserved page
+  CHECK(line(*r.fs) == "1 of 3 (16 MiB each)");
+  r.remount();
+  CHECK(line(*r.fs) == "1 of 3 (16 MiB each)");
+  REQUIRE_OK(r->unlink(kRootIno, "ram"));
+  CHECK(line(*r.fs) == "3 of 3 (16 MiB each)");
+
+  PageRegion chunks(64 * kMiB, 2 * kMiB, 0);
+  CHECK(line(*chunks.fs) == "<none>");
 }
 
 TEST_CASE("fragmented free space: guest RAM in several page-aligned extents, and a clear mapping error",
