@@ -458,7 +458,7 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
   if (goal_block != 0) {
     uint64_t goal_chunk = goal_block / kBlocksPerChunk;
     auto it = m_partial.find(goal_chunk);
-    if (it != m_partial.end() && !m_freed_in_transaction.count(goal_chunk)) {
+    if (it != m_partial.end() && !m_freed_in_transaction.contains(goal_chunk)) {
       // The goal block, else the first free block of the goal's chunk.
       chunk = goal_chunk;
       first_bit = goal_block % kBlocksPerChunk;
@@ -469,7 +469,7 @@ Result<BlockRun> Allocator::allocate_blocks(journal::Transaction& txn, uint64_t 
     // A chunk whose blocks this transaction freed is skipped: handing them
     // out would zero data that an abort must give back.
     auto it = m_partial.begin();
-    while (it != m_partial.end() && m_freed_in_transaction.count(it->first)) ++it;
+    while (it != m_partial.end() && m_freed_in_transaction.contains(it->first)) ++it;
     if (it == m_partial.end()) {
       TRY_ASSIGN(chunk, split_new_chunk(txn));
     } else {
@@ -592,7 +592,7 @@ Result<void> Allocator::free(journal::Transaction& txn, BlockRun run) {
     TRY(txn.put(chunk * kChunkSize, SplitHeader{}));
     TRY(set_chunk_states(txn, chunk, 1, format::kChunkFreeDirty));
     txn.on_commit([this, chunk] {
-      m_split_free_blocks -= m_partial.count(chunk) ? m_partial[chunk] : 0;
+      m_split_free_blocks -= m_partial.contains(chunk) ? m_partial[chunk] : 0;
       m_partial.erase(chunk);
       m_split_chunks -= 1;
       insert_free(chunk, 1);

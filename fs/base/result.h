@@ -100,7 +100,10 @@ inline Result<void> success() { return {}; }
 // TRY_ASSIGN(decl, expr): `decl = value of expr`, or return its error.
 //   TRY_ASSIGN(auto region, region::open(path, options));
 #define TRY_ASSIGN(decl, expr) TRY_ASSIGN_IMPL(PKFS_CONCAT(pkfs_result_, __LINE__), decl, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): `decl` is a declaration
+// (`auto x`), which parentheses would break.
 #define TRY_ASSIGN_IMPL(tmp, decl, expr)        \
   auto tmp = (expr);                            \
   if (!tmp.ok()) return std::move(tmp).error(); \
   decl = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

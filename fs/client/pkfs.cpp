@@ -265,6 +265,7 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     Trust trust;
     if (check_mount(file.get(), st, name, trust) != 0) return -1;
     std::string socket_path;
+    // NOLINTNEXTLINE(readability-suspicious-call-argument): `name` is the path; the socket's comes out
     if (control_path_of(file.get(), name, socket_path) != 0) return -1;
     uint64_t generation = 0;
     if (generation_of(file.get(), name, generation) != 0) return -1;
@@ -285,9 +286,8 @@ int pkfs_map(const char* path, int prot, struct pkfs_mapping* mapping) {
     if (parsed != 0 && payload.size() < sizeof info) return fail(parsed, name + ": " + error);
     // From here on the daemon holds the file for us: release on failure.
     auto give_up = [&](int code, const std::string& message) {
-      std::string saved = message;
       (void)release(socket_path, trust, info.hold_id, info.ino, name);
-      return fail(code, saved);
+      return fail(code, message);
     };
     if (parsed != 0) return give_up(parsed, name + ": " + error);
     if (int err = check_map_identity(info, static_cast<uint64_t>(st.st_ino), generation, error); err != 0) {

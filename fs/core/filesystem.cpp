@@ -321,7 +321,7 @@ Result<Ino> Filesystem::entry_child(Ino parent, uint64_t slot) {
   return it->second;
 }
 
-Attr Filesystem::attr_of(const Inode& inode) const {
+Attr Filesystem::attr_of(const Inode& inode) {
   Attr attr;
   attr.ino = inode.ino;
   attr.generation = inode.generation;

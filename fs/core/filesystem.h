@@ -353,7 +353,7 @@ class Filesystem {
   format::Dirent& dirent_ref(uint64_t slot) const;
   uint64_t dirent_offset(uint64_t slot) const;
   Result<void> put_inode(journal::Transaction& txn, format::Inode inode);
-  Result<void> put_superblock(journal::Transaction& txn, const format::Superblock& sb);
+  static Result<void> put_superblock(journal::Transaction& txn, const format::Superblock& sb);
 
   // DRAM lookups; errors ENOENT / ESTALE / ENOTDIR.
   Result<Node*> node(Ino ino);
@@ -422,7 +422,7 @@ class Filesystem {
   Result<T> note(Result<T> result, Ino ino, const char* what);
   void record_error(int code, Ino ino, const char* what);
 
-  Attr attr_of(const format::Inode& inode) const;
+  static Attr attr_of(const format::Inode& inode);
 
   std::unique_ptr<region::Region> m_region;
   format::Layout m_layout{};

@@ -119,6 +119,7 @@ int run_exec(const std::vector<std::string>& files, const std::vector<std::strin
     }
   }
   std::vector<char*> argv;
+  argv.reserve(command.size() + 1);
   for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
   std::fflush(nullptr);

@@ -55,11 +55,12 @@ std::string info_json(const InfoLines& lines) {
   out.begin_object();
   for (const auto& [key, value] : lines) {
     std::string name = json_key(key);
-    if (kNumbers.count(name) != 0) {
+    if (kNumbers.contains(name)) {
       out.key(name).number(static_cast<uint64_t>(std::strtoull(value.c_str(), nullptr, 10)));
-    } else if (kBooleans.count(name) != 0) {
+    } else if (kBooleans.contains(name)) {
       out.key(name).boolean(value == "yes");
-    } else if (kPaths.count(name) != 0) {
+      // NOLINTNEXTLINE(bugprone-branch-clone): the label is text too, once "<none>" is null
+    } else if (kPaths.contains(name)) {
       out.text_field(name, value);
     } else if (name == "mounted") {
       // "yes" (through the daemon), "no", or "in use by pid N (pkfs)" when

@@ -132,7 +132,7 @@ int run_mounted(const Target& target, bool long_format) {
   if (S_ISDIR(st.st_mode)) {
     DIR* dir = ::opendir(root.c_str());
     if (dir == nullptr) return fail(root + ": " + errno_text(errno));
-    while (dirent* d = ::readdir(dir)) {
+    while (dirent* d = ::readdir(dir)) {  // NOLINT(concurrency-mt-unsafe): this stream is ours alone
       std::string name = d->d_name;
       if (name == "." || name == "..") continue;
       Entry entry;

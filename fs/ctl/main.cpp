@@ -4,6 +4,7 @@
 //
 // Subcommands register themselves (see command.h); this file only parses.
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,9 @@ std::vector<std::string>& command_after_dashes() {
 
 }  // namespace pkfs::ctl
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace pkfs::ctl;
   CLI::App app{"Inspect and control a pkfs region, mounted or not.", "pkfsctl"};
   app.require_subcommand(1);
@@ -56,4 +59,16 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    // Commands report their errors; this is out of memory and the like.
+    std::fprintf(stderr, "pkfsctl: %s\n", e.what());
+    return pkfs::ctl::kExitFailure;
+  }
 }

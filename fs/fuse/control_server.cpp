@@ -191,7 +191,7 @@ struct ControlServer::Shared {
 
 namespace {
 
-void worker_main(std::shared_ptr<ControlServer::Shared> shared);
+void worker_main(const std::shared_ptr<ControlServer::Shared>& shared);
 
 }  // namespace
 
@@ -208,7 +208,7 @@ void ControlServer::Shared::submit(const std::shared_ptr<Shared>& self, Job job)
 
 namespace {
 
-void worker_main(std::shared_ptr<ControlServer::Shared> shared) {
+void worker_main(const std::shared_ptr<ControlServer::Shared>& shared) {
   auto& s = *shared;
   std::unique_lock lock(s.mutex);
   for (;;) {
@@ -1198,7 +1198,7 @@ void ControlServer::sync_holds() {
   bool changed = false;
   std::vector<std::pair<uint32_t, uint64_t>> gone;
   for (auto it = m_pidfds.begin(); it != m_pidfds.end();) {
-    if (holders.count(it->first) == 0) {
+    if (!holders.contains(it->first)) {
       it = m_pidfds.erase(it);
       changed = true;
     } else {
@@ -1206,7 +1206,7 @@ void ControlServer::sync_holds() {
     }
   }
   for (const auto& holder : holders) {
-    if (m_pidfds.count(holder) != 0) continue;
+    if (m_pidfds.contains(holder)) continue;
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(holder.first), 0));
     if (pidfd >= 0) {
       // Opened after the check: make sure the pid was not recycled first.

@@ -59,7 +59,7 @@ class HeldInodes {
  public:
   bool contains(core::Ino ino) const {
     std::lock_guard lock(m_mutex);
-    return m_inodes.count(ino) != 0;
+    return m_inodes.contains(ino);
   }
   // Replaces the set; returns the inodes that entered or left it.
   std::set<core::Ino> replace(std::set<core::Ino> inodes);

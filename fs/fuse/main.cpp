@@ -492,11 +492,13 @@ Result<std::optional<takeover::Incoming>> incoming_connection(const Options& opt
 // that a second successor meets the first).
 std::optional<std::string> test_hook_failure() {
 #ifdef PKFS_TEST_HOOKS
+  // NOLINTBEGIN(concurrency-mt-unsafe): the daemon never sets its environment
   if (const char* delay = std::getenv("PKFS_TAKEOVER_TEST_DELAY_MS")) {
     ::usleep(
         static_cast<useconds_t>(std::min<unsigned long>(std::strtoul(delay, nullptr, 10), 10000) * 1000));
   }
   const char* fail = std::getenv("PKFS_TAKEOVER_TEST_FAIL");
+  // NOLINTEND(concurrency-mt-unsafe)
   if (fail != nullptr && std::strcmp(fail, "validate") == 0)
     return std::string("region validation failed (test)");
 #endif
@@ -779,7 +781,8 @@ int main(int argc, char** argv) {
     // A successor does not look at the mountpoint: if its daemon is dead,
     // stat(2) there waits for the successor itself. Nor does a service
     // systemd restarted with descriptors (its connection may be stored).
-    bool restarted_by_systemd = std::getenv("LISTEN_FDS") != nullptr;
+    bool restarted_by_systemd =
+        std::getenv("LISTEN_FDS") != nullptr;  // NOLINT(concurrency-mt-unsafe): one thread yet
     if (auto problem =
             options.takeover || restarted_by_systemd ? std::nullopt : check_mountpoint(options.mountpoint)) {
       std::fprintf(stderr, "pkfs: %s\n", problem->c_str());

@@ -102,7 +102,7 @@ bool process_holds_socket(pid_t pid, uint32_t socket_ino) {
   if (fds == nullptr) return false;
   std::string want = "socket:[" + std::to_string(socket_ino) + "]";
   bool found = false;
-  while (dirent* entry = ::readdir(fds)) {
+  while (dirent* entry = ::readdir(fds)) {  // NOLINT(concurrency-mt-unsafe): this stream is ours alone
     char target[64];
     ssize_t length = ::readlinkat(::dirfd(fds), entry->d_name, target, sizeof target);
     if (length > 0 && want.compare(0, std::string::npos, target, static_cast<size_t>(length)) == 0) {

@@ -25,7 +25,7 @@ constexpr int kKickSignal = SIGUSR2;
 Connection* g_connection = nullptr;
 thread_local bool t_resent = false;
 
-void kick_handler(int) {}
+void kick_handler(int /*signal*/) {}
 
 void install_kick_handler() {
   static std::once_flag once;
@@ -278,8 +278,7 @@ bool Connection::wait() {
       if (::read(m_wake_fd.get(), &count, sizeof count) < 0) {
         // Nothing to do: the counter is only a doorbell.
       }
-      if (fuse_session_exited(m_session) || (m_running.load() == 0 && !m_workers.empty())) return true;
-      return false;
+      return fuse_session_exited(m_session) || (m_running.load() == 0 && !m_workers.empty());
     }
   }
 }

@@ -28,13 +28,14 @@ std::string store_name(const std::string& mountpoint, const char* what) {
 }
 
 bool under_systemd() {
-  const char* socket = std::getenv("NOTIFY_SOCKET");
+  const char* socket =
+      std::getenv("NOTIFY_SOCKET");  // NOLINT(concurrency-mt-unsafe): nothing sets the environment
   return socket != nullptr && *socket != '\0';
 }
 
 }  // namespace
 
-Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Params& params, Log log) {
+Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Params& params, const Log& log) {
   if (!under_systemd()) return success();
   int memfd = ::memfd_create("pkfs-params", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (memfd < 0) return Error::from_errno(errno, "memfd_create");
@@ -66,18 +67,18 @@ namespace {
 // adopting it would serve nobody.
 std::string unusable_connection(int fd) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return std::string("fstat: ") + std::strerror(errno);
+  if (::fstat(fd, &st) != 0) return "fstat: " + errno_text(errno);
   if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 10 || minor(st.st_rdev) != 229)
     return "it is not /dev/fuse";
   pollfd entry{fd, POLLIN, 0};
-  if (::poll(&entry, 1, 0) < 0) return std::string("poll: ") + std::strerror(errno);
+  if (::poll(&entry, 1, 0) < 0) return "poll: " + errno_text(errno);
   if (entry.revents & (POLLERR | POLLHUP | POLLNVAL)) return "the connection is closed (the mount is gone)";
   return "";
 }
 
 }  // namespace
 
-std::optional<Incoming> take_from_systemd(const std::string& mountpoint, Log log) {
+std::optional<Incoming> take_from_systemd(const std::string& mountpoint, const Log& log) {
   char** names = nullptr;
   int count = sd_listen_fds_with_names(1, &names);
   if (count <= 0 || names == nullptr) return std::nullopt;

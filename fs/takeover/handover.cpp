@@ -208,7 +208,7 @@ Result<void> set_param(char* field, size_t size, const std::string& value, const
   if (value.size() >= size)
     return Error(ENAMETOOLONG, std::string(what) + " is too long to hand over: " + value);
   std::memset(field, 0, size);
-  std::memcpy(field, value.data(), value.size());
+  value.copy(field, value.size());  // NUL-terminated: the field was zeroed and is longer
   return success();
 }
 
@@ -241,6 +241,7 @@ Result<Incoming> request(const std::string& mountpoint, const std::string& binar
     hello.pid = static_cast<uint32_t>(::getpid());
     std::snprintf(hello.binary_version, sizeof hello.binary_version, "%s", binary_version.c_str());
 #ifdef PKFS_TEST_HOOKS  // builds with tests only (CMakeLists.txt): a foreign successor
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing sets the environment
     if (const char* version = std::getenv("PKFS_TAKEOVER_TEST_VERSION")) {
       hello.version = static_cast<uint32_t>(std::strtoul(version, nullptr, 10));
     }
@@ -466,7 +467,7 @@ bool Listener::hand_over(
 // ---- keeper ---------------------------------------------------------------
 
 Result<void> spawn_keeper(const std::string& self_exe, const std::string& mountpoint, Connection& connection,
-                          const Params& params, Log log) {
+                          const Params& params, const Log& log) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     return Error(errno, "socketpair: " + errno_text(errno));

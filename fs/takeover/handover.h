@@ -138,7 +138,7 @@ class Listener {
 // connection ends (unmount, abort) or a daemon releases it at a clean
 // unmount. Call before any thread starts (it forks).
 Result<void> spawn_keeper(const std::string& self_exe, const std::string& mountpoint, Connection& connection,
-                          const Params& params, Log log);
+                          const Params& params, const Log& log);
 // The keeper's main: fds 3 (parameters from the daemon) and 4 (/dev/fuse).
 int keeper_main(const std::string& mountpoint);
 // At a clean unmount: tells the keeper to go (it would notice within a
@@ -150,13 +150,13 @@ void release_keeper(const std::string& mountpoint);
 // With NOTIFY_SOCKET set (a systemd service), stores the descriptor and a
 // memfd of its Params in the service's fd store (FDSTORE=1), named
 // pkfs-fuse-<hash> and pkfs-params-<hash>. No-op otherwise.
-Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Params& params, Log log);
+Result<void> store_in_systemd(const std::string& mountpoint, int fd, const Params& params, const Log& log);
 // A restarted service: the stored pair for `mountpoint` from LISTEN_FDS, if
 // any (nothing when not started by systemd with stored descriptors). A pair
 // that cannot be served (a connection whose mount is gone, a half pair) is
 // closed, removed from the store and logged, and nothing is returned: the
 // service then mounts afresh.
-std::optional<Incoming> take_from_systemd(const std::string& mountpoint, Log log);
+std::optional<Incoming> take_from_systemd(const std::string& mountpoint, const Log& log);
 // At a clean unmount: removes the pair from the store (FDSTOREREMOVE=1).
 void remove_from_systemd(const std::string& mountpoint);
 
