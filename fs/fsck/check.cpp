@@ -308,11 +308,11 @@ class Checker : public Model, private Fixer {
     progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
     bool tag_ok = header.tag == format::kJournalTag;
-    if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
+    if (!format::stamp_ok(header) || !format::checksum_ok(header)) {
       problem(rejection_code(Code::kJournalTag, tag_ok, format::checksum_ok(header)),
-              std::string("journal header: ") + (!tag_ok               ? "bad tag"
-                                                 : header.version != 1 ? "unknown version"
-                                                                       : "checksum mismatch"));
+              std::string("journal header: ") + (!tag_ok                     ? "bad tag"
+                                                 : !format::stamp_ok(header) ? "unknown version"
+                                                                             : "checksum mismatch"));
       return;
     }
     if (!reserved_zero(header)) {

@@ -9,14 +9,6 @@
 
 namespace pkfs::fsck {
 
-bool all_zero(const void* data, size_t length) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < length; ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
-}
-
 bool label_terminated(const format::Superblock& sb) {
   return strnlen(sb.label, sizeof sb.label) != sizeof sb.label;
 }
@@ -80,7 +72,7 @@ void Model::roll_back_into(std::byte* out, uint64_t offset, uint64_t length, siz
 
 std::optional<std::pair<uint64_t, uint64_t>> Model::load_rollback() {
   const auto header = read<format::JournalHeader>(m_layout.journal_offset);
-  if (header.tag != format::kJournalTag || header.version != 1 || !format::checksum_ok(header) ||
+  if (!format::stamp_ok(header) || !format::checksum_ok(header) ||
       header.journal_bytes != m_layout.journal_bytes || header.open_sequence == 0 ||
       header.open_sequence != header.last_sequence) {
     return std::nullopt;

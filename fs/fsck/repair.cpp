@@ -20,7 +20,6 @@
 #include <array>
 #include <bit>
 #include <cstring>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <optional>
@@ -29,6 +28,8 @@
 #include <unordered_set>
 
 #include "fs/alloc/allocator.h"
+#include "fs/base/bytes.h"
+#include "fs/base/clock.h"
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
 #include "fs/fsck/model.h"
@@ -39,12 +40,6 @@ namespace pkfs::fsck {
 namespace {
 
 constexpr const char* kLostFound = "lost+found";
-
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 struct ChainBlock {
   uint64_t offset;
@@ -271,13 +266,13 @@ class Repairer : public Model, private Fixer {
           journal ? "journal header: reserved fields are not zero" : journal.error().message();
       std::string how;
       auto sane = [&](const JournalHeader& h) { return h.journal_bytes == bytes && reserved_zero(h); };
-      auto restored = salvage(header, format::kJournalTag, sane, &how);
+      auto restored = salvage(header, sane, &how);
       // Only an exact restore of the tag keeps the commit words: a header
       // whose other fields are wrong is rewritten empty.
       const bool exact = restored && how.rfind("tag", 0) == 0;
-      const Code code = header.tag != format::kJournalTag || header.version != 1 ? Code::kJournalTag
-                        : !format::checksum_ok(header)                           ? Code::kJournalChecksum
-                                                                                 : Code::kJournalInvalid;
+      const Code code = !format::stamp_ok(header)      ? Code::kJournalTag
+                        : !format::checksum_ok(header) ? Code::kJournalChecksum
+                                                       : Code::kJournalInvalid;
       act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"));
       if (preen_blocked()) {
         m_stop = true;
@@ -356,7 +351,7 @@ class Repairer : public Model, private Fixer {
       if (!format::inode_valid(inode, ino, &what)) {
         std::string how;
         auto salvaged = salvage(
-            inode, format::kInodeTag, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
+            inode, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
         if (salvaged && !format::inode_is_free(*salvaged)) {
           act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
               describe_by_names(ino) + ": " + what + "; " + how);
@@ -386,9 +381,7 @@ class Repairer : public Model, private Fixer {
   }
 
   static Inode free_inode(uint64_t ino, uint64_t generation) {
-    Inode inode{};
-    inode.tag = format::kInodeTag;
-    inode.version = 1;
+    auto inode = format::stamped<Inode>();
     inode.ino = ino;
     inode.generation = generation;
     format::seal(inode);
@@ -396,9 +389,7 @@ class Repairer : public Model, private Fixer {
   }
 
   static Inode new_directory(uint64_t ino, uint64_t generation, uint64_t parent, uint32_t permissions) {
-    Inode inode{};
-    inode.tag = format::kInodeTag;
-    inode.version = 1;
+    auto inode = format::stamped<Inode>();
     inode.ino = ino;
     inode.generation = generation;
     inode.mode = S_IFDIR | permissions;
@@ -476,8 +467,7 @@ class Repairer : public Model, private Fixer {
       if (!format::extent_block_valid(block, &what)) {
         std::string how;
         auto salvaged = salvage(
-            block, format::kExtentBlockTag,
-            [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
+            block, [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
         if (!salvaged || salvaged->owner_ino != ino) {
           act(block.tag != format::kExtentBlockTag ? Code::kExtentBlockTag : Code::kExtentBlockChecksum,
               where + ": " + what + "; the chain is cut there (the extents it held are lost)");
@@ -587,8 +577,7 @@ class Repairer : public Model, private Fixer {
           code = block.tag != format::kXattrBlockTag ? Code::kXattrBlockTag : Code::kXattrBlockChecksum;
           std::string how;
           auto salvaged = salvage(
-              block, format::kXattrBlockTag, [](const XattrBlock& b) { return format::xattr_block_valid(b); },
-              &how);
+              block, [](const XattrBlock& b) { return format::xattr_block_valid(b); }, &how);
           if (!salvaged) {
             trouble = what;
           } else {
@@ -735,7 +724,7 @@ class Repairer : public Model, private Fixer {
       if (!format::dirent_valid(dirent, &what)) {
         std::string how;
         auto salvaged = salvage(
-            dirent, format::kDirentTag, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
+            dirent, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
         const Code code = dirent.tag != format::kDirentTag ? Code::kDirentTag : Code::kDirentChecksum;
         if (!salvaged) {
           act(code, where + ": " + what + "; cleared");
@@ -962,15 +951,8 @@ class Repairer : public Model, private Fixer {
         m_superblock_changed = true;
       }
     }
-    Dirent dirent{};
-    dirent.tag = format::kDirentTag;
-    dirent.version = 1;
-    dirent.file_type = static_cast<uint8_t>(IFTODT(m_inodes[child].inode.mode));
-    dirent.name_length = static_cast<uint8_t>(name.size());
-    dirent.parent_ino = parent;
-    dirent.ino = child;
-    std::memcpy(dirent.name, name.data(), name.size());
-    format::seal(dirent);
+    const Dirent dirent =
+        format::make_dirent(parent, child, static_cast<uint8_t>(IFTODT(m_inodes[child].inode.mode)), name);
     write(dirent_offset(slot), dirent);
     m_entries.push_back({slot, parent, child, dirent.file_type, name, true});
     return true;
@@ -992,16 +974,7 @@ class Repairer : public Model, private Fixer {
       Entry* entry = &m_entries[*index];
       entry->parent = lf;
       entry->name = name;
-      Dirent dirent{};
-      dirent.tag = format::kDirentTag;
-      dirent.version = 1;
-      dirent.file_type = entry->file_type;
-      dirent.name_length = static_cast<uint8_t>(name.size());
-      dirent.parent_ino = lf;
-      dirent.ino = ino;
-      std::memcpy(dirent.name, name.data(), name.size());
-      format::seal(dirent);
-      write(dirent_offset(entry->slot), dirent);
+      write(dirent_offset(entry->slot), format::make_dirent(lf, ino, entry->file_type, name));
       return true;
     }
     return add_entry(lf, name, ino);
@@ -1084,9 +1057,7 @@ class Repairer : public Model, private Fixer {
         act(map.tag != format::kChunkMapTag ? Code::kChunkMapTag : Code::kChunkMapChecksum,
             "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents");
         // States that cannot be trusted: nothing is known zero.
-        ChunkMapBlock fresh{};
-        fresh.tag = format::kChunkMapTag;
-        fresh.version = 1;
+        auto fresh = format::stamped<ChunkMapBlock>();
         fresh.first_chunk = block * format::kChunksPerMapBlock;
         std::memset(fresh.state, format::kChunkFreeDirty, sizeof fresh.state);
         map = fresh;
@@ -1145,9 +1116,7 @@ class Repairer : public Model, private Fixer {
   void rewrite_split_header(uint64_t chunk) {
     const uint64_t offset = chunk * kChunkSize;
     const auto current = read<SplitHeader>(offset);
-    SplitHeader header{};
-    header.tag = format::kSplitHeaderTag;
-    header.version = 1;
+    auto header = format::stamped<SplitHeader>();
     header.chunk_index = chunk;
     const auto& bits = *m_claims.split_claims(chunk);
     std::memcpy(header.bitmap, bits.data(), sizeof header.bitmap);
@@ -1200,9 +1169,7 @@ class Repairer : public Model, private Fixer {
         inode.extent_block = model.chain.empty() ? 0 : model.chain.front();
         size_t at = format::kInlineExtents;
         for (size_t i = 0; i < model.chain.size(); ++i) {
-          ExtentBlock block{};
-          block.tag = format::kExtentBlockTag;
-          block.version = 1;
+          auto block = format::stamped<ExtentBlock>();
           block.owner_ino = ino;
           size_t n = std::min<size_t>(format::kExtentsPerBlock, count - at);
           block.count = static_cast<uint16_t>(n);
