@@ -1,6 +1,8 @@
 // fs/fsck/model.cpp: the read-only model of a region (see model.h).
 #include "fs/fsck/model.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -8,6 +10,19 @@
 #include "fs/journal/journal.h"
 
 namespace pkfs::fsck {
+
+std::string type_name(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "regular file";
+    case S_IFDIR: return "directory";
+    case S_IFLNK: return "symlink";
+    case S_IFIFO: return "fifo";
+    case S_IFCHR: return "character device";
+    case S_IFBLK: return "block device";
+    case S_IFSOCK: return "socket";
+    default: return "file";
+  }
+}
 
 bool label_terminated(const format::Superblock& sb) {
   return strnlen(sb.label, sizeof sb.label) != sizeof sb.label;

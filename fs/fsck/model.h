@@ -63,6 +63,9 @@ auto run_cancellable(Walk&& walk) -> decltype(walk()) {
 // Slots or chunks between two progress reports.
 inline constexpr uint64_t kProgressStep = 65536;
 
+// "regular file", "directory", ... for messages.
+std::string type_name(uint32_t mode);
+
 // Field rules the validators leave alone (padding and reserved words),
 // checked by check and enforced by repair.
 bool label_terminated(const format::Superblock& sb);

@@ -26,8 +26,12 @@ class Fixer {
   // e2fsck's fix_problem: reports `code` with `message` (the structure and
   // what is wrong with it); `fix` says what repair does about it. Returns
   // true when the caller is to make that repair. Preen (fsck -p) follows
-  // the problem table's row for `code`.
-  virtual bool fix_problem(Code code, const std::string& message, const std::string& fix) = 0;
+  // the problem table's row for `code`, or `preen` where that row says
+  // Preen::kPerFix.
+  virtual bool fix_problem(Code code, const std::string& message, const std::string& fix, Preen preen) = 0;
+  bool fix_problem(Code code, const std::string& message, const std::string& fix) {
+    return fix_problem(code, message, fix, problem_info(code).preen);
+  }
 
   // Stages new bytes for a region offset (only after fix_problem said yes).
   virtual void stage(uint64_t offset, const void* bytes, size_t length) = 0;
@@ -42,6 +46,12 @@ class Fixer {
 
 // Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
 // `in_use` says is in use; repair clears the others.
+// Pass 3 (pass3_inodes.cpp), for one inode in use: the fields inode_valid
+// leaves to a checker (those that depend on the type, the trim mark, and
+// zeros where the format wants them); `who` names the inode in messages,
+// built only when one needs it. Returns true when repair changed `inode`.
+bool walk_inode_fields(Fixer& fixer, const std::function<std::string()>& who, format::Inode& inode);
+
 void walk_holds(const Model& model, Fixer& fixer, const std::function<bool(uint64_t ino)>& in_use);
 
 }  // namespace pkfs::fsck

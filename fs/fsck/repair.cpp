@@ -100,7 +100,8 @@ class Repairer : public Model, private Fixer {
   }
   void act(Code code, std::string message, Preen preen) {
     const ProblemInfo& info = problem_info(code);
-    if (info.preen != Preen::kPerFix) std::abort();  // broken invariant: the table decides
+    if (info.preen != Preen::kPerFix || preen == Preen::kPerFix)
+      std::abort();  // broken invariant: the table decides
     m_report.actions.push_back({info.name, std::move(message), preen == Preen::kYes});
   }
 
@@ -111,8 +112,12 @@ class Repairer : public Model, private Fixer {
 
   // The shared walks' one way to report (passes.h): repair reports what
   // it does, and does it.
-  bool fix_problem(Code code, const std::string& message, const std::string& fix) override {
-    act(code, message + "; " + fix);
+  bool fix_problem(Code code, const std::string& message, const std::string& fix, Preen preen) override {
+    if (problem_info(code).preen == Preen::kPerFix) {
+      act(code, message + "; " + fix, preen);
+    } else {
+      act(code, message + "; " + fix);
+    }
     return true;
   }
   void stage(uint64_t offset, const void* bytes, size_t length) override {
@@ -366,7 +371,10 @@ class Repairer : public Model, private Fixer {
       }
       InodeModel& model = m_inodes[ino];
       model.inode = inode;
-      fix_inode_fields(ino, model.inode);
+      if (walk_inode_fields(
+              *this, [&] { return describe_by_names(ino); }, model.inode)) {
+        m_dirty_inodes.insert(ino);
+      }
     }
     auto root = m_inodes.find(format::kRootIno);
     if (root == m_inodes.end() || !S_ISDIR(root->second.inode.mode)) {
@@ -397,35 +405,6 @@ class Repairer : public Model, private Fixer {
     inode.atime_ns = inode.mtime_ns = inode.ctime_ns = inode.btime_ns = now_ns();
     inode.parent = parent;
     return inode;
-  }
-
-  void fix_inode_fields(uint64_t ino, Inode& inode) {
-    const std::string who = describe_by_names(ino);
-    const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode),
-               device = S_ISCHR(inode.mode) || S_ISBLK(inode.mode);
-    auto fix = [&](bool bad, const std::string& what, auto&& apply) {
-      if (!bad) return;
-      act(Code::kInodeInvalid, who + ": " + what, Preen::kNo);
-      apply();
-      m_dirty_inodes.insert(ino);
-    };
-    fix(!regular && !symlink && inode.size != 0, "size of a non-file is not 0; set to 0",
-        [&] { inode.size = 0; });
-    fix(!device && inode.rdev != 0, "device number on a non-device; cleared", [&] { inode.rdev = 0; });
-    fix(!S_ISDIR(inode.mode) && inode.parent != 0, "parent field on a non-directory; cleared",
-        [&] { inode.parent = 0; });
-    fix(inode.reserved0 != 0, "reserved field is not zero; zeroed", [&] { inode.reserved0 = 0; });
-    const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
-    fix(!all_zero(inode.extents + inline_count, (format::kInlineExtents - inline_count) * sizeof(Extent)),
-        "unused inline extent entries are not zero; zeroed", [&] {
-          std::memset(inode.extents + inline_count, 0,
-                      (format::kInlineExtents - inline_count) * sizeof(Extent));
-        });
-    const uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
-    fix((inode.flags & format::kInodeTrimming) && inode.trim_block < size_blocks,
-        "trim_block lies inside the file's size; moved to its end", [&] { inode.trim_block = size_blocks; });
-    fix(!(inode.flags & format::kInodeTrimming) && inode.trim_block != 0,
-        "trim_block set without the trimming flag; cleared", [&] { inode.trim_block = 0; });
   }
 
   // ---------------------------------------------------------------------
