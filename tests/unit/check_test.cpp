@@ -1443,6 +1443,35 @@ TEST_CASE("repair fixes resealed damage: counts, entries, tree, space, holds", "
   }
 }
 
+TEST_CASE("check and repair report an inode's field rules in the same words", "[repair]") {
+  Damaged d(populated());
+  Inode fifo = d.inode(d.p.fifo);
+  fifo.size = 5;
+  fifo.rdev = 7;
+  fifo.reserved0 = 1;
+  d.put_inode(fifo);
+  auto before = check(d.image);
+  INFO("before: " << describe(before));
+  auto repaired = repair(d.image);
+  INFO("repair: " << describe(repaired));
+  const std::string who = "inode " + std::to_string(d.p.fifo) + " (/docs/sub/fifo): ";
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {who + "a fifo has size 5", "set to 0"},
+      {who + "a fifo has a device number", "cleared"},
+      {who + "reserved field is not zero", "zeroed"},
+  };
+  for (const auto& [problem, fix] : expected) {
+    CHECK(std::ranges::any_of(before.problems, [&](const auto& found) {
+      return found.code == "INODE_INVALID" && found.message == problem;
+    }));
+    CHECK(std::ranges::any_of(repaired.actions, [&](const fsck::RepairAction& action) {
+      return action.code == "INODE_INVALID" && action.message == problem + "; " + fix && !action.safe;
+    }));
+  }
+  CHECK(repaired.applied);
+  CHECK(check(d.image).clean());
+}
+
 TEST_CASE("repaired inodes that nothing names go to lost+found", "[repair]") {
   const Populated& p = populated();
   Bytes image = p.image;
