@@ -199,7 +199,8 @@ class Checker : public Model, private Fixer {
       problem(Code::kBackupSuperblockLayout, "backup superblock: " + layout.error().message());
     } else if (chosen) {
       compare_backup(primary, backup);
-      check_superblock_fields(backup, "backup superblock");
+      Superblock fields = backup;  // check's fix_problem changes nothing
+      walk_superblock_fields(*this, "backup superblock", fields);
     } else {
       // The backup's high-water marks date from the last clean unmount, so
       // what follows may report slots the primary had counted.
@@ -223,7 +224,8 @@ class Checker : public Model, private Fixer {
       m_stop = true;
       return success();
     }
-    check_superblock_fields(m_sb, "superblock");
+    Superblock fields = m_sb;
+    walk_superblock_fields(*this, "superblock", fields);
     if (m_sb.state & format::kStateError) {
       problem(Code::kSuperblockErrors,
               "superblock: the region has recorded " + std::to_string(m_sb.error_count) + " errors (first: " +
@@ -233,18 +235,6 @@ class Checker : public Model, private Fixer {
     }
     m_slots.assign(m_sb.inode_high_water, Slot::kFree);
     return success();
-  }
-
-  // Fields the validators leave alone: padding and reserved words.
-  void check_superblock_fields(const Superblock& sb, const std::string& which) {
-    if (!label_terminated(sb)) {
-      problem(Code::kSuperblockInvalid, which + ": label is not NUL-terminated");
-    } else if (!label_padded(sb)) {
-      problem(Code::kSuperblockInvalid, which + ": label is not NUL-padded");
-    }
-    if (!reserved_zero(sb)) {
-      problem(Code::kSuperblockInvalid, which + ": reserved fields are not zero");
-    }
   }
 
   void compare_backup(const Superblock& primary, const Superblock& backup) {

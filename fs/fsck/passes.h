@@ -46,6 +46,11 @@ class Fixer {
 
 // Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
 // `in_use` says is in use; repair clears the others.
+// Pass 1 (pass1_superblocks.cpp): the fields of superblock `sb` the
+// validators leave alone, its label's padding and its reserved words;
+// `which` names it in messages. Repair fixes them in `sb`.
+void walk_superblock_fields(Fixer& fixer, const std::string& which, format::Superblock& sb);
+
 // Pass 3 (pass3_inodes.cpp), for one inode in use: the fields inode_valid
 // leaves to a checker (those that depend on the type, the trim mark, and
 // zeros where the format wants them); `who` names the inode in messages,

@@ -203,20 +203,7 @@ class Repairer : public Model, private Fixer {
         m_rewrite_backup = true;
       }
     }
-    // Fields the validators leave alone.
-    if (!label_terminated(sb) || !label_padded(sb)) {
-      const size_t label_length = strnlen(sb.label, sizeof sb.label);
-      act(Code::kSuperblockInvalid, "superblock: label is not NUL-terminated and padded; truncated",
-          Preen::kNo);
-      sb.label[std::min(label_length, sizeof sb.label - 1)] = 0;
-      std::memset(sb.label + strnlen(sb.label, sizeof sb.label), 0,
-                  sizeof sb.label - strnlen(sb.label, sizeof sb.label));
-    }
-    if (!reserved_zero(sb)) {
-      act(Code::kSuperblockInvalid, "superblock: reserved fields are not zero; zeroed", Preen::kYes);
-      sb.reserved0 = 0;
-      std::memset(sb.reserved1, 0, sizeof sb.reserved1);
-    }
+    walk_superblock_fields(*this, "superblock", sb);
     if (sb.state & format::kStateError) {
       act(Code::kSuperblockErrors,
           "superblock: the region has recorded " + std::to_string(sb.error_count) + " errors (first: " +

@@ -1472,6 +1472,35 @@ TEST_CASE("check and repair report an inode's field rules in the same words", "[
   CHECK(check(d.image).clean());
 }
 
+TEST_CASE("check and repair report a superblock's field rules in the same words", "[repair]") {
+  Damaged d(populated());
+  format::Superblock sb = d.superblock();
+  std::memset(sb.label, 0, sizeof sb.label);
+  std::memcpy(sb.label, "ab\0c", 4);
+  sb.reserved0 = 1;
+  d.put_superblock(sb);
+  auto before = check(d.image);
+  INFO("before: " << describe(before));
+  auto repaired = repair(d.image);
+  INFO("repair: " << describe(repaired));
+  const std::vector<std::tuple<std::string, std::string, bool>> expected = {
+      {"superblock: label is not NUL-padded", "padded with NULs", false},
+      {"superblock: reserved fields are not zero", "zeroed", true},
+  };
+  for (const auto& [problem, fix, safe] : expected) {
+    CHECK(std::ranges::any_of(before.problems, [&](const auto& found) {
+      return found.code == "SUPERBLOCK_INVALID" && found.message == problem;
+    }));
+    CHECK(std::ranges::any_of(repaired.actions, [&](const fsck::RepairAction& action) {
+      return action.code == "SUPERBLOCK_INVALID" && action.message == problem + "; " + fix &&
+             action.safe == safe;
+    }));
+  }
+  CHECK(repaired.applied);
+  CHECK(check(d.image).clean());
+  CHECK(std::string(get<format::Superblock>(d.image, 0).label) == "ab");
+}
+
 TEST_CASE("repaired inodes that nothing names go to lost+found", "[repair]") {
   const Populated& p = populated();
   Bytes image = p.image;
