@@ -1,6 +1,7 @@
 // fs/fsck/pass3_inodes.cpp: pass 3, the inodes (see passes.h). For now
-// only the field rules of an inode in use; the slot scan, extents and xattr
-// blocks are still walked in check.cpp and repair.cpp.
+// only the field rules of an inode in use, its extent blocks and its xattr
+// block; the slot scan and the walks of extents and xattr blocks are still
+// in check.cpp and repair.cpp.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -55,6 +56,31 @@ bool walk_inode_fields(Fixer& fixer, const std::function<std::string()>& who, In
         inode.trim_block != 0, [] { return std::string("trim_block is set without the trimming flag"); },
         "cleared", [&] { inode.trim_block = 0; });
   }
+  return changed;
+}
+
+bool walk_extent_block_fields(Fixer& fixer, const std::string& where, const ExtentBlock& block) {
+  const uint32_t used = std::min<uint32_t>(block.count, format::kExtentsPerBlock);
+  return !all_zero(block.extents + used, (format::kExtentsPerBlock - used) * sizeof(Extent)) &&
+         fixer.fix_problem(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero",
+                           "zeroed");
+}
+
+bool walk_xattr_block_fields(Fixer& fixer, const std::string& where, XattrBlock& block) {
+  bool changed = false;
+  if (block.reserved0 != 0 &&
+      fixer.fix_problem(Code::kXattrBlockInvalid, where + ": reserved field is not zero", "zeroed")) {
+    block.reserved0 = 0;
+    changed = true;
+  }
+  const size_t unused = format::kXattrPayloadBytes - block.used_bytes;
+  if (!all_zero(block.payload + block.used_bytes, unused) &&
+      fixer.fix_problem(Code::kXattrBlockInvalid, where + ": payload past used_bytes is not zero",
+                        "zeroed")) {
+    std::memset(block.payload + block.used_bytes, 0, unused);
+    changed = true;
+  }
+  if (changed) format::seal(block);
   return changed;
 }
 

@@ -9,7 +9,11 @@
 // repair applies through the journal at the end. So check and repair cannot
 // disagree about what is a problem.
 //
-// Passes not yet moved here are walked twice, in check.cpp and repair.cpp.
+// Pass 6 is one walk here; of passes 1 and 3 only the field rules are (a
+// structure's padding and reserved words, and an inode's type-dependent
+// fields). The rest of passes 1-5 and 7 is still walked twice, in check.cpp
+// and repair.cpp: a new problem's check and its repair go together in the
+// passN_*.cpp of its pass (the pass is its row in problems.cpp).
 #pragma once
 
 #include <cstdint>
@@ -44,8 +48,6 @@ class Fixer {
   ~Fixer() = default;
 };
 
-// Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
-// `in_use` says is in use; repair clears the others.
 // Pass 1 (pass1_superblocks.cpp): the fields of superblock `sb` the
 // validators leave alone, its label's padding and its reserved words;
 // `which` names it in messages. Repair fixes them in `sb`.
@@ -57,6 +59,18 @@ void walk_superblock_fields(Fixer& fixer, const std::string& which, format::Supe
 // built only when one needs it. Returns true when repair changed `inode`.
 bool walk_inode_fields(Fixer& fixer, const std::function<std::string()>& who, format::Inode& inode);
 
+// Pass 3, for one valid extent block: its unused entries are zero. Returns
+// true when repair is to write the block again (from its extents, the
+// unused entries zero).
+bool walk_extent_block_fields(Fixer& fixer, const std::string& where, const format::ExtentBlock& block);
+
+// Pass 3, for one valid xattr block: its reserved field and the payload
+// past used_bytes are zero. Returns true when repair changed (and resealed)
+// `block`.
+bool walk_xattr_block_fields(Fixer& fixer, const std::string& where, format::XattrBlock& block);
+
+// Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
+// `in_use` says is in use; repair clears the others.
 void walk_holds(const Model& model, Fixer& fixer, const std::function<bool(uint64_t ino)>& in_use);
 
 }  // namespace pkfs::fsck

@@ -458,11 +458,8 @@ class Repairer : public Model, private Fixer {
       }
       model.chain.push_back(next);
       const uint32_t used = std::min<uint32_t>(block.count, format::kExtentsPerBlock);
-      if (!all_zero(block.extents + used, (format::kExtentsPerBlock - used) * sizeof(Extent))) {
-        // The chain is written again from the model, unused entries zero.
-        act(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero; zeroed");
-        rewrite_chain = true;
-      }
+      // The chain is written again from the model, unused entries zero.
+      if (walk_extent_block_fields(*this, where, block)) rewrite_chain = true;
       extents.insert(extents.end(), block.extents, block.extents + used);
       if (block.next != 0 && block.count != format::kExtentsPerBlock) changed = true;  // compacted below
       if (extents.size() > inode.extent_count) break;
@@ -556,15 +553,7 @@ class Repairer : public Model, private Fixer {
           trouble = "owned by inode " + std::to_string(block.owner_ino);
         if (trouble.empty() && block.entry_count == 0) trouble = "holds no attribute";
         if (trouble.empty() && !xattr_names_unique(block)) trouble = "an attribute name appears twice";
-        if (trouble.empty() &&
-            (block.reserved0 != 0 ||
-             !all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes))) {
-          act(Code::kXattrBlockInvalid, where + ": reserved bytes are not zero; zeroed");
-          block.reserved0 = 0;
-          std::memset(block.payload + block.used_bytes, 0, format::kXattrPayloadBytes - block.used_bytes);
-          format::seal(block);
-          rewritten = block;
-        }
+        if (trouble.empty() && walk_xattr_block_fields(*this, where, block)) rewritten = block;
         if (trouble.empty() && !claim_blocks(inode.xattr_block / kBlockSize, 1, ino)) {
           trouble = "claimed by an earlier inode";
           code = Code::kXattrBlockSpace;

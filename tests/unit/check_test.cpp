@@ -1211,6 +1211,32 @@ TEST_CASE("repair restores or drops a damaged xattr block", "[repair]") {
   CHECK(names->empty());
 }
 
+TEST_CASE("check and repair report an xattr block's zero fields in the same words", "[repair]") {
+  const Populated& p = populated();
+  const uint64_t at = p.inode(p.readme).xattr_block;
+  Bytes image = p.image;
+  auto block = get<format::XattrBlock>(image, at);
+  block.reserved0 = 1;
+  block.payload[format::kXattrPayloadBytes - 1] = 1;
+  put_sealed(image, at, block);
+  auto before = check(image);
+  INFO("before: " << describe(before));
+  auto repaired = repair(image);
+  INFO("repair: " << describe(repaired));
+  const std::string where =
+      "inode " + std::to_string(p.readme) + " (/docs/readme): xattr block at " + std::to_string(at) + ": ";
+  for (const std::string problem : {"reserved field is not zero", "payload past used_bytes is not zero"}) {
+    CHECK(std::ranges::any_of(before.problems, [&](const auto& found) {
+      return found.code == "XATTR_BLOCK_INVALID" && found.message == where + problem;
+    }));
+    CHECK(std::ranges::any_of(repaired.actions, [&](const fsck::RepairAction& action) {
+      return action.code == "XATTR_BLOCK_INVALID" && action.message == where + problem + "; zeroed";
+    }));
+  }
+  CHECK(repaired.applied);
+  CHECK(check(image).clean());
+}
+
 // An open transaction with several undo records, as a kill leaves it.
 Bytes with_open_transaction(const Populated& p) {
   Bytes image = p.image;
