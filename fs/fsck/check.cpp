@@ -42,21 +42,6 @@ constexpr uint8_t kStateUnknown = 0xff;
 
 enum class Slot : uint8_t { kFree, kInUse, kBad };
 
-bool is_device(uint32_t mode) { return S_ISCHR(mode) || S_ISBLK(mode); }
-
-std::string type_name(uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return "regular file";
-    case S_IFDIR: return "directory";
-    case S_IFLNK: return "symlink";
-    case S_IFIFO: return "fifo";
-    case S_IFCHR: return "character device";
-    case S_IFBLK: return "block device";
-    case S_IFSOCK: return "socket";
-    default: return "file";
-  }
-}
-
 std::string extent_text(const Extent& extent) {
   return "extent (file block " + std::to_string(extent.file_block) + ", region block " +
          std::to_string(extent.region_block) + ", " + std::to_string(extent.block_count) + " blocks)";
@@ -214,7 +199,8 @@ class Checker : public Model, private Fixer {
       problem(Code::kBackupSuperblockLayout, "backup superblock: " + layout.error().message());
     } else if (chosen) {
       compare_backup(primary, backup);
-      check_superblock_fields(backup, "backup superblock");
+      Superblock fields = backup;  // check's fix_problem changes nothing
+      walk_superblock_fields(*this, "backup superblock", fields);
     } else {
       // The backup's high-water marks date from the last clean unmount, so
       // what follows may report slots the primary had counted.
@@ -238,7 +224,8 @@ class Checker : public Model, private Fixer {
       m_stop = true;
       return success();
     }
-    check_superblock_fields(m_sb, "superblock");
+    Superblock fields = m_sb;
+    walk_superblock_fields(*this, "superblock", fields);
     if (m_sb.state & format::kStateError) {
       problem(Code::kSuperblockErrors,
               "superblock: the region has recorded " + std::to_string(m_sb.error_count) + " errors (first: " +
@@ -248,18 +235,6 @@ class Checker : public Model, private Fixer {
     }
     m_slots.assign(m_sb.inode_high_water, Slot::kFree);
     return success();
-  }
-
-  // Fields the validators leave alone: padding and reserved words.
-  void check_superblock_fields(const Superblock& sb, const std::string& which) {
-    if (!label_terminated(sb)) {
-      problem(Code::kSuperblockInvalid, which + ": label is not NUL-terminated");
-    } else if (!label_padded(sb)) {
-      problem(Code::kSuperblockInvalid, which + ": label is not NUL-padded");
-    }
-    if (!reserved_zero(sb)) {
-      problem(Code::kSuperblockInvalid, which + ": reserved fields are not zero");
-    }
   }
 
   void compare_backup(const Superblock& primary, const Superblock& backup) {
@@ -308,11 +283,11 @@ class Checker : public Model, private Fixer {
     progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
     bool tag_ok = header.tag == format::kJournalTag;
-    if (!tag_ok || header.version != 1 || !format::checksum_ok(header)) {
+    if (!format::stamp_ok(header) || !format::checksum_ok(header)) {
       problem(rejection_code(Code::kJournalTag, tag_ok, format::checksum_ok(header)),
-              std::string("journal header: ") + (!tag_ok               ? "bad tag"
-                                                 : header.version != 1 ? "unknown version"
-                                                                       : "checksum mismatch"));
+              std::string("journal header: ") + (!tag_ok                     ? "bad tag"
+                                                 : !format::stamp_ok(header) ? "unknown version"
+                                                                             : "checksum mismatch"));
       return;
     }
     if (!reserved_zero(header)) {
@@ -749,41 +724,11 @@ class Checker : public Model, private Fixer {
     for (uint64_t ino = 1; ino < m_slots.size(); ++ino) {
       if (m_slots[ino] != Slot::kInUse) continue;
       const Inode inode = inode_at(ino);
-      check_inode_fields(ino, inode);
+      Inode fields = inode;  // check's fix_problem changes nothing
+      walk_inode_fields(
+          *this, [&] { return describe(ino); }, fields);
       if (m_tree_trusted) check_links(ino, inode);
       check_extents(ino, inode);
-    }
-  }
-
-  // What inode_valid leaves to a checker: fields that depend on the type,
-  // the trim mark, and zeros where the format wants them.
-  void check_inode_fields(uint64_t ino, const Inode& inode) {
-    const Who who{this, ino};
-    const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode);
-    if (!regular && !symlink && inode.size != 0) {
-      problem(Code::kInodeInvalid,
-              who + ": a " + type_name(inode.mode) + " has size " + std::to_string(inode.size));
-    }
-    if (!is_device(inode.mode) && inode.rdev != 0) {
-      problem(Code::kInodeInvalid, who + ": a " + type_name(inode.mode) + " has a device number");
-    }
-    if (!S_ISDIR(inode.mode) && inode.parent != 0) {
-      problem(Code::kInodeInvalid, who + ": a " + type_name(inode.mode) + " has a parent field");
-    }
-    if (inode.reserved0 != 0) problem(Code::kInodeInvalid, who + ": reserved field is not zero");
-    uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
-    if (!all_zero(inode.extents + inline_count, (format::kInlineExtents - inline_count) * sizeof(Extent))) {
-      problem(Code::kInodeInvalid, who + ": unused inline extent entries are not zero");
-    }
-    if (inode.flags & format::kInodeTrimming) {
-      uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
-      if (inode.trim_block < size_blocks) {
-        problem(Code::kInodeInvalid, who + ": trim_block " + std::to_string(inode.trim_block) +
-                                         " lies inside the file's size (" + std::to_string(size_blocks) +
-                                         " blocks)");
-      }
-    } else if (inode.trim_block != 0) {
-      problem(Code::kInodeInvalid, who + ": trim_block is set without the trimming flag");
     }
   }
 
@@ -828,9 +773,7 @@ class Checker : public Model, private Fixer {
       if (std::string trouble = claim_blocks(next / kBlockSize, 1, ino, "extent block"); !trouble.empty()) {
         problem(Code::kExtentSpace, where + ": " + trouble);
       }
-      if (!all_zero(block.extents + block.count, (format::kExtentsPerBlock - block.count) * sizeof(Extent))) {
-        problem(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero");
-      }
+      walk_extent_block_fields(*this, where, block);
       if (block.next != 0 && block.count != format::kExtentsPerBlock) {
         problem(Code::kExtentChain,
                 where + ": holds " + std::to_string(block.count) +
@@ -938,10 +881,8 @@ class Checker : public Model, private Fixer {
     }
     if (block.entry_count == 0)
       problem(Code::kXattrBlockInvalid, where + ": holds no attribute (it should have been freed)");
-    if (block.reserved0 != 0) problem(Code::kXattrBlockInvalid, where + ": reserved field is not zero");
-    if (!all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes)) {
-      problem(Code::kXattrBlockInvalid, where + ": payload past used_bytes is not zero");
-    }
+    XattrBlock fields = block;  // check's fix_problem changes nothing
+    walk_xattr_block_fields(*this, where, fields);
     // The validator proved every entry fits; names must also be unique.
     std::unordered_set<std::string> names;
     uint32_t position = 0;
@@ -1012,7 +953,8 @@ class Checker : public Model, private Fixer {
   }
 
   // The shared walks' one way to report (passes.h): check only reports.
-  bool fix_problem(Code code, const std::string& message, const std::string& /*fix*/) override {
+  bool fix_problem(Code code, const std::string& message, const std::string& /*fix*/,
+                   Preen /*preen*/) override {
     problem(code, message);
     return false;
   }

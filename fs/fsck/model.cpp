@@ -1,6 +1,8 @@
 // fs/fsck/model.cpp: the read-only model of a region (see model.h).
 #include "fs/fsck/model.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -9,12 +11,17 @@
 
 namespace pkfs::fsck {
 
-bool all_zero(const void* data, size_t length) {
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < length; ++i) {
-    if (bytes[i] != 0) return false;
+std::string type_name(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "regular file";
+    case S_IFDIR: return "directory";
+    case S_IFLNK: return "symlink";
+    case S_IFIFO: return "fifo";
+    case S_IFCHR: return "character device";
+    case S_IFBLK: return "block device";
+    case S_IFSOCK: return "socket";
+    default: return "file";
   }
-  return true;
 }
 
 bool label_terminated(const format::Superblock& sb) {
@@ -80,7 +87,7 @@ void Model::roll_back_into(std::byte* out, uint64_t offset, uint64_t length, siz
 
 std::optional<std::pair<uint64_t, uint64_t>> Model::load_rollback() {
   const auto header = read<format::JournalHeader>(m_layout.journal_offset);
-  if (header.tag != format::kJournalTag || header.version != 1 || !format::checksum_ok(header) ||
+  if (!format::stamp_ok(header) || !format::checksum_ok(header) ||
       header.journal_bytes != m_layout.journal_bytes || header.open_sequence == 0 ||
       header.open_sequence != header.last_sequence) {
     return std::nullopt;

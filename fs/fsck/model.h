@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "fs/base/bytes.h"
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
 #include "fs/region/region.h"
@@ -62,11 +63,8 @@ auto run_cancellable(Walk&& walk) -> decltype(walk()) {
 // Slots or chunks between two progress reports.
 inline constexpr uint64_t kProgressStep = 65536;
 
-bool all_zero(const void* data, size_t length);
-template <typename T>
-bool all_zero(const T& value) {
-  return all_zero(&value, sizeof value);
-}
+// "regular file", "directory", ... for messages.
+std::string type_name(uint32_t mode);
 
 // Field rules the validators leave alone (padding and reserved words),
 // checked by check and enforced by repair.
@@ -83,10 +81,9 @@ bool reserved_zero(const format::JournalHeader& header);
 //    e2fsck does for a metadata block whose checksum alone is wrong).
 // Returns the salvaged structure and how, or nothing.
 template <typename T, typename Valid>
-std::optional<T> salvage(T value, uint32_t tag, Valid valid, std::string* how) {
-  if (value.tag != tag || value.version != 1) {
-    value.tag = tag;
-    value.version = 1;
+std::optional<T> salvage(T value, Valid valid, std::string* how) {
+  if (!format::stamp_ok(value)) {
+    format::stamp(value);
     if (format::checksum_ok(value) && valid(value)) {
       *how = "tag restored (the checksum matches)";
       return value;

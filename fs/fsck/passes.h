@@ -9,7 +9,11 @@
 // repair applies through the journal at the end. So check and repair cannot
 // disagree about what is a problem.
 //
-// Passes not yet moved here are walked twice, in check.cpp and repair.cpp.
+// Pass 6 is one walk here; of passes 1 and 3 only the field rules are (a
+// structure's padding and reserved words, and an inode's type-dependent
+// fields). The rest of passes 1-5 and 7 is still walked twice, in check.cpp
+// and repair.cpp: a new problem's check and its repair go together in the
+// passN_*.cpp of its pass (the pass is its row in problems.cpp).
 #pragma once
 
 #include <cstdint>
@@ -26,8 +30,12 @@ class Fixer {
   // e2fsck's fix_problem: reports `code` with `message` (the structure and
   // what is wrong with it); `fix` says what repair does about it. Returns
   // true when the caller is to make that repair. Preen (fsck -p) follows
-  // the problem table's row for `code`.
-  virtual bool fix_problem(Code code, const std::string& message, const std::string& fix) = 0;
+  // the problem table's row for `code`, or `preen` where that row says
+  // Preen::kPerFix.
+  virtual bool fix_problem(Code code, const std::string& message, const std::string& fix, Preen preen) = 0;
+  bool fix_problem(Code code, const std::string& message, const std::string& fix) {
+    return fix_problem(code, message, fix, problem_info(code).preen);
+  }
 
   // Stages new bytes for a region offset (only after fix_problem said yes).
   virtual void stage(uint64_t offset, const void* bytes, size_t length) = 0;
@@ -39,6 +47,27 @@ class Fixer {
  protected:
   ~Fixer() = default;
 };
+
+// Pass 1 (pass1_superblocks.cpp): the fields of superblock `sb` the
+// validators leave alone, its label's padding and its reserved words;
+// `which` names it in messages. Repair fixes them in `sb`.
+void walk_superblock_fields(Fixer& fixer, const std::string& which, format::Superblock& sb);
+
+// Pass 3 (pass3_inodes.cpp), for one inode in use: the fields inode_valid
+// leaves to a checker (those that depend on the type, the trim mark, and
+// zeros where the format wants them); `who` names the inode in messages,
+// built only when one needs it. Returns true when repair changed `inode`.
+bool walk_inode_fields(Fixer& fixer, const std::function<std::string()>& who, format::Inode& inode);
+
+// Pass 3, for one valid extent block: its unused entries are zero. Returns
+// true when repair is to write the block again (from its extents, the
+// unused entries zero).
+bool walk_extent_block_fields(Fixer& fixer, const std::string& where, const format::ExtentBlock& block);
+
+// Pass 3, for one valid xattr block: its reserved field and the payload
+// past used_bytes are zero. Returns true when repair changed (and resealed)
+// `block`.
+bool walk_xattr_block_fields(Fixer& fixer, const std::string& where, format::XattrBlock& block);
 
 // Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
 // `in_use` says is in use; repair clears the others.

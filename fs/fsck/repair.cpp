@@ -20,7 +20,6 @@
 #include <array>
 #include <bit>
 #include <cstring>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <optional>
@@ -29,6 +28,8 @@
 #include <unordered_set>
 
 #include "fs/alloc/allocator.h"
+#include "fs/base/bytes.h"
+#include "fs/base/clock.h"
 #include "fs/format/format.h"
 #include "fs/fsck/fsck.h"
 #include "fs/fsck/model.h"
@@ -39,12 +40,6 @@ namespace pkfs::fsck {
 namespace {
 
 constexpr const char* kLostFound = "lost+found";
-
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 struct ChainBlock {
   uint64_t offset;
@@ -105,7 +100,8 @@ class Repairer : public Model, private Fixer {
   }
   void act(Code code, std::string message, Preen preen) {
     const ProblemInfo& info = problem_info(code);
-    if (info.preen != Preen::kPerFix) std::abort();  // broken invariant: the table decides
+    if (info.preen != Preen::kPerFix || preen == Preen::kPerFix)
+      std::abort();  // broken invariant: the table decides
     m_report.actions.push_back({info.name, std::move(message), preen == Preen::kYes});
   }
 
@@ -116,8 +112,12 @@ class Repairer : public Model, private Fixer {
 
   // The shared walks' one way to report (passes.h): repair reports what
   // it does, and does it.
-  bool fix_problem(Code code, const std::string& message, const std::string& fix) override {
-    act(code, message + "; " + fix);
+  bool fix_problem(Code code, const std::string& message, const std::string& fix, Preen preen) override {
+    if (problem_info(code).preen == Preen::kPerFix) {
+      act(code, message + "; " + fix, preen);
+    } else {
+      act(code, message + "; " + fix);
+    }
     return true;
   }
   void stage(uint64_t offset, const void* bytes, size_t length) override {
@@ -203,20 +203,7 @@ class Repairer : public Model, private Fixer {
         m_rewrite_backup = true;
       }
     }
-    // Fields the validators leave alone.
-    if (!label_terminated(sb) || !label_padded(sb)) {
-      const size_t label_length = strnlen(sb.label, sizeof sb.label);
-      act(Code::kSuperblockInvalid, "superblock: label is not NUL-terminated and padded; truncated",
-          Preen::kNo);
-      sb.label[std::min(label_length, sizeof sb.label - 1)] = 0;
-      std::memset(sb.label + strnlen(sb.label, sizeof sb.label), 0,
-                  sizeof sb.label - strnlen(sb.label, sizeof sb.label));
-    }
-    if (!reserved_zero(sb)) {
-      act(Code::kSuperblockInvalid, "superblock: reserved fields are not zero; zeroed", Preen::kYes);
-      sb.reserved0 = 0;
-      std::memset(sb.reserved1, 0, sizeof sb.reserved1);
-    }
+    walk_superblock_fields(*this, "superblock", sb);
     if (sb.state & format::kStateError) {
       act(Code::kSuperblockErrors,
           "superblock: the region has recorded " + std::to_string(sb.error_count) + " errors (first: " +
@@ -271,13 +258,13 @@ class Repairer : public Model, private Fixer {
           journal ? "journal header: reserved fields are not zero" : journal.error().message();
       std::string how;
       auto sane = [&](const JournalHeader& h) { return h.journal_bytes == bytes && reserved_zero(h); };
-      auto restored = salvage(header, format::kJournalTag, sane, &how);
+      auto restored = salvage(header, sane, &how);
       // Only an exact restore of the tag keeps the commit words: a header
       // whose other fields are wrong is rewritten empty.
       const bool exact = restored && how.rfind("tag", 0) == 0;
-      const Code code = header.tag != format::kJournalTag || header.version != 1 ? Code::kJournalTag
-                        : !format::checksum_ok(header)                           ? Code::kJournalChecksum
-                                                                                 : Code::kJournalInvalid;
+      const Code code = !format::stamp_ok(header)      ? Code::kJournalTag
+                        : !format::checksum_ok(header) ? Code::kJournalChecksum
+                                                       : Code::kJournalInvalid;
       act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"));
       if (preen_blocked()) {
         m_stop = true;
@@ -356,7 +343,7 @@ class Repairer : public Model, private Fixer {
       if (!format::inode_valid(inode, ino, &what)) {
         std::string how;
         auto salvaged = salvage(
-            inode, format::kInodeTag, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
+            inode, [ino](const Inode& i) { return format::inode_valid(i, ino); }, &how);
         if (salvaged && !format::inode_is_free(*salvaged)) {
           act(inode.tag != format::kInodeTag ? Code::kInodeTag : Code::kInodeChecksum,
               describe_by_names(ino) + ": " + what + "; " + how);
@@ -371,7 +358,10 @@ class Repairer : public Model, private Fixer {
       }
       InodeModel& model = m_inodes[ino];
       model.inode = inode;
-      fix_inode_fields(ino, model.inode);
+      if (walk_inode_fields(
+              *this, [&] { return describe_by_names(ino); }, model.inode)) {
+        m_dirty_inodes.insert(ino);
+      }
     }
     auto root = m_inodes.find(format::kRootIno);
     if (root == m_inodes.end() || !S_ISDIR(root->second.inode.mode)) {
@@ -386,9 +376,7 @@ class Repairer : public Model, private Fixer {
   }
 
   static Inode free_inode(uint64_t ino, uint64_t generation) {
-    Inode inode{};
-    inode.tag = format::kInodeTag;
-    inode.version = 1;
+    auto inode = format::stamped<Inode>();
     inode.ino = ino;
     inode.generation = generation;
     format::seal(inode);
@@ -396,9 +384,7 @@ class Repairer : public Model, private Fixer {
   }
 
   static Inode new_directory(uint64_t ino, uint64_t generation, uint64_t parent, uint32_t permissions) {
-    Inode inode{};
-    inode.tag = format::kInodeTag;
-    inode.version = 1;
+    auto inode = format::stamped<Inode>();
     inode.ino = ino;
     inode.generation = generation;
     inode.mode = S_IFDIR | permissions;
@@ -406,35 +392,6 @@ class Repairer : public Model, private Fixer {
     inode.atime_ns = inode.mtime_ns = inode.ctime_ns = inode.btime_ns = now_ns();
     inode.parent = parent;
     return inode;
-  }
-
-  void fix_inode_fields(uint64_t ino, Inode& inode) {
-    const std::string who = describe_by_names(ino);
-    const bool regular = S_ISREG(inode.mode), symlink = S_ISLNK(inode.mode),
-               device = S_ISCHR(inode.mode) || S_ISBLK(inode.mode);
-    auto fix = [&](bool bad, const std::string& what, auto&& apply) {
-      if (!bad) return;
-      act(Code::kInodeInvalid, who + ": " + what, Preen::kNo);
-      apply();
-      m_dirty_inodes.insert(ino);
-    };
-    fix(!regular && !symlink && inode.size != 0, "size of a non-file is not 0; set to 0",
-        [&] { inode.size = 0; });
-    fix(!device && inode.rdev != 0, "device number on a non-device; cleared", [&] { inode.rdev = 0; });
-    fix(!S_ISDIR(inode.mode) && inode.parent != 0, "parent field on a non-directory; cleared",
-        [&] { inode.parent = 0; });
-    fix(inode.reserved0 != 0, "reserved field is not zero; zeroed", [&] { inode.reserved0 = 0; });
-    const uint32_t inline_count = std::min(inode.extent_count, format::kInlineExtents);
-    fix(!all_zero(inode.extents + inline_count, (format::kInlineExtents - inline_count) * sizeof(Extent)),
-        "unused inline extent entries are not zero; zeroed", [&] {
-          std::memset(inode.extents + inline_count, 0,
-                      (format::kInlineExtents - inline_count) * sizeof(Extent));
-        });
-    const uint64_t size_blocks = (inode.size + kBlockSize - 1) / kBlockSize;
-    fix((inode.flags & format::kInodeTrimming) && inode.trim_block < size_blocks,
-        "trim_block lies inside the file's size; moved to its end", [&] { inode.trim_block = size_blocks; });
-    fix(!(inode.flags & format::kInodeTrimming) && inode.trim_block != 0,
-        "trim_block set without the trimming flag; cleared", [&] { inode.trim_block = 0; });
   }
 
   // ---------------------------------------------------------------------
@@ -476,8 +433,7 @@ class Repairer : public Model, private Fixer {
       if (!format::extent_block_valid(block, &what)) {
         std::string how;
         auto salvaged = salvage(
-            block, format::kExtentBlockTag,
-            [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
+            block, [](const ExtentBlock& b) { return format::extent_block_valid(b); }, &how);
         if (!salvaged || salvaged->owner_ino != ino) {
           act(block.tag != format::kExtentBlockTag ? Code::kExtentBlockTag : Code::kExtentBlockChecksum,
               where + ": " + what + "; the chain is cut there (the extents it held are lost)");
@@ -502,11 +458,8 @@ class Repairer : public Model, private Fixer {
       }
       model.chain.push_back(next);
       const uint32_t used = std::min<uint32_t>(block.count, format::kExtentsPerBlock);
-      if (!all_zero(block.extents + used, (format::kExtentsPerBlock - used) * sizeof(Extent))) {
-        // The chain is written again from the model, unused entries zero.
-        act(Code::kExtentBlockInvalid, where + ": unused extent entries are not zero; zeroed");
-        rewrite_chain = true;
-      }
+      // The chain is written again from the model, unused entries zero.
+      if (walk_extent_block_fields(*this, where, block)) rewrite_chain = true;
       extents.insert(extents.end(), block.extents, block.extents + used);
       if (block.next != 0 && block.count != format::kExtentsPerBlock) changed = true;  // compacted below
       if (extents.size() > inode.extent_count) break;
@@ -587,8 +540,7 @@ class Repairer : public Model, private Fixer {
           code = block.tag != format::kXattrBlockTag ? Code::kXattrBlockTag : Code::kXattrBlockChecksum;
           std::string how;
           auto salvaged = salvage(
-              block, format::kXattrBlockTag, [](const XattrBlock& b) { return format::xattr_block_valid(b); },
-              &how);
+              block, [](const XattrBlock& b) { return format::xattr_block_valid(b); }, &how);
           if (!salvaged) {
             trouble = what;
           } else {
@@ -601,15 +553,7 @@ class Repairer : public Model, private Fixer {
           trouble = "owned by inode " + std::to_string(block.owner_ino);
         if (trouble.empty() && block.entry_count == 0) trouble = "holds no attribute";
         if (trouble.empty() && !xattr_names_unique(block)) trouble = "an attribute name appears twice";
-        if (trouble.empty() &&
-            (block.reserved0 != 0 ||
-             !all_zero(block.payload + block.used_bytes, format::kXattrPayloadBytes - block.used_bytes))) {
-          act(Code::kXattrBlockInvalid, where + ": reserved bytes are not zero; zeroed");
-          block.reserved0 = 0;
-          std::memset(block.payload + block.used_bytes, 0, format::kXattrPayloadBytes - block.used_bytes);
-          format::seal(block);
-          rewritten = block;
-        }
+        if (trouble.empty() && walk_xattr_block_fields(*this, where, block)) rewritten = block;
         if (trouble.empty() && !claim_blocks(inode.xattr_block / kBlockSize, 1, ino)) {
           trouble = "claimed by an earlier inode";
           code = Code::kXattrBlockSpace;
@@ -735,7 +679,7 @@ class Repairer : public Model, private Fixer {
       if (!format::dirent_valid(dirent, &what)) {
         std::string how;
         auto salvaged = salvage(
-            dirent, format::kDirentTag, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
+            dirent, [](const Dirent& d) { return format::dirent_valid(d); }, &how);
         const Code code = dirent.tag != format::kDirentTag ? Code::kDirentTag : Code::kDirentChecksum;
         if (!salvaged) {
           act(code, where + ": " + what + "; cleared");
@@ -962,15 +906,8 @@ class Repairer : public Model, private Fixer {
         m_superblock_changed = true;
       }
     }
-    Dirent dirent{};
-    dirent.tag = format::kDirentTag;
-    dirent.version = 1;
-    dirent.file_type = static_cast<uint8_t>(IFTODT(m_inodes[child].inode.mode));
-    dirent.name_length = static_cast<uint8_t>(name.size());
-    dirent.parent_ino = parent;
-    dirent.ino = child;
-    std::memcpy(dirent.name, name.data(), name.size());
-    format::seal(dirent);
+    const Dirent dirent =
+        format::make_dirent(parent, child, static_cast<uint8_t>(IFTODT(m_inodes[child].inode.mode)), name);
     write(dirent_offset(slot), dirent);
     m_entries.push_back({slot, parent, child, dirent.file_type, name, true});
     return true;
@@ -992,16 +929,7 @@ class Repairer : public Model, private Fixer {
       Entry* entry = &m_entries[*index];
       entry->parent = lf;
       entry->name = name;
-      Dirent dirent{};
-      dirent.tag = format::kDirentTag;
-      dirent.version = 1;
-      dirent.file_type = entry->file_type;
-      dirent.name_length = static_cast<uint8_t>(name.size());
-      dirent.parent_ino = lf;
-      dirent.ino = ino;
-      std::memcpy(dirent.name, name.data(), name.size());
-      format::seal(dirent);
-      write(dirent_offset(entry->slot), dirent);
+      write(dirent_offset(entry->slot), format::make_dirent(lf, ino, entry->file_type, name));
       return true;
     }
     return add_entry(lf, name, ino);
@@ -1084,9 +1012,7 @@ class Repairer : public Model, private Fixer {
         act(map.tag != format::kChunkMapTag ? Code::kChunkMapTag : Code::kChunkMapChecksum,
             "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents");
         // States that cannot be trusted: nothing is known zero.
-        ChunkMapBlock fresh{};
-        fresh.tag = format::kChunkMapTag;
-        fresh.version = 1;
+        auto fresh = format::stamped<ChunkMapBlock>();
         fresh.first_chunk = block * format::kChunksPerMapBlock;
         std::memset(fresh.state, format::kChunkFreeDirty, sizeof fresh.state);
         map = fresh;
@@ -1145,9 +1071,7 @@ class Repairer : public Model, private Fixer {
   void rewrite_split_header(uint64_t chunk) {
     const uint64_t offset = chunk * kChunkSize;
     const auto current = read<SplitHeader>(offset);
-    SplitHeader header{};
-    header.tag = format::kSplitHeaderTag;
-    header.version = 1;
+    auto header = format::stamped<SplitHeader>();
     header.chunk_index = chunk;
     const auto& bits = *m_claims.split_claims(chunk);
     std::memcpy(header.bitmap, bits.data(), sizeof header.bitmap);
@@ -1200,9 +1124,7 @@ class Repairer : public Model, private Fixer {
         inode.extent_block = model.chain.empty() ? 0 : model.chain.front();
         size_t at = format::kInlineExtents;
         for (size_t i = 0; i < model.chain.size(); ++i) {
-          ExtentBlock block{};
-          block.tag = format::kExtentBlockTag;
-          block.version = 1;
+          auto block = format::stamped<ExtentBlock>();
           block.owner_ino = ino;
           size_t n = std::min<size_t>(format::kExtentsPerBlock, count - at);
           block.count = static_cast<uint16_t>(n);

@@ -30,9 +30,7 @@ uint64_t record_checksum(const std::byte* record, uint64_t length) {
 }  // namespace
 
 void Journal::format(region::Region& region, uint64_t offset, uint64_t bytes) {
-  JournalHeader header{};
-  header.tag = format::kJournalTag;
-  header.version = 1;
+  auto header = format::stamped<JournalHeader>();
   header.journal_bytes = bytes;
   format::seal(header);
   header.last_sequence = 0;
@@ -54,7 +52,7 @@ Result<std::unique_ptr<Journal>> Journal::open(region::Region& region, uint64_t 
   journal->m_filter = std::move(filter);
   // One copy, validated; its sequence words are what the journal uses after.
   const auto header = region::copy_from_region<JournalHeader>(region.base() + offset);
-  if (header.tag != format::kJournalTag || header.version != 1) {
+  if (!format::stamp_ok(header)) {
     return Error(EUCLEAN, "journal header: bad tag or version");
   }
   if (!format::checksum_ok(header)) return Error(EUCLEAN, "journal header: checksum mismatch");
@@ -104,7 +102,7 @@ uint64_t scan_undo_records(const std::byte* area, uint64_t bytes, uint64_t seque
   // stops at the end of the journal area.
   while (position + sizeof(UndoRecordHeader) + sizeof(uint64_t) <= bytes) {
     const auto record = region::copy_from_region<UndoRecordHeader>(area + position);
-    if (record.tag != format::kUndoTag || record.version != 1 || record.sequence != sequence) break;
+    if (!format::stamp_ok(record) || record.sequence != sequence) break;
     uint64_t total = format::undo_record_bytes(record.length);
     if (record.length == 0 || total > bytes - position) break;
     copy.resize(total);
@@ -220,9 +218,7 @@ Result<void> Transaction::log(uint64_t offset, uint64_t length) {
   std::vector<std::byte>& buffer = m_journal.m_record;
   buffer.assign(total, std::byte{0});
   std::byte* record = buffer.data();
-  UndoRecordHeader header{};
-  header.tag = format::kUndoTag;
-  header.version = 1;
+  auto header = format::stamped<UndoRecordHeader>();
   header.sequence = m_sequence;
   header.target_offset = offset;
   header.length = static_cast<uint32_t>(length);

@@ -1211,6 +1211,32 @@ TEST_CASE("repair restores or drops a damaged xattr block", "[repair]") {
   CHECK(names->empty());
 }
 
+TEST_CASE("check and repair report an xattr block's zero fields in the same words", "[repair]") {
+  const Populated& p = populated();
+  const uint64_t at = p.inode(p.readme).xattr_block;
+  Bytes image = p.image;
+  auto block = get<format::XattrBlock>(image, at);
+  block.reserved0 = 1;
+  block.payload[format::kXattrPayloadBytes - 1] = 1;
+  put_sealed(image, at, block);
+  auto before = check(image);
+  INFO("before: " << describe(before));
+  auto repaired = repair(image);
+  INFO("repair: " << describe(repaired));
+  const std::string where =
+      "inode " + std::to_string(p.readme) + " (/docs/readme): xattr block at " + std::to_string(at) + ": ";
+  for (const std::string problem : {"reserved field is not zero", "payload past used_bytes is not zero"}) {
+    CHECK(std::ranges::any_of(before.problems, [&](const auto& found) {
+      return found.code == "XATTR_BLOCK_INVALID" && found.message == where + problem;
+    }));
+    CHECK(std::ranges::any_of(repaired.actions, [&](const fsck::RepairAction& action) {
+      return action.code == "XATTR_BLOCK_INVALID" && action.message == where + problem + "; zeroed";
+    }));
+  }
+  CHECK(repaired.applied);
+  CHECK(check(image).clean());
+}
+
 // An open transaction with several undo records, as a kill leaves it.
 Bytes with_open_transaction(const Populated& p) {
   Bytes image = p.image;
@@ -1441,6 +1467,64 @@ TEST_CASE("repair fixes resealed damage: counts, entries, tree, space, holds", "
     c.damage(d);
     expect_repaired(d.image, c.code, c.touches);
   }
+}
+
+TEST_CASE("check and repair report an inode's field rules in the same words", "[repair]") {
+  Damaged d(populated());
+  Inode fifo = d.inode(d.p.fifo);
+  fifo.size = 5;
+  fifo.rdev = 7;
+  fifo.reserved0 = 1;
+  d.put_inode(fifo);
+  auto before = check(d.image);
+  INFO("before: " << describe(before));
+  auto repaired = repair(d.image);
+  INFO("repair: " << describe(repaired));
+  const std::string who = "inode " + std::to_string(d.p.fifo) + " (/docs/sub/fifo): ";
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {who + "a fifo has size 5", "set to 0"},
+      {who + "a fifo has a device number", "cleared"},
+      {who + "reserved field is not zero", "zeroed"},
+  };
+  for (const auto& [problem, fix] : expected) {
+    CHECK(std::ranges::any_of(before.problems, [&](const auto& found) {
+      return found.code == "INODE_INVALID" && found.message == problem;
+    }));
+    CHECK(std::ranges::any_of(repaired.actions, [&](const fsck::RepairAction& action) {
+      return action.code == "INODE_INVALID" && action.message == problem + "; " + fix && !action.safe;
+    }));
+  }
+  CHECK(repaired.applied);
+  CHECK(check(d.image).clean());
+}
+
+TEST_CASE("check and repair report a superblock's field rules in the same words", "[repair]") {
+  Damaged d(populated());
+  format::Superblock sb = d.superblock();
+  std::memset(sb.label, 0, sizeof sb.label);
+  std::memcpy(sb.label, "ab\0c", 4);
+  sb.reserved0 = 1;
+  d.put_superblock(sb);
+  auto before = check(d.image);
+  INFO("before: " << describe(before));
+  auto repaired = repair(d.image);
+  INFO("repair: " << describe(repaired));
+  const std::vector<std::tuple<std::string, std::string, bool>> expected = {
+      {"superblock: label is not NUL-padded", "padded with NULs", false},
+      {"superblock: reserved fields are not zero", "zeroed", true},
+  };
+  for (const auto& [problem, fix, safe] : expected) {
+    CHECK(std::ranges::any_of(before.problems, [&](const auto& found) {
+      return found.code == "SUPERBLOCK_INVALID" && found.message == problem;
+    }));
+    CHECK(std::ranges::any_of(repaired.actions, [&](const fsck::RepairAction& action) {
+      return action.code == "SUPERBLOCK_INVALID" && action.message == problem + "; " + fix &&
+             action.safe == safe;
+    }));
+  }
+  CHECK(repaired.applied);
+  CHECK(check(d.image).clean());
+  CHECK(std::string(get<format::Superblock>(d.image, 0).label) == "ab");
 }
 
 TEST_CASE("repaired inodes that nothing names go to lost+found", "[repair]") {
