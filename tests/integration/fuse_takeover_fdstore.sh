@@ -76,16 +76,21 @@ os.write(held, b"one\n")
 first.send_signal(signal.SIGKILL)
 first.wait()
 
-# The restarted service: same command line, the store in LISTEN_FDS.
-def as_listen_fds():
-    os.dup2(stored[names[0]], 3)
-    os.dup2(stored[names[1]], 4)
-log2 = open(os.path.join(work, "daemon.2.log"), "w")
-second = subprocess.Popen(
-    ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
-    env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
-    stderr=log2, preexec_fn=as_listen_fds, close_fds=False, cwd="/")
-procs.append(second)
+# A restarted service: same command line, `fuse_fd` and `params_fd` as fds
+# 3 and 4 in LISTEN_FDS under the stored names; logs to daemon.N.log.
+def restart(fuse_fd, params_fd, n):
+    def as_listen_fds():
+        os.dup2(fuse_fd, 3)
+        os.dup2(params_fd, 4)
+    log = open(os.path.join(work, "daemon.%d.log" % n), "w")
+    daemon = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
+        env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
+        stderr=log, preexec_fn=as_listen_fds, close_fds=False, cwd="/")
+    procs.append(daemon)
+    return daemon
+
+second = restart(stored[names[0]], stored[names[1]], 2)
 for _ in range(200):
     if "took over" in open(os.path.join(work, "daemon.2.log")).read():
         break
@@ -156,15 +161,7 @@ if sorted(dead) != names:
 third.send_signal(signal.SIGKILL)
 third.wait()
 subprocess.run(["fusermount3", "-u", "-z", mnt], check=True)
-def as_dead_listen_fds():
-    os.dup2(dead[names[0]], 3)
-    os.dup2(dead[names[1]], 4)
-log4 = open(os.path.join(work, "daemon.4.log"), "w")
-fourth = subprocess.Popen(
-    ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
-    env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
-    stderr=log4, preexec_fn=as_dead_listen_fds, close_fds=False, cwd="/")
-procs.append(fourth)
+fourth = restart(dead[names[0]], dead[names[1]], 4)
 fresh, removed = collect(2)
 text = open(os.path.join(work, "daemon.4.log")).read()
 if fourth.poll() is not None:
@@ -184,15 +181,7 @@ print("[fuse_takeover_fdstore] a dead stored connection was dropped from the sto
 
 # A stored "connection" that is not /dev/fuse at all: the same.
 null_fd = os.open("/dev/null", os.O_RDWR)
-def as_null_listen_fds():
-    os.dup2(null_fd, 3)
-    os.dup2(dead[names[1]], 4)
-log5 = open(os.path.join(work, "daemon.5.log"), "w")
-fifth = subprocess.Popen(
-    ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", pkfs, region, mnt, "-f"],
-    env=dict(env, LISTEN_FDS="2", LISTEN_FDNAMES=":".join(names)),
-    stderr=log5, preexec_fn=as_null_listen_fds, close_fds=False, cwd="/")
-procs.append(fifth)
+fifth = restart(null_fd, dead[names[1]], 5)
 fresh, removed = collect(2)
 text = open(os.path.join(work, "daemon.5.log")).read()
 if fifth.poll() is not None or "it is not /dev/fuse" not in text:
