@@ -282,28 +282,14 @@ class Checker : public Model, private Fixer {
   void check_journal() {
     progress(2, 0, 1);
     const auto header = read<JournalHeader>(m_layout.journal_offset);
-    bool tag_ok = header.tag == format::kJournalTag;
-    if (!format::stamp_ok(header) || !format::checksum_ok(header)) {
-      problem(rejection_code(Code::kJournalTag, tag_ok, format::checksum_ok(header)),
-              std::string("journal header: ") + (!tag_ok                     ? "bad tag"
-                                                 : !format::stamp_ok(header) ? "unknown version"
-                                                                             : "checksum mismatch"));
-      return;
-    }
-    if (!reserved_zero(header)) {
-      problem(Code::kJournalInvalid, "journal header: reserved fields are not zero");
-    }
-    if (header.journal_bytes != m_layout.journal_bytes) {
-      problem(Code::kJournalInvalid, "journal header: size " + std::to_string(header.journal_bytes) +
-                                         " does not match the superblock's " +
-                                         std::to_string(m_layout.journal_bytes));
-    }
+    walk_journal_header(*this, header, m_layout.journal_bytes, nullptr);  // check restores nothing
+    if (!format::stamp_ok(header) || !format::checksum_ok(header)) return;
     if (header.open_sequence != 0 && m_report.rolled_back_sequence != header.open_sequence) {
-      problem(Code::kJournalOpen,
-              "journal: transaction " + std::to_string(header.open_sequence) +
-                  " is open (last begun: " + std::to_string(header.last_sequence) +
-                  (header.open_sequence == header.last_sequence ? "); mounting rolls it back"
-                                                                : "; they must be equal)"));
+      if (header.open_sequence == header.last_sequence) {
+        problem(Code::kJournalOpen, "journal: transaction " + std::to_string(header.open_sequence) +
+                                        " is open (last begun: " + std::to_string(header.last_sequence) +
+                                        "); mounting rolls it back");
+      }
       check_undo_records(header.open_sequence);
     }
   }

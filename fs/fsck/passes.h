@@ -9,9 +9,9 @@
 // repair applies through the journal at the end. So check and repair cannot
 // disagree about what is a problem.
 //
-// Pass 6 is one walk here; of passes 1 and 3 only the field rules are (a
-// structure's padding and reserved words, and an inode's type-dependent
-// fields). The rest of passes 1-5 and 7 is still walked twice, in check.cpp
+// Pass 6 and pass 2's journal header are one walk here; of passes 1 and 3
+// only the field rules are (a structure's padding and reserved words, and
+// an inode's type-dependent fields). The rest of passes 1-5 and 7 is still walked twice, in check.cpp
 // and repair.cpp: a new problem's check and its repair go together in the
 // passN_*.cpp of its pass (the pass is its row in problems.cpp).
 #pragma once
@@ -52,6 +52,17 @@ class Fixer {
 // validators leave alone, its label's padding and its reserved words;
 // `which` names it in messages. Repair fixes them in `sb`.
 void walk_superblock_fields(Fixer& fixer, const std::string& which, format::Superblock& sb);
+
+// Pass 2 (pass2_journal.cpp): the journal header, as a mount's
+// journal::Journal::open reads it (`journal_bytes` is the superblock's).
+// Returns what repair is to do: restore `*restored` (only the tag or version
+// was wrong, and restoring it makes the checksum match, so the commit words
+// are kept) or rewrite the journal empty. The open transaction a mount rolls
+// back is not the header's problem: check lays it over the region, repair
+// recovers it.
+enum class JournalRepair : uint8_t { kNone, kRestore, kRewrite };
+JournalRepair walk_journal_header(Fixer& fixer, const JournalHeader& header, uint64_t journal_bytes,
+                                  JournalHeader* restored);
 
 // Pass 3 (pass3_inodes.cpp), for one inode in use: the fields inode_valid
 // leaves to a checker (those that depend on the type, the trim mark, and

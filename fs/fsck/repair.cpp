@@ -251,34 +251,22 @@ class Repairer : public Model, private Fixer {
                                       const std::byte* current) {
       alloc::Allocator::adjust_undo_image(layout, target, image, length, current);
     };
-    auto journal = journal::Journal::open(m_target, offset, bytes, filter);
-    const JournalHeader header = read<JournalHeader>(offset);
-    if (!journal || !reserved_zero(header)) {
-      std::string trouble =
-          journal ? "journal header: reserved fields are not zero" : journal.error().message();
-      std::string how;
-      auto sane = [&](const JournalHeader& h) { return h.journal_bytes == bytes && reserved_zero(h); };
-      auto restored = salvage(header, sane, &how);
-      // Only an exact restore of the tag keeps the commit words: a header
-      // whose other fields are wrong is rewritten empty.
-      const bool exact = restored && how.rfind("tag", 0) == 0;
-      const Code code = !format::stamp_ok(header)      ? Code::kJournalTag
-                        : !format::checksum_ok(header) ? Code::kJournalChecksum
-                                                       : Code::kJournalInvalid;
-      act(code, trouble + (exact ? "; " + how : "; rewritten empty (an open transaction is lost)"));
+    JournalHeader salvaged{};
+    if (const auto fix = walk_journal_header(*this, read<JournalHeader>(offset), bytes, &salvaged);
+        fix != JournalRepair::kNone) {
       if (preen_blocked()) {
         m_stop = true;
         return success();
       }
-      if (exact) {
-        std::memcpy(m_target.base() + offset, &*restored, offsetof(JournalHeader, reserved2));
+      if (fix == JournalRepair::kRestore) {
+        std::memcpy(m_target.base() + offset, &salvaged, offsetof(JournalHeader, reserved2));
         m_target.persist(offset, sizeof(JournalHeader));
       } else {
         journal::Journal::format(m_target, offset, bytes);
       }
-      journal = journal::Journal::open(m_target, offset, bytes, filter);
-      if (!journal) return journal.error();
     }
+    auto journal = journal::Journal::open(m_target, offset, bytes, filter);
+    if (!journal) return journal.error();
     m_journal = std::move(journal).value();
     if (m_journal->needs_recovery()) {
       auto recovery = m_journal->recover();
@@ -296,9 +284,10 @@ class Repairer : public Model, private Fixer {
       } else {
         m_report.recovered_sequence = recovery->sequence;
         m_report.recovered_records = recovery->records;
-        act(Code::kJournalOpen, "journal: transaction " + std::to_string(recovery->sequence) +
-                                    " was open; rolled back (" + std::to_string(recovery->records) +
-                                    " records)");
+        act(Code::kJournalOpen,
+            "journal: transaction " + std::to_string(recovery->sequence) + " was open; rolled back (" +
+                std::to_string(recovery->records) + " records)",
+            Preen::kYes);
         // The roll back may have restored the superblock's fields.
         if (auto sb = format::verify_superblock(read<Superblock>(0)); sb) {
           Superblock restored = read<Superblock>(0);

@@ -1102,7 +1102,7 @@ TEST_CASE("repair restores or rewrites a damaged journal header", "[repair]") {
   uint64_t journal = populated().layout.journal_offset;
   expect_flips_repaired({{journal + 0x00, "JOURNAL_TAG"},
                          {journal + 0x10, "JOURNAL_CHECKSUM"},
-                         {journal + offsetof(format::JournalHeader, open_sequence), "JOURNAL_INVALID"}});
+                         {journal + offsetof(format::JournalHeader, open_sequence), "JOURNAL_OPEN"}});
 }
 
 TEST_CASE("repair restores or clears a damaged inode", "[repair]") {
