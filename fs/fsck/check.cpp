@@ -329,17 +329,10 @@ class Checker : public Model, private Fixer {
     m_states.assign(chunks, kStateUnknown);
     m_claims.reset(chunks);
     for (uint64_t block = 0; block < m_layout.chunk_map_blocks; ++block) {
-      const auto map = read<ChunkMapBlock>(m_layout.chunk_map_offset + block * kBlockSize);
-      std::string what;
-      if (!format::chunk_map_block_valid(map, block, &what)) {
-        problem(rejection_code(Code::kChunkMapTag, map.tag == format::kChunkMapTag, format::checksum_ok(map)),
-                "chunk map block " + std::to_string(block) + ": " + what);
+      auto map = read<ChunkMapBlock>(m_layout.chunk_map_offset + block * kBlockSize);
+      if (walk_chunk_map_block(*this, block, map) == ChunkMapRepair::kUnreadable) {
         m_space_trusted = false;
         continue;
-      }
-      if (map.reserved0 != 0) {
-        problem(Code::kChunkMapInvalid,
-                "chunk map block " + std::to_string(block) + ": reserved field is not zero");
       }
       for (uint64_t i = 0; i < format::kChunksPerMapBlock; ++i) {
         uint64_t chunk = block * format::kChunksPerMapBlock + i;
@@ -913,19 +906,7 @@ class Checker : public Model, private Fixer {
                                           std::to_string(first_leaked) + ")");
         }
       } else if (state == format::kChunkFreeZero && m_options.verify_known_zero) {
-        // (A chunk an interrupted transaction allocated reads free and
-        // dirty here, as the undo filter leaves it at mount.)
-        const std::byte* bytes = m_region.base() + chunk * kChunkSize;
-        for (uint64_t offset = 0; offset < kChunkSize; offset += sizeof(uint64_t)) {
-          uint64_t word;
-          std::memcpy(&word, bytes + offset, sizeof word);
-          if (word != 0) {
-            problem(Code::kChunkNotZero, "chunk " + std::to_string(chunk) +
-                                             " is marked free and known zero but byte " +
-                                             std::to_string(offset) + " of it is not zero");
-            break;
-          }
-        }
+        walk_known_zero_chunk(*this, chunk, m_region.base() + chunk * kChunkSize);
       }
     }
   }

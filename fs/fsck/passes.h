@@ -9,10 +9,11 @@
 // repair applies through the journal at the end. So check and repair cannot
 // disagree about what is a problem.
 //
-// Pass 6 and pass 2's journal header are one walk here; of passes 1 and 3
-// only the field rules are (a structure's padding and reserved words, and
-// an inode's type-dependent fields). The rest of passes 1-5 and 7 is still walked twice, in check.cpp
-// and repair.cpp: a new problem's check and its repair go together in the
+// Passes 6 and 7, pass 2's journal header and pass 5's chunk-map blocks
+// are one walk here; of passes 1 and 3 only the field rules are (a
+// structure's padding and reserved words, and an inode's type-dependent
+// fields). The rest of passes 1-5 is still walked twice, in check.cpp and
+// repair.cpp: a new problem's check and its repair go together in the
 // passN_*.cpp of its pass (the pass is its row in problems.cpp).
 #pragma once
 
@@ -80,8 +81,20 @@ bool walk_extent_block_fields(Fixer& fixer, const std::string& where, const form
 // `block`.
 bool walk_xattr_block_fields(Fixer& fixer, const std::string& where, format::XattrBlock& block);
 
+// Pass 5 (pass5_space.cpp): chunk-map block `index`, read into `map`: valid
+// and its reserved field zero. Repair rebuilds an invalid block in `map`
+// (every state free and dirty, for the caller to set from the claims) or
+// zeroes the field. kUnreadable: invalid and left so (check).
+enum class ChunkMapRepair : uint8_t { kNone, kChanged, kRebuilt, kUnreadable };
+ChunkMapRepair walk_chunk_map_block(Fixer& fixer, uint64_t index, ChunkMapBlock& map);
+
 // Pass 6 (pass6_holds.cpp): every hold in use is valid and names an inode
 // `in_use` says is in use; repair clears the others.
 void walk_holds(const Model& model, Fixer& fixer, const std::function<bool(uint64_t ino)>& in_use);
+
+// Pass 7 (pass7_zero.cpp): chunk `chunk`, marked free and known zero, at
+// `bytes` (kChunkSize of them), is all zero. Returns true when repair is to
+// mark it free and dirty.
+bool walk_known_zero_chunk(Fixer& fixer, uint64_t chunk, const std::byte* bytes);
 
 }  // namespace pkfs::fsck

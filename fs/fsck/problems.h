@@ -5,9 +5,10 @@
 // (fsck -p) may repair it without asking. The rows are in problems.cpp, one
 // per code, in pass order: a new problem is a new enumerator here and a new
 // row there, found by its pass's walk. A shared walk (passN_*.cpp, see
-// passes.h; pass 6 and the journal header so far) reports it and makes its
-// repair in one place, through Fixer::fix_problem; the others report it in
-// check.cpp and repair it in repair.cpp.
+// passes.h; passes 6 and 7, the journal header and the chunk-map blocks so
+// far) reports it and makes its repair in one place, through
+// Fixer::fix_problem; the others report it in check.cpp and repair it in
+// repair.cpp.
 #pragma once
 
 #include <cstdint>

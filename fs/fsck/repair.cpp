@@ -995,25 +995,9 @@ class Repairer : public Model, private Fixer {
     for (uint64_t block = 0; block < m_layout.chunk_map_blocks; ++block) {
       const uint64_t offset = m_layout.chunk_map_offset + block * kBlockSize;
       auto map = read<ChunkMapBlock>(offset);
-      std::string what;
-      bool rewrite = false;
-      if (!format::chunk_map_block_valid(map, block, &what)) {
-        act(map.tag != format::kChunkMapTag ? Code::kChunkMapTag : Code::kChunkMapChecksum,
-            "chunk map block " + std::to_string(block) + ": " + what + "; rebuilt from the extents");
-        // States that cannot be trusted: nothing is known zero.
-        auto fresh = format::stamped<ChunkMapBlock>();
-        fresh.first_chunk = block * format::kChunksPerMapBlock;
-        std::memset(fresh.state, format::kChunkFreeDirty, sizeof fresh.state);
-        map = fresh;
-        m_quiet_blocks.insert(block);
-        rewrite = true;
-      }
-      if (map.reserved0 != 0) {
-        act(Code::kChunkMapInvalid,
-            "chunk map block " + std::to_string(block) + ": reserved field is not zero; zeroed");
-        map.reserved0 = 0;
-        rewrite = true;
-      }
+      const ChunkMapRepair fixed = walk_chunk_map_block(*this, block, map);
+      bool rewrite = fixed != ChunkMapRepair::kNone;
+      if (fixed == ChunkMapRepair::kRebuilt) m_quiet_blocks.insert(block);
       for (uint64_t i = 0; i < format::kChunksPerMapBlock; ++i) {
         const uint64_t chunk = block * format::kChunksPerMapBlock + i;
         if (chunk % kProgressStep == 0) progress(5, chunk, chunks);
@@ -1032,12 +1016,13 @@ class Repairer : public Model, private Fixer {
     }
   }
 
-  uint8_t wanted_state(uint64_t chunk, uint8_t current) const {
+  uint8_t wanted_state(uint64_t chunk, uint8_t current) {
     if (m_layout.meta_chunk(chunk)) return format::kChunkMeta;
     if (m_claims.chunk_owner(chunk) != 0) return format::kChunkUsed;
     if (m_claims.split_claims(chunk)) return format::kChunkSplit;
     if (current == format::kChunkFreeZero) {
-      if (m_options.verify_known_zero && !all_zero(m_region.base() + chunk * kChunkSize, kChunkSize)) {
+      if (m_options.verify_known_zero &&
+          walk_known_zero_chunk(*this, chunk, m_region.base() + chunk * kChunkSize)) {
         return format::kChunkFreeDirty;
       }
       return format::kChunkFreeZero;
@@ -1047,9 +1032,9 @@ class Repairer : public Model, private Fixer {
 
   void describe_state_change(uint64_t chunk, uint8_t from, uint8_t to) {
     const std::string where = "chunk " + std::to_string(chunk);
-    if (to == format::kChunkFreeDirty && from == format::kChunkFreeZero) {
-      act(Code::kChunkNotZero, where + ": marked known zero but holds data; marked dirty");
-    } else if (to == format::kChunkFreeDirty && (from == format::kChunkUsed || from == format::kChunkSplit)) {
+    // Known zero to dirty: pass 7's walk (walk_known_zero_chunk) reported it.
+    if (to == format::kChunkFreeDirty && from == format::kChunkFreeZero) return;
+    if (to == format::kChunkFreeDirty && (from == format::kChunkUsed || from == format::kChunkSplit)) {
       act(Code::kSpaceLeaked, where + ": marked in use but nothing owns it; freed (dirty)");
     } else {
       act(Code::kChunkState,
