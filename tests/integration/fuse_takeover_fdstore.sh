@@ -46,19 +46,29 @@ def receive():
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
     return data.decode(), list(fds)
 
+# What the daemon asks of the store, until `want_store` descriptors were
+# stored and `want_remove` names removed, or `timeout` seconds passed:
+# ({name: fd stored}, {names removed}).
+def collect(want_store, want_remove=0, timeout=10):
+    got_store, got_remove = {}, set()
+    manager.settimeout(timeout)
+    deadline = time.time() + timeout
+    while time.time() < deadline and (len(got_store) < want_store or len(got_remove) < want_remove):
+        try:
+            message, fds = receive()
+        except socket.timeout:
+            break
+        fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+        if fields.get("FDSTORE") == "1" and fds:
+            got_store[fields["FDNAME"]] = fds[0]
+        if fields.get("FDSTOREREMOVE") == "1":
+            got_remove.add(fields["FDNAME"])
+    return got_store, got_remove
+
 log1 = open(os.path.join(work, "daemon.1.log"), "w")
 first = subprocess.Popen([pkfs, region, mnt, "-f"], env=env, stderr=log1)
 procs.append(first)
-stored = {}
-deadline = time.time() + 10
-while len(stored) < 2 and time.time() < deadline:
-    try:
-        message, fds = receive()
-    except socket.timeout:
-        break
-    fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
-    if fields.get("FDSTORE") == "1" and fds:
-        stored[fields["FDNAME"]] = fds[0]
+stored, _ = collect(2)
 # The descriptors are stored after INIT, which the first access triggers
 # if the mount has not yet.
 if len(stored) < 2:
@@ -113,16 +123,7 @@ os.chdir("/")
 subprocess.run(["fusermount3", "-u", mnt], check=True)
 if second.wait(timeout=20) != 0:
     fail("the restarted daemon exited with %d" % second.returncode)
-removed = set()
-manager.settimeout(2)
-try:
-    while len(removed) < 2:
-        message, _ = receive()
-        fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
-        if fields.get("FDSTOREREMOVE") == "1":
-            removed.add(fields["FDNAME"])
-except socket.timeout:
-    pass
+_, removed = collect(0, want_remove=2, timeout=2)
 if removed != set(names):
     fail("FDSTOREREMOVE for %s, want %s" % (sorted(removed), names))
 print("[fuse_takeover_fdstore] stored %s; restarted from them; removed at unmount" % ", ".join(names))
@@ -131,22 +132,6 @@ print("[fuse_takeover_fdstore] stored %s; restarted from them; removed at unmoun
 # lazily unmounted (the kernel aborts the connection although the store
 # still holds its descriptor), and the service is restarted with the dead
 # pair. It must drop the pair from the store and mount afresh, not exit.
-def collect(want_store, timeout=10):
-    got_store, got_remove = {}, set()
-    manager.settimeout(timeout)
-    deadline = time.time() + timeout
-    while time.time() < deadline and len(got_store) < want_store:
-        try:
-            message, fds = receive()
-        except socket.timeout:
-            break
-        fields = dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
-        if fields.get("FDSTORE") == "1" and fds:
-            got_store[fields["FDNAME"]] = fds[0]
-        if fields.get("FDSTOREREMOVE") == "1":
-            got_remove.add(fields["FDNAME"])
-    return got_store, got_remove
-
 log3 = open(os.path.join(work, "daemon.3.log"), "w")
 third = subprocess.Popen([pkfs, region, mnt, "-f"], env=env, stderr=log3)
 procs.append(third)
@@ -162,7 +147,7 @@ third.send_signal(signal.SIGKILL)
 third.wait()
 subprocess.run(["fusermount3", "-u", "-z", mnt], check=True)
 fourth = restart(dead[names[0]], dead[names[1]], 4)
-fresh, removed = collect(2)
+fresh, removed = collect(2, want_remove=2)
 text = open(os.path.join(work, "daemon.4.log")).read()
 if fourth.poll() is not None:
     fail("the service restarted with a dead connection exited: " + text)
@@ -182,7 +167,7 @@ print("[fuse_takeover_fdstore] a dead stored connection was dropped from the sto
 # A stored "connection" that is not /dev/fuse at all: the same.
 null_fd = os.open("/dev/null", os.O_RDWR)
 fifth = restart(null_fd, dead[names[1]], 5)
-fresh, removed = collect(2)
+fresh, removed = collect(2, want_remove=2)
 text = open(os.path.join(work, "daemon.5.log")).read()
 if fifth.poll() is not None or "it is not /dev/fuse" not in text:
     fail("a stored descriptor that is not /dev/fuse: " + text)
