@@ -665,18 +665,26 @@ int run(Options options, Detacher& detacher) {
       g_logger.warning("no hand-over socket: " + listening.error().message());
     }
   }
+  // After a crash, the kernel re-sends what the dead daemon had read and not
+  // answered, before any worker reads: a re-send moves every request read
+  // and unanswered back to the queue, so one sent while this daemon's
+  // workers run would hand them requests they are answering already (a
+  // CREATE run again after the client had renamed the file left a second
+  // name behind). A planned hand-over leaves nothing unanswered.
+  if (incoming && incoming->mode == core::Takeover::kUnknown) {
+    if (connection->kernel_has_resend()) {
+      if (auto resent = connection->notify_resend(); !resent) g_logger.warning(resent.error().message());
+    } else {
+      g_logger.warning(
+          "this kernel has no FUSE_NOTIFY_RESEND: requests the previous daemon had read stay "
+          "unanswered");
+    }
+  }
   connection->start();
   if (incoming) {
     // Serving already when the old daemon hears it may go: nothing can fail
     // after this point, and every millisecond here is a client's stall.
     takeover::send_verdict(*incoming, 0, "");
-    if (connection->kernel_has_resend()) {
-      if (auto resent = connection->notify_resend(); !resent) g_logger.warning(resent.error().message());
-    } else if (incoming->mode == core::Takeover::kUnknown) {
-      g_logger.warning(
-          "this kernel has no FUSE_NOTIFY_RESEND: requests the previous daemon had read stay "
-          "unanswered");
-    }
     g_logger.info("took over " + options.mountpoint + " from " + incoming->source + "; region " +
                   options.region + "; control socket " + control->socket_path());
   } else {

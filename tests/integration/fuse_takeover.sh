@@ -51,6 +51,11 @@ for round in 1 2 3 4 5; do
   sleep 0.3
 done
 takeover_client_finish "$WORK/stop" "$WORK/result"
+# A planned hand-over leaves nothing read and unanswered: the kernel must
+# re-send nothing (a re-send while the successor serves runs requests twice).
+if grep -l "re-sent by the kernel" "$WORK"/daemon.*.log 2>/dev/null; then
+  pkfs_fail "a planned hand-over had requests re-sent: $(grep -h "re-sent by the kernel" "$WORK"/daemon.*.log | head -3)"
+fi
 summary=$(cat "$WORK/result")
 median=$(printf '%s\n' "${stalls[@]}" | sort -n | sed -n 3p)
 seen_median=$(printf '%s\n' "${seen[@]}" | sort -n | sed -n 3p)
