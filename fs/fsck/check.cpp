@@ -864,19 +864,14 @@ class Checker : public Model, private Fixer {
     walk_xattr_block_fields(*this, where, fields);
     // The validator proved every entry fits; names must also be unique.
     std::unordered_set<std::string> names;
-    uint32_t position = 0;
-    for (uint16_t i = 0; i < block.entry_count; ++i) {
-      format::XattrEntryHeader header;
-      std::memcpy(&header, block.payload + position, sizeof header);
-      position += static_cast<uint32_t>(sizeof header);
+    for_each_xattr_entry(block, [&](uint16_t i, const format::XattrEntryHeader& header,
+                                    std::string_view name) {
       if (header.reserved0 != 0)
         problem(Code::kXattrBlockInvalid,
                 where + ": entry " + std::to_string(i) + " has a nonzero reserved byte");
-      std::string name(reinterpret_cast<const char*>(block.payload + position), header.name_length);
-      position += header.name_length + header.value_length;
-      if (!names.insert(name).second)
-        problem(Code::kXattrBlockInvalid, where + ": attribute \"" + name + "\" appears twice");
-    }
+      if (!names.emplace(name).second)
+        problem(Code::kXattrBlockInvalid, where + ": attribute \"" + std::string(name) + "\" appears twice");
+    });
     return true;
   }
 

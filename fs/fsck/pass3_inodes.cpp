@@ -84,4 +84,18 @@ bool walk_xattr_block_fields(Fixer& fixer, const std::string& where, XattrBlock&
   return changed;
 }
 
+void for_each_xattr_entry(const XattrBlock& block,
+                          const std::function<void(uint16_t index, const format::XattrEntryHeader& header,
+                                                   std::string_view name)>& visit) {
+  uint32_t position = 0;
+  for (uint16_t i = 0; i < block.entry_count; ++i) {
+    format::XattrEntryHeader header;
+    std::memcpy(&header, block.payload + position, sizeof header);
+    position += static_cast<uint32_t>(sizeof header);
+    visit(i, header,
+          std::string_view(reinterpret_cast<const char*>(block.payload + position), header.name_length));
+    position += header.name_length + header.value_length;
+  }
+}
+
 }  // namespace pkfs::fsck

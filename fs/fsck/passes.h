@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "fs/fsck/model.h"
 #include "fs/fsck/problems.h"
@@ -80,6 +81,12 @@ bool walk_extent_block_fields(Fixer& fixer, const std::string& where, const form
 // past used_bytes are zero. Returns true when repair changed (and resealed)
 // `block`.
 bool walk_xattr_block_fields(Fixer& fixer, const std::string& where, format::XattrBlock& block);
+
+// Pass 3, for one valid xattr block: `visit` with each entry's index,
+// header and name, in order (the validator proved every entry fits).
+void for_each_xattr_entry(const format::XattrBlock& block,
+                          const std::function<void(uint16_t index, const format::XattrEntryHeader& header,
+                                                   std::string_view name)>& visit);
 
 // Pass 5 (pass5_space.cpp): chunk-map block `index`, read into `map`: valid
 // and its reserved field zero. Repair rebuilds an invalid block in `map`

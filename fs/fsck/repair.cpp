@@ -592,17 +592,11 @@ class Repairer : public Model, private Fixer {
 
   static bool xattr_names_unique(const XattrBlock& block) {
     std::unordered_set<std::string> names;
-    uint32_t position = 0;
-    for (uint16_t i = 0; i < block.entry_count; ++i) {
-      format::XattrEntryHeader header;
-      std::memcpy(&header, block.payload + position, sizeof header);
-      position += static_cast<uint32_t>(sizeof header);
-      if (header.reserved0 != 0) return false;
-      if (!names.emplace(reinterpret_cast<const char*>(block.payload + position), header.name_length).second)
-        return false;
-      position += header.name_length + header.value_length;
-    }
-    return true;
+    bool ok = true;
+    for_each_xattr_entry(block, [&](uint16_t, const format::XattrEntryHeader& header, std::string_view name) {
+      ok = ok && header.reserved0 == 0 && names.emplace(name).second;
+    });
+    return ok;
   }
 
   // Claims, in inode order: a whole chunk has one owner; a split chunk's
